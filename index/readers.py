@@ -1,0 +1,251 @@
+"""Read corpus files (.txt, .md, .html/.htm, .jsonl) into :class:`Article` records.
+
+Each reader gets the file's bytes and returns the articles it found plus the
+problems it met (a file-level problem means the file is skipped; a line-level
+one in JSONL skips just that line).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from bs4 import BeautifulSoup, Comment
+from charset_normalizer import from_bytes
+
+from .models import Article
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
+TITLE_MAX_CHARS = 80
+
+_ORIGINAL_ARTICLE = re.compile(r"^\s*Original article:\s*(\S+)\s*$", re.IGNORECASE)
+_DISCLAIMER = re.compile(r"^\s*Disclaimer\s*:", re.IGNORECASE)
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+_MD_HEADING = re.compile(r"^\s{0,3}#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_SENTENCE = re.compile(r"^(.+?[.!?])(?=\s|$)", re.DOTALL)
+_SLUG_JUNK = re.compile(r"[^a-z0-9]+")
+
+
+class Unreadable(Exception):
+    """The whole file cannot be used; the message is the reason shown to the user."""
+
+
+@dataclass
+class ReadResult:
+    articles: list[Article] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def read_file(path: Path, data: bytes, article_id: str) -> ReadResult:
+    """Parse one file. ``article_id`` is used by single-article formats."""
+    suffix = path.suffix.lower()
+    if not data.strip():
+        raise Unreadable("empty file")
+    if suffix == ".jsonl":
+        return _read_jsonl(path, decode(data))
+    text = decode(data)
+    if suffix == ".txt":
+        article = _read_text(text, article_id)
+    elif suffix in (".md", ".markdown"):
+        article = _read_markdown(text, article_id)
+    elif suffix in (".html", ".htm"):
+        article = _read_html(text, article_id)
+    else:
+        raise Unreadable(f"unsupported type {suffix or '(no extension)'}")
+    if not article.text.strip():
+        raise Unreadable("no article text")
+    return ReadResult([_with_path(article, path)])
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else the charset charset-normalizer detects."""
+    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise Unreadable("binary file (contains NUL bytes)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    best = from_bytes(data[: 1 << 20]).best()
+    if best is None or best.encoding is None:
+        raise Unreadable("undecodable: not UTF-8 and no character set could be detected")
+    try:
+        return data.decode(best.encoding)
+    except (UnicodeDecodeError, LookupError) as error:
+        raise Unreadable(f"undecodable as {best.encoding}: {error}") from None
+
+
+def slug(value: str) -> str:
+    """A short id users can type: lowercase letters, digits and dashes."""
+    cleaned = _SLUG_JUNK.sub("-", value.lower()).strip("-")
+    return cleaned[:60].rstrip("-") or "article"
+
+
+def derive_title(text: str) -> str:
+    """The first sentence of ``text``, cut at a word boundary if long."""
+    first = text.strip().split("\n", 1)[0].strip()
+    match = _SENTENCE.match(first)
+    sentence = (match.group(1) if match else first).strip()
+    if len(sentence) <= TITLE_MAX_CHARS:
+        return sentence.rstrip(".")
+    cut = sentence[:TITLE_MAX_CHARS].rsplit(" ", 1)[0].rstrip(",;:-")
+    return cut + "…"
+
+
+def _with_path(article: Article, path: Path) -> Article:
+    return Article(**{**article.__dict__, "path": str(path)})
+
+
+def _read_text(text: str, article_id: str) -> Article:
+    url = None
+    kept: list[str] = []
+    for line in text.splitlines():
+        found = _ORIGINAL_ARTICLE.match(line)
+        if found and url is None:
+            url = found.group(1)
+            continue
+        if _DISCLAIMER.match(line):
+            continue
+        kept.append(line.rstrip())
+    body = "\n".join(kept).strip()
+    return Article(id=article_id, title=_title_line(body) or derive_title(body), text=body, url=_http_url(url))
+
+
+def _title_line(body: str) -> str | None:
+    """A first line that reads like a headline (short, no full stop) followed by more text."""
+    first, _, rest = body.partition("\n")
+    first = first.strip()
+    if rest.strip() and 0 < len(first.split()) <= 15 and not first.endswith((".", "!", "?", ",", ";", ":")):
+        return first
+    return None
+
+
+def _read_markdown(text: str, article_id: str) -> Article:
+    meta: dict[str, object] = {}
+    body = text
+    found = _FRONT_MATTER.match(text)
+    if found:
+        try:
+            loaded = yaml.safe_load(found.group(1))
+        except yaml.YAMLError as error:
+            raise Unreadable(f"invalid YAML front matter: {str(error).splitlines()[0]}") from None
+        if isinstance(loaded, dict):
+            meta = {str(key).lower(): value for key, value in loaded.items()}
+        body = text[found.end() :]
+    body = body.strip()
+    heading = _MD_HEADING.search(body)
+    title = _string(meta.get("title")) or (heading.group(1).strip() if heading else None) or derive_title(body)
+    return Article(
+        id=article_id,
+        title=title,
+        text=body,
+        url=_http_url(_string(meta.get("url"))),
+        source=_string(meta.get("source")),
+        published=_string(meta.get("published") or meta.get("date")),
+        author=_string(meta.get("author")),
+    )
+
+
+_DROP_TAGS = ("script", "style", "noscript", "nav", "header", "footer", "aside", "form", "iframe", "svg", "template", "button")
+_BLOCK_TAGS = (
+    "p", "div", "section", "article", "main", "h1", "h2", "h3", "h4", "h5", "h6", "li", "ul", "ol",
+    "blockquote", "pre", "table", "tr", "td", "th", "figure", "figcaption", "dd", "dt", "hr",
+)  # fmt: skip
+
+
+def _read_html(text: str, article_id: str) -> Article:
+    soup = BeautifulSoup(text, "html.parser")
+    title_tag = soup.find("title")
+    title = title_tag.get_text(" ", strip=True) if title_tag else ""
+    url = _meta(soup, ("og:url",)) or _link(soup, "canonical")
+    published = _meta(soup, ("article:published_time", "date", "pubdate", "dc.date"))
+    source = _meta(soup, ("og:site_name",))
+    author = _meta(soup, ("author", "article:author"))
+    for tag in soup.find_all(_DROP_TAGS):
+        tag.decompose()
+    for comment in soup.find_all(string=lambda node: isinstance(node, Comment)):
+        comment.extract()
+    root = soup.find("article") or soup.find("main") or soup.body or soup
+    for tag in root.find_all("br"):
+        tag.replace_with("\n")
+    for tag in root.find_all(_BLOCK_TAGS):
+        tag.insert_before("\n\n")
+        tag.insert_after("\n\n")
+    lines = [" ".join(line.split()) for line in root.get_text().split("\n")]
+    body = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    if not title:
+        h1 = soup.find("h1")
+        title = h1.get_text(" ", strip=True) if h1 else derive_title(body)
+    return Article(
+        id=article_id, title=title, text=body, url=_http_url(url), source=source, published=published, author=author
+    )
+
+
+def _meta(soup: BeautifulSoup, names: tuple[str, ...]) -> str | None:
+    for name in names:
+        tag = soup.find("meta", attrs={"property": name}) or soup.find("meta", attrs={"name": name})
+        if tag and tag.get("content"):
+            return str(tag["content"]).strip()[:500] or None
+    return None
+
+
+def _link(soup: BeautifulSoup, rel: str) -> str | None:
+    tag = soup.find("link", rel=rel)
+    return str(tag["href"]).strip() if tag and tag.get("href") else None
+
+
+def _read_jsonl(path: Path, text: str) -> ReadResult:
+    result = ReadResult()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            result.problems.append(f"malformed JSONL line {number}: {error.msg}")
+            continue
+        if not isinstance(record, dict):
+            result.problems.append(f"malformed JSONL line {number}: expected an object")
+            continue
+        raw_id = record.get("id", record.get("_id"))
+        body = record.get("text")
+        if raw_id is None or str(raw_id).strip() == "":
+            result.problems.append(f"JSONL line {number}: no 'id' (or '_id')")
+            continue
+        if not isinstance(body, str) or not body.strip():
+            result.problems.append(f"JSONL line {number}: no 'text'")
+            continue
+        body = body.strip()
+        result.articles.append(
+            Article(
+                id=str(raw_id).strip(),
+                title=_string(record.get("title")) or derive_title(body),
+                text=body,
+                url=_http_url(_string(record.get("url"))),
+                source=_string(record.get("source")),
+                published=_string(record.get("published")),
+                author=_string(record.get("author")),
+                path=f"{path}:{number}",
+            )
+        )
+    if not result.articles and result.problems:
+        raise Unreadable("no usable lines: " + "; ".join(result.problems[:3]))
+    return result
+
+
+def _string(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _http_url(url: str | None) -> str | None:
+    """Only http(s) URLs are kept: they become links in Slack."""
+    if url and re.match(r"^https?://[^\s<>|]+$", url, re.IGNORECASE):
+        return url
+    return None
+
+

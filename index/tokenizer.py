@@ -1,0 +1,113 @@
+"""The one tokenizer, used for passages and questions alike.
+
+Pipeline: NFKC-normalise, find word-like runs (letters/digits, inner apostrophes,
+decimal numbers), map the country "US"/"U.S." to its own term before lowercasing
+so it does not vanish with the stopword "us", casefold, drop English stopwords,
+then Snowball-stem (PyStemmer).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
+
+import Stemmer
+
+from .models import Token
+
+TOKENIZER_NAME = "corpusbot-v1 (nfkc, casefold, en-stopwords, snowball-english)"
+
+# The term the country abbreviation becomes. It cannot collide with a stemmed
+# English word because stems never contain an underscore.
+COUNTRY_US = "u_s"
+
+_WORD = re.compile(
+    r"""
+    U\.S\.(?:A\.)?               # U.S. / U.S.A. (kept whole, see COUNTRY_US)
+    | \d+(?:[.,]\d+)+            # 3.5  1,000  2025.06
+    | [^\W_]+(?:['’][^\W_]+)*    # words, with inner apostrophes (China's, don't)
+    """,
+    re.VERBOSE,
+)
+_COUNTRY_FORMS = frozenset({"US", "USA", "U.S.", "U.S.A."})
+_POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
+
+# English function words. "us" is here as the pronoun; the country survives as COUNTRY_US.
+STOPWORDS = frozenset(
+    """
+    a about above after again against all am an and any are aren't as at be because
+    been before being below between both but by can can't cannot could couldn't did
+    didn't do does doesn't doing don't down during each few for from further had
+    hadn't has hasn't have haven't having he he'd he'll he's her here here's hers
+    herself him himself his how how's i i'd i'll i'm i've if in into is isn't it it's
+    its itself let's me more most mustn't my myself no nor not of off on once only or
+    other ought our ours ourselves out over own same shan't she she'd she'll she's
+    should shouldn't so some such than that that's the their theirs them themselves
+    then there there's these they they'd they'll they're they've this those through
+    to too under until up very was wasn't we we'd we'll we're we've were weren't what
+    what's when when's where where's which while who who's whom why why's will with
+    won't would wouldn't you you'd you'll you're you've your yours yourself
+    yourselves us also just may might must shall s t
+    """.split()
+)
+
+
+class Tokenizer:
+    """Turns text into BM25 terms; ``tokens`` also reports where each came from."""
+
+    name = TOKENIZER_NAME
+
+    def __init__(self) -> None:
+        self._stemmer = Stemmer.Stemmer("english")
+
+    def tokens(self, text: str) -> list[Token]:
+        """Terms with their character spans in ``text`` (spans index the original string)."""
+        found: list[tuple[str, int, int]] = []
+        for match in _WORD.finditer(text):
+            term = _normalise(match.group())
+            if term:
+                found.append((term, match.start(), match.end()))
+        stems = self._stem([term for term, _, _ in found])
+        return [Token(stem, start, end) for stem, (_, start, end) in zip(stems, found, strict=True)]
+
+    def terms(self, text: str) -> list[str]:
+        """Just the terms, in order (duplicates kept: BM25 counts them)."""
+        words = [_normalise(match.group()) for match in _WORD.finditer(text)]
+        return self._stem([word for word in words if word])
+
+    def terms_many(self, texts: Iterable[str]) -> list[list[str]]:
+        return [self.terms(text) for text in texts]
+
+    def _stem(self, words: list[str]) -> list[str]:
+        stems: list[str] = self._stemmer.stemWords(words)
+        # The country marker must not be touched by the stemmer.
+        return [COUNTRY_US if word == COUNTRY_US else stem for word, stem in zip(words, stems, strict=True)]
+
+
+@lru_cache(maxsize=200_000)
+def _normalise(raw: str) -> str:
+    """One raw match -> its unstemmed term, or "" when it is a stopword."""
+    if raw in _COUNTRY_FORMS:
+        return COUNTRY_US
+    word = unicodedata.normalize("NFKC", raw).casefold().replace("’", "'")
+    if word in STOPWORDS:
+        return ""
+    word = _POSSESSIVE.sub("", word)
+    if word in STOPWORDS:
+        return ""
+    word = word.replace("'", "")
+    if word in STOPWORDS or not word:
+        return ""
+    return word
+
+
+_default: Tokenizer | None = None
+
+
+def default_tokenizer() -> Tokenizer:
+    global _default
+    if _default is None:
+        _default = Tokenizer()
+    return _default
