@@ -278,3 +278,12 @@ def stats(db_path: str, as_json: bool) -> None:
 
 def main() -> None:
     cli(prog_name="corpusbot")
+
+
+def _register_extra_commands() -> None:
+    from .commands import register_all
+
+    register_all(cli)
+
+
+_register_extra_commands()
