@@ -227,10 +227,19 @@ def article(query: tuple[str, ...], limit: int, db_path: str, as_json: bool) -> 
     if found is not None:
         info, passages = found
         if as_json:
-            click.echo(json.dumps({**info.to_json(), "passage_count": len(passages), "passages": [_passage_json(p) for p in passages]}))
+            click.echo(
+                json.dumps(
+                    {**info.to_json(), "passage_count": len(passages), "passages": [_passage_json(p) for p in passages]}
+                )
+            )
             return
         click.echo(info.title)
-        for label, value in (("id", info.id), ("source", info.source), ("published", info.published), ("url", info.url)):
+        for label, value in (
+            ("id", info.id),
+            ("source", info.source),
+            ("published", info.published),
+            ("url", info.url),
+        ):
             if value:
                 click.echo(f"{label}: {value}")
         click.echo(f"passages: {len(passages)}\n")
@@ -244,7 +253,9 @@ def article(query: tuple[str, ...], limit: int, db_path: str, as_json: bool) -> 
         return
     if not matches:
         hint = f" Did you mean: {', '.join(closest)}?" if closest else ""
-        raise click.ClickException(f"No article with id or words {text!r}.{hint} Try `corpusbot article WORDS` with words from its title.")
+        raise click.ClickException(
+            f"No article with id or words {text!r}.{hint} Try `corpusbot article WORDS` with words from its title."
+        )
     if closest:
         click.echo(f"No article has the id {text!r} (closest ids: {', '.join(closest)}). Articles matching it:")
     for match in matches:
@@ -273,7 +284,7 @@ def stats(db_path: str, as_json: bool) -> None:
     click.echo(f"built at:     {info.built_at} ({info.build_seconds}s)")
     click.echo(f"database:     {info.db_path} ({info.db_bytes / 1e6:.2f} MB)")
     click.echo(f"corpus:       {', '.join(info.corpus_paths)}")
-    click.echo(f"bm25:         " + ", ".join(f"{k}={v}" for k, v in info.bm25.items()))
+    click.echo("bm25:         " + ", ".join(f"{k}={v}" for k, v in info.bm25.items()))
 
 
 def main() -> None:

@@ -37,7 +37,9 @@ def discover(roots: list[str]) -> tuple[list[CorpusFile], list[tuple[str, str]]]
         base = resolve_root(root)
         if not base.exists():
             kind = "folder or file" if not base.suffix else "file"
-            raise CorpusbotError(f"No such {kind}: {base}. Give a folder or files of articles (.txt, .md, .html, .jsonl).")
+            raise CorpusbotError(
+                f"No such {kind}: {base}. Give a folder or files of articles (.txt, .md, .html, .jsonl)."
+            )
         base = base.absolute()
         for path in _walk(base, skipped):
             if path in found:

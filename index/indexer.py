@@ -27,7 +27,6 @@ import sqlite_utils
 from . import store
 from .bm25 import BM25Params, average_idf, build_postings, decode_postings, encode_postings
 from .corpus import BUNDLED, CorpusFile, discover
-from .errors import CorpusbotError
 from .models import Article
 from .passages import split_passages
 from .readers import Unreadable, read_file
@@ -171,7 +170,9 @@ def _index(
         kept = []
         for article_id in file_articles[key]:
             if article_id in owner:
-                summary.warnings.append((key, f"duplicate article id {article_id!r}: kept the one from {owner[article_id]}"))
+                summary.warnings.append(
+                    (key, f"duplicate article id {article_id!r}: kept the one from {owner[article_id]}")
+                )
                 continue
             owner[article_id] = key
             kept.append(article_id)
@@ -188,7 +189,11 @@ def _index(
     if full:
         stale_article_ids = {row[0] for row in db.execute("SELECT id FROM articles")}
     else:
-        stale_article_ids = {row[0] for row in db.execute("SELECT id, file FROM articles") if row[1] not in file_articles or row[1] in changed_files or owner.get(row[0]) != row[1]}
+        stale_article_ids = {
+            row[0]
+            for row in db.execute("SELECT id, file FROM articles")
+            if row[1] not in file_articles or row[1] in changed_files or owner.get(row[0]) != row[1]
+        }
 
     if not new_articles and not stale_article_ids and not full and meta.get("schema_version"):
         _record_unchanged(db, summary, roots, meta, started)
@@ -203,7 +208,20 @@ def _index(
 
     db.execute("BEGIN IMMEDIATE")
     try:
-        _write(db, params, full, stale_article_ids, new_articles, passages, lengths, doc_terms, vocabulary, changed_files, file_articles, summary)
+        _write(
+            db,
+            params,
+            full,
+            stale_article_ids,
+            new_articles,
+            passages,
+            lengths,
+            doc_terms,
+            vocabulary,
+            changed_files,
+            file_articles,
+            summary,
+        )
         counts = db.execute("SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM passages)").fetchone()
         summary.articles, summary.passages = counts
         summary.seconds = time.perf_counter() - started
@@ -239,7 +257,9 @@ def _file_key(article: Article) -> str:
     return head if sep and tail.isdigit() else path
 
 
-def _record_unchanged(db: sqlite_utils.Database, summary: IndexSummary, roots: list[str], meta: dict, started: float) -> None:
+def _record_unchanged(
+    db: sqlite_utils.Database, summary: IndexSummary, roots: list[str], meta: dict, started: float
+) -> None:
     db.execute("BEGIN IMMEDIATE")
     try:
         summary.articles, summary.passages = db.execute(
@@ -270,7 +290,9 @@ def _tokenize(texts: list[str], workers: int | None) -> tuple[np.ndarray, np.nda
     lengths: list[np.ndarray] = []
     terms: list[np.ndarray] = []
     for local_vocab, local_lengths, local_ids in results:
-        mapping = np.fromiter((vocabulary.setdefault(t, len(vocabulary)) for t in local_vocab), dtype=np.int64, count=len(local_vocab))
+        mapping = np.fromiter(
+            (vocabulary.setdefault(t, len(vocabulary)) for t in local_vocab), dtype=np.int64, count=len(local_vocab)
+        )
         lengths.append(local_lengths)
         terms.append(mapping[local_ids] if len(local_ids) else local_ids.astype(np.int64))
     return (
@@ -337,11 +359,28 @@ def _write(
         per_article[passage.article_id] = per_article.get(passage.article_id, 0) + 1
     conn.executemany(
         "INSERT INTO articles(id, title, url, source, published, author, path, file, text, passage_count) VALUES (?,?,?,?,?,?,?,?,?,?)",
-        [(a.id, a.title, a.url, a.source, a.published, a.author, a.path, _file_key(a), a.text, per_article.get(a.id, 0)) for a in new_articles],
+        [
+            (
+                a.id,
+                a.title,
+                a.url,
+                a.source,
+                a.published,
+                a.author,
+                a.path,
+                _file_key(a),
+                a.text,
+                per_article.get(a.id, 0),
+            )
+            for a in new_articles
+        ],
     )
     conn.executemany(
         "INSERT INTO passages(id, article_id, ordinal, start, end, length, text) VALUES (?,?,?,?,?,?,?)",
-        [(int(pid), p.article_id, p.ordinal, p.start, p.end, int(n), p.text) for pid, p, n in zip(passage_ids, passages, lengths, strict=True)],
+        [
+            (int(pid), p.article_id, p.ordinal, p.start, p.end, int(n), p.text)
+            for pid, p, n in zip(passage_ids, passages, lengths, strict=True)
+        ],
     )
 
     size = max(len(doc_len), first_id + len(passages))

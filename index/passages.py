@@ -24,7 +24,45 @@ _LINE_RE = re.compile(r"[^\n]+")
 _WORD_RE = re.compile(r"\S+")
 _SENTENCE_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])""")
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof st jr sr inc ltd co corp gen gov sen rep no vs etc fig jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k u.n e.g i.e".split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "st",
+        "jr",
+        "sr",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "gen",
+        "gov",
+        "sen",
+        "rep",
+        "no",
+        "vs",
+        "etc",
+        "fig",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "u.s",
+        "u.k",
+        "u.n",
+        "e.g",
+        "i.e",
+    ]
 )
 _TERMINAL = re.compile(r"""[.!?…:;"'”’)]\s*$""")
 
@@ -43,9 +81,7 @@ def split_passages(text: str, min_words: int = MIN_WORDS, max_words: int = MAX_W
     current: list[_Segment] = []
     words = 0
     for segment in _segments(text, max_words):
-        if current and (
-            (segment.boundary >= _LINE and words >= min_words) or words + segment.words > max_words
-        ):
+        if current and ((segment.boundary >= _LINE and words >= min_words) or words + segment.words > max_words):
             groups.append(current)
             current, words = [], 0
         current.append(segment)
@@ -70,9 +106,7 @@ def _segments(text: str, max_words: int) -> list[_Segment]:
         start = line.start() + (len(line.group()) - len(line.group().lstrip()))
         end = line.start() + len(line.group().rstrip())
         gap = text[previous_line_end : line.start()]
-        if not segments:
-            boundary = _PARAGRAPH
-        elif gap.count("\n") >= 2:
+        if not segments or gap.count("\n") >= 2:
             boundary = _PARAGRAPH
         elif _is_soft_wrap(previous_line_text, stripped):
             boundary = _WORD

@@ -148,7 +148,20 @@ def _read_markdown(text: str, article_id: str) -> Article:
     )
 
 
-_DROP_TAGS = ("script", "style", "noscript", "nav", "header", "footer", "aside", "form", "iframe", "svg", "template", "button")
+_DROP_TAGS = (
+    "script",
+    "style",
+    "noscript",
+    "nav",
+    "header",
+    "footer",
+    "aside",
+    "form",
+    "iframe",
+    "svg",
+    "template",
+    "button",
+)
 _BLOCK_TAGS = (
     "p", "div", "section", "article", "main", "h1", "h2", "h3", "h4", "h5", "h6", "li", "ul", "ol",
     "blockquote", "pre", "table", "tr", "td", "th", "figure", "figcaption", "dd", "dt", "hr",
@@ -247,5 +260,3 @@ def _http_url(url: str | None) -> str | None:
     if url and re.match(r"^https?://[^\s<>|]+$", url, re.IGNORECASE):
         return url
     return None
-
-

@@ -222,18 +222,27 @@ class SearchService:
                 if terms <= set(self.tokenizer.terms(row[1] or ""))
             ]
             infos = self._article_infos(db, set(title_ids) | set(best))
-            counts = dict(
-                db.execute(
-                    f"SELECT id, passage_count FROM articles WHERE id IN ({','.join('?' * len(infos))})", list(infos)
-                ).fetchall()
-            ) if infos else {}
+            counts = (
+                dict(
+                    db.execute(
+                        f"SELECT id, passage_count FROM articles WHERE id IN ({','.join('?' * len(infos))})",
+                        list(infos),
+                    ).fetchall()
+                )
+                if infos
+                else {}
+            )
         ordered = sorted(infos, key=lambda i: (i not in title_ids, -best.get(i, 0.0), i))
-        return [ArticleMatch(infos[i], best.get(i, 0.0), i in title_ids, int(counts.get(i, 0))) for i in ordered[:limit]]
+        return [
+            ArticleMatch(infos[i], best.get(i, 0.0), i in title_ids, int(counts.get(i, 0))) for i in ordered[:limit]
+        ]
 
     def example_questions(self, n: int = 3) -> list[str]:
         """Example questions built from article titles (for help texts)."""
         with self._snapshot() as db:
-            titles = [row[0] for row in db.execute("SELECT title FROM articles ORDER BY passage_count DESC, id LIMIT ?", (n,))]
+            titles = [
+                row[0] for row in db.execute("SELECT title FROM articles ORDER BY passage_count DESC, id LIMIT ?", (n,))
+            ]
         return [f"What does the corpus say about {title.rstrip('.…')}?" for title in titles if title]
 
     # -- stats -------------------------------------------------------------
@@ -244,9 +253,7 @@ class SearchService:
             articles, passages = db.execute(
                 "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM passages)"
             ).fetchone()
-        size = sum(
-            os.path.getsize(p) for p in (self.db_path, Path(f"{self.db_path}-wal")) if os.path.exists(p)
-        )
+        size = sum(os.path.getsize(p) for p in (self.db_path, Path(f"{self.db_path}-wal")) if os.path.exists(p))
         return Stats(
             articles=int(articles),
             passages=int(passages),
