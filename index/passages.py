@@ -24,45 +24,10 @@ _LINE_RE = re.compile(r"[^\n]+")
 _WORD_RE = re.compile(r"\S+")
 _SENTENCE_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])""")
 _ABBREVIATIONS = frozenset(
-    [
-        "mr",
-        "mrs",
-        "ms",
-        "dr",
-        "prof",
-        "st",
-        "jr",
-        "sr",
-        "inc",
-        "ltd",
-        "co",
-        "corp",
-        "gen",
-        "gov",
-        "sen",
-        "rep",
-        "no",
-        "vs",
-        "etc",
-        "fig",
-        "jan",
-        "feb",
-        "mar",
-        "apr",
-        "jun",
-        "jul",
-        "aug",
-        "sep",
-        "sept",
-        "oct",
-        "nov",
-        "dec",
-        "u.s",
-        "u.k",
-        "u.n",
-        "e.g",
-        "i.e",
-    ]
+    """
+    mr mrs ms dr prof st jr sr inc ltd co corp gen gov sen rep no vs etc fig
+    jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k u.n e.g i.e
+    """.split()
 )
 _TERMINAL = re.compile(r"""[.!?…:;"'”’)]\s*$""")
 
