@@ -67,6 +67,19 @@ class Passage:
     text: str
 
 
+class Contribution(NamedTuple):
+    """One query term's share of a passage's score (for ``--explain``)."""
+
+    term: str
+    weight: float  # 1 for the user's words, less for synonyms
+    idf: float
+    tf: int
+    score: float
+
+    def to_json(self) -> dict[str, object]:
+        return self._asdict()
+
+
 @dataclass(frozen=True)
 class Hit:
     """One ranked passage in an answer."""
@@ -78,6 +91,9 @@ class Hit:
     matches: tuple[Span, ...] = ()
     highlight: Span | None = None
     duplicates: int = 0
+    bm25: float = 0.0  # the plain BM25Okapi score before answer-type boosts
+    explanation: tuple[Contribution, ...] = ()
+    boosts: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -90,6 +106,12 @@ class Hit:
             "highlight": list(self.highlight) if self.highlight else None,
             "matches": [list(span) for span in self.matches],
             "duplicates": self.duplicates,
+            "bm25": self.bm25,
+            **(
+                {"explain": [c.to_json() for c in self.explanation], "boosts": list(self.boosts)}
+                if self.explanation
+                else {}
+            ),
         }
 
 

@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,20 +20,63 @@ import sqlite_utils
 
 from . import store
 from .bm25 import BM25Params, Collection, Scorer, decode_postings, idf, raw_idf
-from .models import Answer, ArticleInfo, ArticleMatch, Hit, Passage, Span, Stats
+from .models import Answer, ArticleInfo, ArticleMatch, Contribution, Hit, Passage, Span, Stats
 from .passages import sentence_spans
+from .query import ParsedQuery, Synonyms, WeightedTerm, parse_query
+from .rerank import ANSWER_TYPE_BOOST, NEAR_DUPLICATE_JACCARD, answer_type_matches, contains_phrase, jaccard
 from .tokenizer import Tokenizer, default_tokenizer
 
 MAX_QUERY_CHARS = 1000
 DEFAULT_K = 3
+RERANK_DEPTH = 50  # BM25 candidates that get the second-stage signals (a fixed window keeps paging stable)
+PHRASE_DEPTH = 1000  # with a quoted phrase, this many candidates are checked for it
+CONFIDENT_COVERAGE = 0.5
+
+
+@dataclass
+class _Candidate:
+    passage_id: int
+    score: float
+    bm25: float
+    duplicates: int = 0
+    boosts: tuple[str, ...] = ()
+    term_set: frozenset[str] = frozenset()
+
+
+@dataclass
+class _Ranking:
+    unknown: tuple[str, ...]
+    term_weights: dict[str, float]
+    postings: dict[str, tuple[int, np.ndarray, np.ndarray]]
+    parsed: ParsedQuery
+    candidates: list[_Candidate] = field(default_factory=list)
+    scored_terms: list[tuple[WeightedTerm, float]] = field(default_factory=list)
+    confident: bool = False
+    phrase_miss: bool = False
+
+
+def _clean_question(question: str) -> tuple[str, list[str]]:
+    """Whitespace collapsed, control characters dropped, length capped (with a notice)."""
+    notices = []
+    query = " ".join("".join(ch if ch.isprintable() else " " for ch in question).split())
+    if len(query) > MAX_QUERY_CHARS:
+        query = query[:MAX_QUERY_CHARS]
+        notices.append(f"The question was shortened to its first {MAX_QUERY_CHARS} characters.")
+    return query, notices
 
 
 class SearchService:
     """Read-only access to an index database."""
 
-    def __init__(self, db_path: str | os.PathLike[str], tokenizer: Tokenizer | None = None) -> None:
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str],
+        tokenizer: Tokenizer | None = None,
+        synonyms_path: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.db_path = Path(db_path)
         self.tokenizer = tokenizer or default_tokenizer()
+        self.synonyms = Synonyms.load(self.tokenizer, synonyms_path)
         self._db: sqlite_utils.Database = store.connect(self.db_path)
         self._db.conn.isolation_level = None
         self._lock = threading.RLock()
@@ -84,53 +128,175 @@ class SearchService:
 
     # -- questions ---------------------------------------------------------
 
-    def ask(self, question: str, k: int = DEFAULT_K, offset: int = 0) -> Answer:
+    def ask(self, question: str, k: int = DEFAULT_K, offset: int = 0, explain: bool = False) -> Answer:
         """The top ``k`` passages for ``question`` after skipping ``offset``."""
-        notices: list[str] = []
-        query = " ".join(question.split())
-        if len(query) > MAX_QUERY_CHARS:
-            query = query[:MAX_QUERY_CHARS]
-            notices.append(f"The question was shortened to its first {MAX_QUERY_CHARS} characters.")
-        tokens = self.tokenizer.tokens(query)
-        terms = [token.term for token in tokens]
+        query, notices = _clean_question(question)
+        parsed = parse_query(query, self.tokenizer, self.synonyms)
         with self._snapshot() as db:
-            assert self._scorer is not None
-            collection = self._scorer.collection
-            dfs = self._document_frequencies(db, set(terms))
-            unknown = tuple(dict.fromkeys(query[t.start : t.end] for t in tokens if t.term not in dfs))
-            known = [t for t in terms if t in dfs]
-            if not known:
-                return Answer(query, (), tuple(terms), unknown, confident=False, offset=offset, notices=tuple(notices))
-            # A match on terms found in over half the passages only is weak evidence.
-            informative = [t for t in known if raw_idf(collection.n_docs, dfs[t][0]) > 0]
-            postings = [
-                (idf(collection.n_docs, dfs[t][0], collection.mean_idf, collection.params), *dfs[t][1])
-                for t in terms
-                if t in dfs
-            ]
-            ranked = self._scorer.top(postings, offset + k + 1)
-            page = ranked[offset : offset + k]
-            passages = self._passages(db, [pid for pid, _ in page])
+            ranking = self._rank(db, parsed, offset + k + 1)
+            page = ranking.candidates[offset : offset + k]
+            passages = self._passages(db, [c.passage_id for c in page])
             articles = self._article_infos(db, {p.article_id for p in passages.values()})
-        term_weights = {t: max(raw_idf(collection.n_docs, dfs[t][0]), 0.01) for t in known}
+        if ranking.phrase_miss:
+            notices.append("No passage contains the quoted phrase exactly.")
+        weights = ranking.term_weights
         hits = tuple(
-            self._hit(offset + rank, score, passages[pid], articles[passages[pid].article_id], term_weights)
-            for rank, (pid, score) in enumerate(page, start=1)
+            Hit(
+                rank=offset + rank,
+                score=c.score,
+                passage=passages[c.passage_id],
+                article=articles[passages[c.passage_id].article_id],
+                matches=self._matches(passages[c.passage_id].text, weights),
+                highlight=self._best_sentence(passages[c.passage_id].text, weights),
+                duplicates=c.duplicates,
+                bm25=c.bm25,
+                explanation=self._explain(ranking, c.passage_id) if explain else (),
+                boosts=c.boosts,
+            )
+            for rank, c in enumerate(page, start=1)
         )
         return Answer(
             query,
             hits,
-            tuple(terms),
-            unknown,
-            confident=bool(hits) and bool(informative),
+            parsed.query_terms,
+            ranking.unknown,
+            confident=bool(hits) and ranking.confident,
             offset=offset,
-            has_more=len(ranked) > offset + k,
+            has_more=len(ranking.candidates) > offset + k,
             notices=tuple(notices),
         )
 
-    def _hit(self, rank: int, score: float, passage: Passage, article: ArticleInfo, weights: dict[str, float]) -> Hit:
-        matches = tuple(Span(tok.start, tok.end) for tok in self.tokenizer.tokens(passage.text) if tok.term in weights)
-        return Hit(rank, score, passage, article, matches, self._best_sentence(passage.text, weights))
+    def rank(self, question: str, depth: int) -> list[tuple[str, int, float]]:
+        """``(article id, passage id, score)`` of the best ``depth`` passages, best first (for evaluation)."""
+        query, _ = _clean_question(question)
+        parsed = parse_query(query, self.tokenizer, self.synonyms)
+        with self._snapshot() as db:
+            ranking = self._rank(db, parsed, depth)
+            ids = [c.passage_id for c in ranking.candidates[:depth]]
+            owners = self._article_ids(db, ids)
+        return [(owners[c.passage_id], c.passage_id, c.score) for c in ranking.candidates[:depth]]
+
+    def _rank(self, db: sqlite_utils.Database, parsed: ParsedQuery, depth: int) -> _Ranking:
+        assert self._scorer is not None
+        collection = self._scorer.collection
+        postings = self._postings(db, {t.term for t in parsed.terms} | parsed.excluded)
+        n_docs = collection.n_docs
+        unknown = tuple(dict.fromkeys(parsed.surface.get(t, t) for t in parsed.query_terms if t not in postings))
+        known = [t for t in parsed.terms if t.term in postings]
+        raw = {t.term: raw_idf(n_docs, postings[t.term][0]) for t in known}
+        weights = {term: max(value, 0.01) for term, value in raw.items()}
+        ranking = _Ranking(unknown=unknown, term_weights=weights, postings=postings, parsed=parsed)
+        if not known:
+            return ranking
+        scored = [
+            (idf(n_docs, postings[t.term][0], collection.mean_idf, collection.params) * t.weight, *postings[t.term][1:])
+            for t in known
+        ]
+        ranking.scored_terms = [(t, value) for t, (value, _, _) in zip(known, scored, strict=True)]
+        excluded = [postings[t][1] for t in parsed.excluded if t in postings]
+        exclude = np.concatenate(excluded).astype(np.intp) if excluded else None
+        window = PHRASE_DEPTH if parsed.phrases else RERANK_DEPTH
+        top = self._scorer.top(scored, max(depth, window), exclude) or self._zero_score_matches(
+            known, postings, max(depth, window), exclude
+        )
+        head, tail = top[:window], top[window:]
+        texts = self._passage_texts(db, [pid for pid, _ in head])
+        reranked = self._rerank(parsed, head, texts, weights)
+        if parsed.phrases:
+            ranking.phrase_miss = not reranked
+            tail = []
+        ranking.candidates = reranked + [_Candidate(pid, score, score) for pid, score in tail]
+        if reranked:
+            ranking.confident = self._is_confident(parsed, texts[reranked[0].passage_id], raw)
+        return ranking
+
+    @staticmethod
+    def _zero_score_matches(
+        known: list[WeightedTerm],
+        postings: dict[str, tuple[int, np.ndarray, np.ndarray]],
+        depth: int,
+        exclude: np.ndarray | None,
+    ) -> list[tuple[int, float]]:
+        """Passages holding query words when BM25 gives them all 0.
+
+        In a tiny corpus every idf can be 0 (rank-bm25 gives a word found in one of
+        two passages idf 0); the passages that hold the most query words are still
+        the best there is, so they are returned with score 0 (and not as confident).
+        """
+        counts: dict[int, int] = {}
+        for term in {t.term for t in known if t.origin == "query"}:
+            for pid in postings[term][1].tolist():
+                counts[pid] = counts.get(pid, 0) + 1
+        if exclude is not None:
+            for pid in exclude.tolist():
+                counts.pop(pid, None)
+        ordered = sorted(counts, key=lambda pid: (-counts[pid], pid))
+        return [(pid, 0.0) for pid in ordered[:depth]]
+
+    def _rerank(
+        self, parsed: ParsedQuery, head: list[tuple[int, float]], texts: dict[int, str], weights: dict[str, float]
+    ) -> list[_Candidate]:
+        scored: list[_Candidate] = []
+        for pid, score in head:
+            text = texts[pid]
+            terms = self.tokenizer.terms(text)
+            if parsed.phrases and not all(contains_phrase(terms, phrase) for phrase in parsed.phrases):
+                continue
+            boosts: tuple[str, ...] = ()
+            matching = [
+                text[s.start : s.end] for s in sentence_spans(text) if self._mentions(text[s.start : s.end], weights)
+            ]
+            if answer_type_matches(parsed.answer_type, matching):
+                boosts = (f"answer type: {parsed.answer_type}",)
+            final = score * (1 + ANSWER_TYPE_BOOST) if boosts else score
+            scored.append(_Candidate(pid, final, score, boosts=boosts, term_set=frozenset(terms)))
+        scored.sort(key=lambda c: (-c.score, c.passage_id))
+        kept: list[_Candidate] = []
+        for candidate in scored:
+            twin = next(
+                (k for k in kept if jaccard(set(k.term_set), set(candidate.term_set)) >= NEAR_DUPLICATE_JACCARD), None
+            )
+            if twin is not None:
+                twin.duplicates += 1
+                continue
+            kept.append(candidate)
+        return kept
+
+    def _mentions(self, sentence: str, weights: dict[str, float]) -> bool:
+        return any(term in weights for term in self.tokenizer.terms(sentence))
+
+    def _is_confident(self, parsed: ParsedQuery, text: str, raw: dict[str, float]) -> bool:
+        """Whether the best passage covers at least half of the question's informative weight.
+
+        A term found in over half the passages (raw idf <= 0) carries no weight, and
+        a word the corpus never mentions weighs as much as the question's average known word.
+        """
+        asked = list(dict.fromkeys(parsed.query_terms))
+        known = [max(raw[t], 0.0) for t in asked if t in raw]
+        if not known:
+            return False
+        typical = sum(known) / len(known)
+        total = sum(max(raw[t], 0.0) if t in raw else typical for t in asked)
+        present = set(self.tokenizer.terms(text))
+        covered = sum(max(raw[t], 0.0) for t in asked if t in raw and t in present)
+        return covered > 0 and total > 0 and covered / total >= CONFIDENT_COVERAGE
+
+    def _explain(self, ranking: _Ranking, passage_id: int) -> tuple[Contribution, ...]:
+        assert self._scorer is not None
+        collection = self._scorer.collection
+        p = collection.params
+        norm = p.k1 * (1 - p.b + p.b * float(collection.doc_len[passage_id]) / collection.avgdl)
+        parts = []
+        for term, term_idf in ranking.scored_terms:
+            _, ids, tfs = ranking.postings[term.term]
+            at = int(np.searchsorted(ids, passage_id))
+            tf = int(tfs[at]) if at < len(ids) and ids[at] == passage_id else 0
+            score = term_idf * (tf * (p.k1 + 1) / (tf + norm)) if tf else 0.0
+            parts.append(Contribution(term.term, term.weight, term_idf / term.weight, tf, score))
+        return tuple(parts)
+
+    def _matches(self, text: str, weights: dict[str, float]) -> tuple[Span, ...]:
+        return tuple(Span(tok.start, tok.end) for tok in self.tokenizer.tokens(text) if tok.term in weights)
 
     def _best_sentence(self, text: str, weights: dict[str, float]) -> Span | None:
         best: tuple[float, Span] | None = None
@@ -141,15 +307,27 @@ class SearchService:
                 best = (value, span)
         return best[1] if best else None
 
-    def _document_frequencies(
-        self, db: sqlite_utils.Database, terms: set[str]
-    ) -> dict[str, tuple[int, tuple[np.ndarray, np.ndarray]]]:
+    def _postings(self, db: sqlite_utils.Database, terms: set[str]) -> dict[str, tuple[int, np.ndarray, np.ndarray]]:
         found = {}
         for term in terms:
             row = db.execute("SELECT df, postings FROM terms WHERE term = ?", (term,)).fetchone()
             if row is not None:
-                found[term] = (int(row[0]), decode_postings(row[1]))
+                found[term] = (int(row[0]), *decode_postings(row[1]))
         return found
+
+    def _passage_texts(self, db: sqlite_utils.Database, ids: list[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        rows = db.execute(f"SELECT id, text FROM passages WHERE id IN ({','.join('?' * len(ids))})", ids)
+        return dict(rows.fetchall())
+
+    def _article_ids(self, db: sqlite_utils.Database, ids: list[int]) -> dict[int, str]:
+        owners: dict[int, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = db.execute(f"SELECT id, article_id FROM passages WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            owners.update(rows.fetchall())
+        return owners
 
     def _passages(self, db: sqlite_utils.Database, ids: list[int]) -> dict[int, Passage]:
         if not ids:
@@ -211,10 +389,9 @@ class SearchService:
         terms = set(self.tokenizer.terms(words))
         if not terms:
             return []
-        answer = self.ask(words, k=200)
         best: dict[str, float] = {}
-        for hit in answer.hits:
-            best.setdefault(hit.article.id, hit.score)
+        for article_id, _, score in self.rank(words, depth=200):
+            best.setdefault(article_id, score)
         with self._snapshot() as db:
             title_ids = [
                 row[0]

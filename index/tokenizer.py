@@ -3,7 +3,8 @@
 Pipeline: NFKC-normalise, find word-like runs (letters/digits, inner apostrophes,
 decimal numbers), map the country "US"/"U.S." to its own term before lowercasing
 so it does not vanish with the stopword "us", casefold, drop English stopwords,
-then Snowball-stem (PyStemmer).
+use American spelling for listed word families (licence -> license), then
+Snowball-stem (PyStemmer).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from functools import lru_cache
 import Stemmer
 
 from .models import Token
+from .spelling import americanise
 
-TOKENIZER_NAME = "corpusbot-v1 (nfkc, casefold, en-stopwords, snowball-english)"
+TOKENIZER_NAME = "corpusbot-v2 (nfkc, casefold, en-stopwords, us-spelling, snowball-english)"
 
 # The term the country abbreviation becomes. It cannot collide with a stemmed
 # English word because stems never contain an underscore.
@@ -100,7 +102,7 @@ def _normalise(raw: str) -> str:
     word = word.replace("'", "")
     if word in STOPWORDS or not word:
         return ""
-    return word
+    return americanise(word)
 
 
 _default: Tokenizer | None = None
