@@ -88,7 +88,7 @@ def open_service(db_path: str) -> SearchService:
         click.echo(f"No index at {db_path}; indexing the bundled sample corpus first.", err=True)
         summary = index_corpus(db_path, [BUNDLED], progress=_progress)
         click.echo(f"Indexed {summary.articles} articles ({summary.passages} passages).", err=True)
-    return SearchService(db_path)
+    return SearchService(db_path, synonyms_path=config.synonyms_path())
 
 
 @cli.command()
@@ -129,6 +129,7 @@ def _print_summary(summary: IndexSummary, db_path: str) -> None:
 @click.argument("question", required=False)
 @click.option("-k", "k", type=click.IntRange(1, 50), default=3, show_default=True, help="How many passages.")
 @click.option("--offset", type=click.IntRange(0), default=0, help="Skip this many results (paging).")
+@click.option("--explain", is_flag=True, help="Show each query term's contribution to every passage's score.")
 @click.option(
     "--queries",
     type=click.File("r", encoding="utf-8"),
@@ -136,7 +137,7 @@ def _print_summary(summary: IndexSummary, db_path: str) -> None:
 )
 @db_option
 @json_option
-def ask(question: str | None, k: int, offset: int, queries: Any, db_path: str, as_json: bool) -> None:
+def ask(question: str | None, k: int, offset: int, explain: bool, queries: Any, db_path: str, as_json: bool) -> None:
     """Answer a question with the best passages and their citations.
 
     Example: corpusbot ask "who is on the US delegation?"
@@ -147,11 +148,11 @@ def ask(question: str | None, k: int, offset: int, queries: Any, db_path: str, a
     if queries is not None:
         for line in queries:
             if line.strip():
-                answer = service.ask(line.strip(), k=k, offset=offset)
+                answer = service.ask(line.strip(), k=k, offset=offset, explain=explain)
                 click.echo(json.dumps(answer.to_json()) if as_json else _format_answer(answer))
         return
     assert question is not None
-    answer = service.ask(question, k=k, offset=offset)
+    answer = service.ask(question, k=k, offset=offset, explain=explain)
     if as_json:
         click.echo(json.dumps(answer.to_json()))
     else:
@@ -171,8 +172,20 @@ def _format_answer(answer: Answer, color: bool = False) -> str:
     for hit in answer.hits:
         lines.append(f"[{hit.rank}] {_emphasise(hit, color)}")
         lines.append("    — " + citation(hit))
+        if hit.duplicates:
+            lines.append(f"    (the same passage appears in {hit.duplicates} more article(s))")
+        if hit.explanation:
+            lines.extend(_format_explanation(hit))
         lines.append("")
     return "\n".join(lines).rstrip()
+
+
+def _format_explanation(hit: Hit) -> list[str]:
+    lines = [f"    score {hit.score:.4f} = BM25 {hit.bm25:.4f}" + "".join(f" × boost ({b})" for b in hit.boosts)]
+    for part in hit.explanation:
+        source = "" if part.weight == 1 else f" (synonym, weight {part.weight:g})"
+        lines.append(f"      {part.term:<16} idf {part.idf:7.4f}  tf {part.tf:<3} → {part.score:.4f}{source}")
+    return lines
 
 
 def citation(hit: Hit) -> str:

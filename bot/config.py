@@ -26,6 +26,12 @@ def db_path(environ: Mapping[str, str] | None = None) -> str:
     return env.get("CORPUSBOT_DB") or DEFAULT_DB
 
 
+def synonyms_path(environ: Mapping[str, str] | None = None) -> str | None:
+    """A user synonyms file (``CORPUSBOT_SYNONYMS``), read in addition to the bundled one."""
+    env = os.environ if environ is None else environ
+    return env.get("CORPUSBOT_SYNONYMS") or None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Settings for the CLI and the Slack app."""
