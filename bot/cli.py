@@ -94,9 +94,12 @@ def open_service(db_path: str) -> SearchService:
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=False))
 @click.option("--full", is_flag=True, help="Rebuild everything instead of only what changed.")
+@click.option(
+    "--check", "verify", is_flag=True, help="Then verify the database (as `corpusbot check`); exit 1 on problems."
+)
 @db_option
 @json_option
-def index(paths: tuple[str, ...], full: bool, db_path: str, as_json: bool) -> None:
+def index(paths: tuple[str, ...], full: bool, verify: bool, db_path: str, as_json: bool) -> None:
     """Index articles (the admin reindex).
 
     PATHS are folders (read recursively) or files: .txt, .md, .html/.htm,
@@ -107,10 +110,17 @@ def index(paths: tuple[str, ...], full: bool, db_path: str, as_json: bool) -> No
     Example: corpusbot index ~/articles
     """
     summary = index_corpus(db_path, list(paths) or None, full=full, progress=_progress)
+    from index.check import check_database
+
+    report = check_database(db_path) if verify else None
     if as_json:
-        click.echo(json.dumps(summary.to_json()))
+        click.echo(json.dumps({**summary.to_json(), **({"check": report.to_json()} if report else {})}))
     else:
         _print_summary(summary, db_path)
+        if report:
+            click.echo(report.to_text())
+    if report is not None and not report.ok:
+        raise click.exceptions.Exit(1)
 
 
 def _print_summary(summary: IndexSummary, db_path: str) -> None:

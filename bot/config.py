@@ -7,10 +7,14 @@ so they never end up in logs or tracebacks.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
+
+from index.errors import CorpusbotError
 
 DEFAULT_DB = "corpusbot.db"
 
@@ -32,6 +36,28 @@ def synonyms_path(environ: Mapping[str, str] | None = None) -> str | None:
     return env.get("CORPUSBOT_SYNONYMS") or None
 
 
+SLACK_API_DEFAULT = "https://slack.com/api/"
+
+
+class ConfigError(CorpusbotError):
+    """A missing or malformed setting; the message names the variable and how to fix it (never its value)."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``requests`` per user in any ``seconds``; ``requests == 0`` turns the limit off."""
+
+    requests: int
+    seconds: float
+
+    @property
+    def enabled(self) -> bool:
+        return self.requests > 0
+
+
+DEFAULT_RATE_LIMIT = RateLimit(20, 60.0)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Settings for the CLI and the Slack app."""
@@ -42,16 +68,108 @@ class Settings:
     signing_secret: str | None = field(default=None, repr=False)
     admins: frozenset[str] = frozenset()
     slack_api_url: str | None = None
+    channels: frozenset[str] = frozenset()  # empty: every channel
+    rate_limit: RateLimit = DEFAULT_RATE_LIMIT
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.app_token is not None
+
+    @property
+    def api_url(self) -> str:
+        """The Slack Web API base URL, with the trailing slash slack_sdk needs."""
+        return self.slack_api_url or SLACK_API_DEFAULT
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment; a malformed value raises :class:`ConfigError`."""
     env = os.environ if environ is None else environ
-    admins = frozenset(part.strip() for part in env.get("CORPUSBOT_ADMINS", "").split(",") if part.strip())
     return Settings(
         db_path=db_path(env),
-        bot_token=env.get("SLACK_BOT_TOKEN") or None,
-        app_token=env.get("SLACK_APP_TOKEN") or None,
-        signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
-        admins=admins,
-        slack_api_url=env.get("SLACK_API_URL") or None,
+        bot_token=_secret(env, "SLACK_BOT_TOKEN"),
+        app_token=_secret(env, "SLACK_APP_TOKEN"),
+        signing_secret=_secret(env, "SLACK_SIGNING_SECRET"),
+        admins=_ids(
+            env,
+            "CORPUSBOT_ADMINS",
+            USER_ID,
+            "Slack user IDs such as U012AB3CD (profile → ⋮ → Copy member ID), not names",
+        ),
+        slack_api_url=_api_url(env.get("SLACK_API_URL")),
+        channels=_ids(
+            env, "CORPUSBOT_CHANNELS", CHANNEL_ID, "channel IDs such as C012AB3CD (channel details, at the bottom)"
+        ),
+        rate_limit=_rate_limit(env.get("CORPUSBOT_RATE_LIMIT")),
     )
+
+
+USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
+HOW_TO_SET = "Set it in .env (see .env.example) or in the environment."
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    value = (env.get(name) or "").strip()
+    if not value:
+        return None
+    if any(char.isspace() or char in "\"'" for char in value):
+        raise ConfigError(f"{name} contains spaces or quotes; paste the value alone, without quotes. {HOW_TO_SET}")
+    return value
+
+
+def _ids(env: Mapping[str, str], name: str, pattern: re.Pattern[str], what: str) -> frozenset[str]:
+    parts = [part.strip() for part in env.get(name, "").split(",") if part.strip()]
+    wrong = [part for part in parts if not pattern.fullmatch(part)]
+    if wrong:
+        raise ConfigError(f"{name} must be a comma-separated list of {what}; {wrong[0]!r} is not one. {HOW_TO_SET}")
+    return frozenset(parts)
+
+
+def _api_url(value: str | None) -> str | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"SLACK_API_URL must be an http(s) URL such as {SLACK_API_DEFAULT}. {HOW_TO_SET}")
+    return value if value.endswith("/") else value + "/"
+
+
+def _rate_limit(value: str | None) -> RateLimit:
+    value = (value or "").strip().lower()
+    if not value:
+        return DEFAULT_RATE_LIMIT
+    if value in ("0", "off", "none"):
+        return RateLimit(0, 60.0)
+    match = re.fullmatch(r"(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s?", value)
+    if not match or float(match.group(2)) <= 0:
+        raise ConfigError(
+            "CORPUSBOT_RATE_LIMIT must look like 20/60 (at most 20 questions per user in 60 seconds), or off. "
+            + HOW_TO_SET
+        )
+    return RateLimit(int(match.group(1)), float(match.group(2)))
+
+
+def check_slack(settings: Settings) -> None:
+    """Raise :class:`ConfigError` unless the Slack settings can run the bot (Socket Mode or HTTP mode)."""
+    if settings.bot_token is None:
+        raise ConfigError(
+            "SLACK_BOT_TOKEN is not set. Copy the Bot User OAuth Token (xoxb-…) from your Slack app's "
+            f"OAuth & Permissions page. {HOW_TO_SET}"
+        )
+    if not settings.bot_token.startswith("xoxb-"):
+        raise ConfigError(
+            "SLACK_BOT_TOKEN does not look like a bot token: it must start with xoxb- (OAuth & Permissions → "
+            f"Bot User OAuth Token). {HOW_TO_SET}"
+        )
+    if settings.app_token is not None and not settings.app_token.startswith("xapp-"):
+        raise ConfigError(
+            "SLACK_APP_TOKEN does not look like an app-level token: it must start with xapp- (Basic Information → "
+            f"App-Level Tokens, scope connections:write). Unset it to use HTTP mode. {HOW_TO_SET}"
+        )
+    if settings.app_token is None and settings.signing_secret is None:
+        raise ConfigError(
+            "SLACK_SIGNING_SECRET is not set; HTTP mode needs it to check that requests come from Slack. Copy the "
+            "Signing Secret from Basic Information → App Credentials, or set SLACK_APP_TOKEN (xapp-…) to use "
+            f"Socket Mode. {HOW_TO_SET}"
+        )

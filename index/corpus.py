@@ -56,9 +56,15 @@ def discover(roots: list[str]) -> tuple[list[CorpusFile], list[tuple[str, str]]]
     return [found[path] for path in sorted(found)], skipped
 
 
+_SPECIAL_FILE = "not a regular file (FIFO, socket or device)"
+
+
 def _walk(base: Path, skipped: list[tuple[str, str]]) -> list[Path]:
     if base.is_file():
         return [base]
+    if not base.is_dir():
+        skipped.append((str(base), _SPECIAL_FILE))
+        return []
     paths: list[Path] = []
     seen_dirs: set[str] = set()
 
@@ -78,7 +84,11 @@ def _walk(base: Path, skipped: list[tuple[str, str]]) -> list[Path]:
                 continue
             path = Path(folder) / name
             if path.is_symlink() and not path.exists():
-                skipped.append((str(path), "broken symlink"))
+                skipped.append((str(path), "broken symlink or symlink loop"))
+                continue
+            if not path.is_file():
+                # Reading a FIFO would block the whole run; sockets and devices are not articles.
+                skipped.append((str(path), _SPECIAL_FILE))
                 continue
             paths.append(path)
     return paths

@@ -10,14 +10,15 @@ Two evaluations, both front-end free (the CLI in ``bot/commands/eval.py`` prints
 * **BEIR** (``evaluate_beir``): a folder with ``corpus.jsonl``, ``queries.jsonl`` and
   ``qrels/<split>.tsv``. The corpus is indexed into a temporary database with the
   normal indexer, every judged query is asked, and documents are ranked where their
-  best passage ranks (max over passage scores). nDCG@10, Recall@100 and MRR@10 come
-  from ir-measures' trec_eval (pytrec_eval) provider, with graded relevance; a judged
-  query that retrieves nothing counts as 0 in every average.
+  best passage ranks (max over passage scores). Metrics come from ir-measures:
+  nDCG@10 (graded gains) and Recall@100 from trec_eval (pytrec_eval), MRR@10 from
+  its MS MARCO provider; a judged query that retrieves nothing counts as 0.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 import unicodedata
@@ -34,7 +35,7 @@ from .search import SearchService
 T = TypeVar("T")
 
 QUESTION_K = 10  # passages asked per dev question (MRR@10)
-PASSAGES_PER_QUERY = 1000  # passages retrieved per BEIR query before grouping them by document
+MAX_PASSAGES_PER_QUERY = 20_000  # BEIR: most passages looked at per query when grouping them by document
 DOCS_PER_QUERY = 100  # documents kept per BEIR query (Recall@100)
 MISS_CONTEXT = 3  # returned passages shown for each missed dev question
 
@@ -305,7 +306,7 @@ class BeirReport:
     skipped_documents: int  # corpus lines dropped while indexing (no id or text, malformed, duplicate id)
     metrics: dict[str, float]  # nDCG@10, R@100, RR@10
     per_query: dict[str, dict[str, float]] = field(repr=False)
-    params: BM25Params = BM25Params()
+    params: BM25Params = field(default_factory=BM25Params)
     index_seconds: float = 0.0
     query_seconds: float = 0.0
 
@@ -344,18 +345,26 @@ class BeirReport:
 Run = dict[str, dict[str, float]]
 
 
-def rank_documents(
-    service: SearchService, query: str, *, passages: int = PASSAGES_PER_QUERY, docs: int = DOCS_PER_QUERY
-) -> dict[str, float]:
-    """Documents for ``query``, each scored by its best passage, best first (at most ``docs``)."""
-    best: dict[str, float] = {}
-    for hit in service.ask(query, k=passages).hits:
-        # Hits come best first, so an article's first hit is its best passage.
-        if hit.article.id not in best:
-            best[hit.article.id] = hit.score
-            if len(best) == docs:
-                break
-    return best
+def rank_documents(service: SearchService, query: str, *, docs: int = DOCS_PER_QUERY) -> dict[str, float]:
+    """The best ``docs`` documents for ``query``, each scored by its best passage, best first.
+
+    Asks for passages in growing batches until ``docs`` distinct documents are found, every
+    matching passage has been seen, or MAX_PASSAGES_PER_QUERY passages were looked at. Rankings
+    are deterministic (score, then passage id), so a longer batch starts with the shorter one.
+    """
+    depth = 2 * docs
+    while True:
+        ranked = service.rank(query, depth)
+        best: dict[str, float] = {}
+        for article_id, _, score in ranked:
+            # Passages come best first, so an article's first passage is its best.
+            if article_id not in best:
+                best[article_id] = score
+                if len(best) == docs:
+                    return best
+        if len(ranked) < depth or depth >= MAX_PASSAGES_PER_QUERY:
+            return best
+        depth = min(4 * depth, MAX_PASSAGES_PER_QUERY)
 
 
 def evaluate_beir(
@@ -363,6 +372,7 @@ def evaluate_beir(
     *,
     params: BM25Params | None = None,
     split: str = "test",
+    synonyms_path: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
     status: Status | None = None,
 ) -> BeirReport:
@@ -379,7 +389,7 @@ def evaluate_beir(
             reasons = "; ".join(reason for _, reason in summary.skipped) or "no documents"
             raise CorpusbotError(f"{collection.corpus} gave no documents to index ({reasons}). Check the corpus file.")
         say(f"Indexed {summary.articles} documents ({summary.passages} passages) in {summary.seconds:.1f}s.")
-        service = SearchService(db_path)
+        service = SearchService(db_path, synonyms_path=synonyms_path)
         try:
             started = time.perf_counter()
             run: Run = {
@@ -407,12 +417,14 @@ def evaluate_beir(
 def trec_metrics(
     qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]]
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """nDCG@10, R@100 and RR@10 as trec_eval computes them: (mean over judged queries, per query).
+    """nDCG@10, R@100 and RR@10, the standard way: (mean over judged queries, per query).
 
     Every query in ``qrels`` counts; one missing from ``run`` (nothing retrieved) scores 0.
     """
     measures = _measures()
-    evaluator: Any = _trec_provider().evaluator(measures, {q: dict(docs) for q, docs in qrels.items()})
+    # ir-measures picks the provider per measure: trec_eval (pytrec_eval) for nDCG@10 and R@100, and
+    # its MS MARCO provider for RR@10 (trec_eval's recip_rank has no cutoff).
+    evaluator: Any = _ir_measures().evaluator(measures, {q: dict(docs) for q, docs in qrels.items()})
     per_query: dict[str, dict[str, float]] = {query_id: dict.fromkeys(BEIR_MEASURES, 0.0) for query_id in qrels}
     judged_run = {q: dict(docs) for q, docs in run.items() if q in qrels and docs}
     for metric in evaluator.iter_calc(judged_run):
@@ -427,10 +439,6 @@ def trec_metrics(
 def _measures() -> list[Any]:
     ir_measures = _ir_measures()
     return [ir_measures.parse_measure(name) for name in BEIR_MEASURES]
-
-
-def _trec_provider() -> Any:
-    return _ir_measures().pytrec_eval
 
 
 def _ir_measures() -> Any:

@@ -5,13 +5,19 @@ again, articles of removed files are dropped, and only the postings of terms
 that occur in added or removed passages are rewritten. Everything is written
 in a single ``BEGIN IMMEDIATE`` transaction, so a reader sees the old index or
 the new one and a killed run leaves the old one in place.
+
+A passage is indexed as its article title's terms repeated ``title_weight``
+times followed by its own terms (BM25 sees one token list per passage).
+Splitting and tokenizing run in worker processes on large corpora.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import signal
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -19,24 +25,27 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
-import sqlite_utils
 
 from . import store
-from .bm25 import BM25Params, average_idf, build_postings, decode_postings, encode_postings
-from .corpus import BUNDLED, CorpusFile, discover
+from .bm25 import BM25Params, Postings, average_idf, build_postings, decode, encode_many
 from .models import Article
 from .passages import split_passages
-from .readers import Unreadable, read_file
-from .tokenizer import default_tokenizer
+from .tokenizer import _WORD, default_tokenizer
+
+if TYPE_CHECKING:  # the readers pull in bs4/yaml/charset_normalizer: imported when indexing starts
+    import sqlite_utils
+
+    from .corpus import CorpusFile
 
 T = TypeVar("T")
 Progress = Callable[[Iterable[T], int], Iterator[T]]
 
-PARALLEL_MIN_PASSAGES = 20_000
-CHUNK_PASSAGES = 5_000
+PARALLEL_MIN_CHARS = 8_000_000  # below this, starting worker processes costs more than it saves
+CHUNK_CHARS = 2_000_000
+DEFAULT_TITLE_WEIGHT = 1
 
 
 @dataclass
@@ -86,12 +95,20 @@ def index_corpus(
     params: BM25Params | None = None,
     progress: Progress[CorpusFile] | None = None,
     workers: int | None = None,
+    title_weight: int | None = None,
 ) -> IndexSummary:
-    """Index ``paths`` (or the database's remembered corpus, or the bundled sample) into ``db_path``."""
+    """Index ``paths`` (or the database's remembered corpus, or the bundled sample) into ``db_path``.
+
+    ``title_weight``: how many times each passage repeats its article title's
+    terms (0: titles are not indexed); None keeps the database's setting
+    (default 1). Changing it, like the BM25 parameters, rebuilds everything.
+    """
+    if title_weight is not None and title_weight < 0:
+        raise ValueError("title_weight must be 0 or more")
     started = time.perf_counter()
     db = store.connect(db_path, create=True)
     try:
-        return _index(db, db_path, paths, full, params, progress, workers, started)
+        return _index(db, db_path, paths, full, params, progress, workers, title_weight, started)
     finally:
         db.conn.close()
 
@@ -104,8 +121,12 @@ def _index(
     params: BM25Params | None,
     progress: Progress[CorpusFile] | None,
     workers: int | None,
+    title_weight: int | None,
     started: float,
 ) -> IndexSummary:
+    from .corpus import BUNDLED, discover
+    from .readers import Unreadable, read_file
+
     meta = store.read_meta(db)
     version = meta.get("schema_version")
     if version is not None and version != store.SCHEMA_VERSION and not full:
@@ -123,6 +144,11 @@ def _index(
     if meta.get("bm25") and BM25Params(**meta["bm25"]) != params:
         full = True
     if meta.get("tokenizer") and meta["tokenizer"] != default_tokenizer().name:
+        full = True
+    stored_weight = int(meta.get("title_weight", DEFAULT_TITLE_WEIGHT))
+    if title_weight is None:
+        title_weight = stored_weight
+    if meta.get("schema_version") and title_weight != stored_weight:
         full = True
 
     summary = IndexSummary(full=full, corpus_paths=list(roots))
@@ -199,18 +225,14 @@ def _index(
         _record_unchanged(db, summary, roots, meta, started)
         return summary
 
-    passages = [
-        _NewPassage(article.id, ordinal, span.start, span.end, article.text[span.start : span.end])
-        for article in new_articles
-        for ordinal, span in enumerate(split_passages(article.text), start=1)
-    ]
-    lengths, doc_terms, vocabulary = _tokenize([p.text for p in passages], workers)
+    passages, lengths, doc_terms, vocabulary = _split_and_tokenize(new_articles, title_weight, workers)
 
     db.execute("BEGIN IMMEDIATE")
     try:
         _write(
             db,
             params,
+            title_weight,
             full,
             stale_article_ids,
             new_articles,
@@ -231,6 +253,7 @@ def _index(
                 "schema_version": store.SCHEMA_VERSION,
                 "tokenizer": default_tokenizer().name,
                 "bm25": params.to_json(),
+                "title_weight": title_weight,
                 "corpus_paths": roots,
                 "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "build_seconds": round(summary.seconds, 3),
@@ -277,46 +300,137 @@ def _record_unchanged(
         raise
 
 
-def _tokenize(texts: list[str], workers: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Per-passage token counts, the concatenated term ids, and the local vocabulary."""
-    chunks = [texts[i : i + CHUNK_PASSAGES] for i in range(0, len(texts), CHUNK_PASSAGES)]
+class PassageTerms:
+    """``Tokenizer.terms`` through a cache of each word's term.
+
+    The tokenizer turns each match of its word pattern into a term on its own,
+    so a word seen before costs one dict lookup (tests check both agree).
+    """
+
+    MAX_CACHED = 2_000_000
+
+    def __init__(self) -> None:
+        self._tokenizer = default_tokenizer()
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, text: str) -> list[str]:
+        words = _WORD.findall(text)
+        cache = self._cache
+        try:
+            terms = [cache[word] for word in words]
+        except KeyError:
+            if len(cache) > self.MAX_CACHED:
+                cache.clear()
+            for word in words:
+                if word not in cache:
+                    found = self._tokenizer.terms(word)
+                    cache[word] = found[0] if found else ""
+            terms = [cache[word] for word in words]
+        return [term for term in terms if term]
+
+    def passage(self, title_terms: list[str], text: str) -> list[str]:
+        return title_terms + self(text)
+
+
+_passage_terms: PassageTerms | None = None
+
+
+def passage_terms() -> PassageTerms:
+    global _passage_terms
+    if _passage_terms is None:
+        _passage_terms = PassageTerms()
+    return _passage_terms
+
+
+_Chunk = tuple[list[tuple[str, str]], int]  # (title, text) per article, title weight
+_ChunkResult = tuple[list[list[tuple[int, int]]], list[str], np.ndarray, np.ndarray]
+
+
+def _split_and_tokenize(
+    articles: list[Article], title_weight: int, workers: int | None
+) -> tuple[list[_NewPassage], np.ndarray, np.ndarray, list[str]]:
+    """The articles' passages, their token counts, the concatenated term ids and the vocabulary."""
+    chunks: list[_Chunk] = []
+    current: list[tuple[str, str]] = []
+    size = 0
+    for article in articles:
+        current.append((article.title or "", article.text))
+        size += len(article.text)
+        if size >= CHUNK_CHARS:
+            chunks.append((current, title_weight))
+            current, size = [], 0
+    if current:
+        chunks.append((current, title_weight))
+    total = sum(len(a.text) for a in articles)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    if len(texts) >= PARALLEL_MIN_PASSAGES and workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+    if total >= PARALLEL_MIN_CHARS and workers > 1 and len(chunks) > 1:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
             results = list(pool.map(_encode_chunk, chunks))
     else:
         results = [_encode_chunk(chunk) for chunk in chunks]
+
+    passages: list[_NewPassage] = []
     vocabulary: dict[str, int] = {}
     lengths: list[np.ndarray] = []
     terms: list[np.ndarray] = []
-    for local_vocab, local_lengths, local_ids in results:
+    article_iter = iter(articles)
+    for spans_per_article, local_vocab, local_lengths, local_ids in results:
+        for spans in spans_per_article:
+            article = next(article_iter)
+            text = article.text
+            passages.extend(
+                _NewPassage(article.id, ordinal, start, end, text[start:end])
+                for ordinal, (start, end) in enumerate(spans, start=1)
+            )
         mapping = np.fromiter(
             (vocabulary.setdefault(t, len(vocabulary)) for t in local_vocab), dtype=np.int64, count=len(local_vocab)
         )
         lengths.append(local_lengths)
         terms.append(mapping[local_ids] if len(local_ids) else local_ids.astype(np.int64))
     return (
+        passages,
         np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64),
         np.concatenate(terms) if terms else np.zeros(0, dtype=np.int64),
         list(vocabulary),
     )
 
 
-def _encode_chunk(texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    tokenizer = default_tokenizer()
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: die with the indexing process, even when it is SIGKILLed.
+
+    Otherwise idle workers wait on the task queue forever (found by tests/test_reliability_crash.py).
+    """
+    with contextlib.suppress(Exception):  # PR_SET_PDEATHSIG is Linux-only
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _encode_chunk(chunk: _Chunk) -> _ChunkResult:
+    """Split and tokenize some articles (runs in a worker process on large corpora)."""
+    articles, title_weight = chunk
+    terms_of = passage_terms()
     vocab: dict[str, int] = {}
     ids: list[int] = []
-    lengths = np.zeros(len(texts), dtype=np.int64)
-    for index, text in enumerate(texts):
-        terms = tokenizer.terms(text)
-        lengths[index] = len(terms)
-        ids.extend(vocab.setdefault(term, len(vocab)) for term in terms)
-    return list(vocab), lengths, np.asarray(ids, dtype=np.int64)
+    counts: list[int] = []
+    all_spans: list[list[tuple[int, int]]] = []
+    for title, text in articles:
+        title_terms = terms_of(title) * title_weight if title_weight else []
+        spans = [(span.start, span.end) for span in split_passages(text)]
+        all_spans.append(spans)
+        for start, end in spans:
+            terms = terms_of.passage(title_terms, text[start:end])
+            counts.append(len(terms))
+            ids.extend([vocab.setdefault(term, len(vocab)) for term in terms])
+    return all_spans, list(vocab), np.asarray(counts, dtype=np.int64), np.asarray(ids, dtype=np.int64)
 
 
 def _write(
     db: sqlite_utils.Database,
     params: BM25Params,
+    title_weight: int,
     full: bool,
     stale_article_ids: set[str],
     new_articles: list[Article],
@@ -339,18 +453,8 @@ def _write(
     else:
         doc_len = _load_doc_len(db)
         if stale_article_ids:
-            conn.execute("CREATE TEMP TABLE IF NOT EXISTS stale(id TEXT PRIMARY KEY)")
-            conn.execute("DELETE FROM stale")
-            conn.executemany("INSERT INTO stale(id) VALUES (?)", [(i,) for i in stale_article_ids])
-            rows = conn.execute("SELECT id, text FROM passages WHERE article_id IN (SELECT id FROM stale)").fetchall()
-            removed_ids = np.array([row[0] for row in rows], dtype=np.int64)
-            tokenizer = default_tokenizer()
-            for _, text in rows:
-                removed_terms.update(tokenizer.terms(text))
-            conn.execute("DELETE FROM passages WHERE article_id IN (SELECT id FROM stale)")
-            conn.execute("DELETE FROM articles WHERE id IN (SELECT id FROM stale)")
-            if len(removed_ids):
-                doc_len[removed_ids] = 0
+            removed_ids, removed_terms = _remove_articles(conn, stale_article_ids, title_weight)
+            doc_len[removed_ids] = 0
 
     first_id = int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM passages").fetchone()[0])
     passage_ids = np.arange(first_id, first_id + len(passages), dtype=np.int64)
@@ -358,7 +462,8 @@ def _write(
     for passage in passages:
         per_article[passage.article_id] = per_article.get(passage.article_id, 0) + 1
     conn.executemany(
-        "INSERT INTO articles(id, title, url, source, published, author, path, file, text, passage_count) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        "INSERT INTO articles(id, title, url, source, published, author, path, file, text, passage_count) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?)",
         [
             (
                 a.id,
@@ -378,8 +483,8 @@ def _write(
     conn.executemany(
         "INSERT INTO passages(id, article_id, ordinal, start, end, length, text) VALUES (?,?,?,?,?,?,?)",
         [
-            (int(pid), p.article_id, p.ordinal, p.start, p.end, int(n), p.text)
-            for pid, p, n in zip(passage_ids, passages, lengths, strict=True)
+            (pid, p.article_id, p.ordinal, p.start, p.end, n, p.text)
+            for pid, p, n in zip(passage_ids.tolist(), passages, lengths.tolist(), strict=True)
         ],
     )
 
@@ -390,39 +495,16 @@ def _write(
 
     token_docs = np.repeat(passage_ids, lengths)
     offsets, ids, tfs, df = build_postings(token_docs, doc_terms, len(vocabulary))
-    new_postings = {
-        term: (ids[offsets[t] : offsets[t + 1]], tfs[offsets[t] : offsets[t + 1]])
-        for t, term in enumerate(vocabulary)
-        if df[t] > 0
-    }
-
-    affected = set(new_postings) | removed_terms
-    updates: list[tuple[str, int, bytes]] = []
-    deletes: list[tuple[str]] = []
-    existing = _existing_postings(conn, affected - set(new_postings) if full else affected)
-    for term in affected:
-        parts_ids, parts_tfs = [], []
-        if term in existing:
-            old_ids, old_tfs = existing[term]
-            if len(removed_ids):
-                keep = ~np.isin(old_ids, removed_ids)
-                old_ids, old_tfs = old_ids[keep], old_tfs[keep]
-            parts_ids.append(old_ids.astype(np.int64))
-            parts_tfs.append(old_tfs.astype(np.int64))
-        if term in new_postings:
-            parts_ids.append(new_postings[term][0])
-            parts_tfs.append(new_postings[term][1])
-        merged_ids = np.concatenate(parts_ids) if parts_ids else np.zeros(0, dtype=np.int64)
-        if len(merged_ids) == 0:
-            deletes.append((term,))
-            continue
-        merged_tfs = np.concatenate(parts_tfs)
-        updates.append((term, len(merged_ids), encode_postings(merged_ids, merged_tfs)))
-    conn.executemany("DELETE FROM terms WHERE term = ?", deletes)
-    conn.executemany(
-        "INSERT INTO terms(term, df, postings) VALUES (?, ?, ?) ON CONFLICT(term) DO UPDATE SET df = excluded.df, postings = excluded.postings",
-        updates,
-    )
+    del token_docs
+    new_index = {term: t for t, term in enumerate(vocabulary) if df[t] > 0}
+    if full:
+        blobs = encode_many(offsets, ids, tfs, doc_len[ids])
+        conn.executemany(
+            "INSERT INTO terms(term, df, postings) VALUES (?, ?, ?)",
+            ((term, int(df[t]), blobs[t]) for term, t in new_index.items()),
+        )
+    else:
+        _merge_postings(conn, new_index, offsets, ids, tfs, removed_ids, removed_terms, doc_len)
 
     n_docs = int(conn.execute("SELECT count(*) FROM passages").fetchone()[0])
     all_df = np.fromiter((row[0] for row in conn.execute("SELECT df FROM terms")), dtype=np.float64)
@@ -448,20 +530,84 @@ def _write(
             digest, size_bytes = changed_files[key]
             conn.execute(
                 "INSERT INTO files(path, sha256, size, article_ids, indexed_at) VALUES (?,?,?,?,?) "
-                "ON CONFLICT(path) DO UPDATE SET sha256=excluded.sha256, size=excluded.size, article_ids=excluded.article_ids, indexed_at=excluded.indexed_at",
+                "ON CONFLICT(path) DO UPDATE SET sha256=excluded.sha256, size=excluded.size, "
+                "article_ids=excluded.article_ids, indexed_at=excluded.indexed_at",
                 (key, digest, size_bytes, json.dumps(article_ids), now),
             )
         else:
             conn.execute("UPDATE files SET article_ids = ? WHERE path = ?", (json.dumps(article_ids), key))
 
 
-def _existing_postings(conn: sqlite3.Connection, terms: set[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    found = {}
-    for term in terms:
+def _remove_articles(conn: sqlite3.Connection, article_ids: set[str], title_weight: int) -> tuple[np.ndarray, set[str]]:
+    """Delete articles and their passages; return the passage ids and every term they were indexed with."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS stale(id TEXT PRIMARY KEY)")
+    conn.execute("DELETE FROM stale")
+    conn.executemany("INSERT INTO stale(id) VALUES (?)", [(i,) for i in article_ids])
+    rows = conn.execute(
+        "SELECT p.id, p.text, a.title FROM passages p JOIN articles a ON a.id = p.article_id "
+        "WHERE p.article_id IN (SELECT id FROM stale)"
+    ).fetchall()
+    terms_of = passage_terms()
+    terms: set[str] = set()
+    titles: set[str] = set()
+    for _, text, title in rows:
+        terms.update(terms_of(text))
+        titles.add(title or "")
+    if title_weight:
+        for title in titles:
+            terms.update(terms_of(title))
+    conn.execute("DELETE FROM passages WHERE article_id IN (SELECT id FROM stale)")
+    conn.execute("DELETE FROM articles WHERE id IN (SELECT id FROM stale)")
+    return np.array([row[0] for row in rows], dtype=np.int64), terms
+
+
+def _merge_postings(
+    conn: sqlite3.Connection,
+    new_index: dict[str, int],
+    offsets: np.ndarray,
+    ids: np.ndarray,
+    tfs: np.ndarray,
+    removed_ids: np.ndarray,
+    removed_terms: set[str],
+    doc_len: np.ndarray,
+) -> None:
+    """Rewrite the postings of terms that gained or lost passages (new passage ids are all larger)."""
+    removed = np.zeros(len(doc_len), dtype=bool)
+    removed[removed_ids] = True
+    affected = sorted(set(new_index) | removed_terms)
+    merged_ids: list[np.ndarray] = []
+    merged_tfs: list[np.ndarray] = []
+    counts = np.zeros(len(affected), dtype=np.int64)
+    for j, term in enumerate(affected):
         row = conn.execute("SELECT postings FROM terms WHERE term = ?", (term,)).fetchone()
         if row is not None:
-            found[term] = decode_postings(row[0])
-    return found
+            old: Postings = decode(row[0])
+            old_ids, old_tfs = old.ids, old.term_frequencies()
+            if len(removed_ids):
+                keep = ~removed[old_ids]
+                old_ids, old_tfs = old_ids[keep], old_tfs[keep]
+            merged_ids.append(old_ids.astype(np.int64))
+            merged_tfs.append(old_tfs.astype(np.int64))
+            counts[j] += len(old_ids)
+        t = new_index.get(term)
+        if t is not None:
+            merged_ids.append(ids[offsets[t] : offsets[t + 1]])
+            merged_tfs.append(tfs[offsets[t] : offsets[t + 1]])
+            counts[j] += offsets[t + 1] - offsets[t]
+    all_ids = np.concatenate(merged_ids) if merged_ids else np.zeros(0, dtype=np.int64)
+    all_tfs = np.concatenate(merged_tfs) if merged_tfs else np.zeros(0, dtype=np.int64)
+    merged_offsets = np.zeros(len(affected) + 1, dtype=np.int64)
+    np.cumsum(counts, out=merged_offsets[1:])
+    blobs = encode_many(merged_offsets, all_ids, all_tfs, doc_len[all_ids])
+    conn.executemany(
+        "DELETE FROM terms WHERE term = ?",
+        [(term,) for term, blob in zip(affected, blobs, strict=True) if blob is None],
+    )
+    conn.executemany(
+        "INSERT INTO terms(term, df, postings) VALUES (?, ?, ?) "
+        "ON CONFLICT(term) DO UPDATE SET df = excluded.df, postings = excluded.postings",
+        [(term, int(n), blob) for term, n, blob in zip(affected, counts, blobs, strict=True) if blob is not None],
+    )
 
 
 def _load_doc_len(db: sqlite_utils.Database) -> np.ndarray:
@@ -477,7 +623,6 @@ def _drop_all(db: sqlite_utils.Database) -> None:
 
 
 def _checkpoint(db: sqlite_utils.Database) -> None:
-    try:
+    # A reader may hold the WAL; SQLite then checkpoints later on its own.
+    with contextlib.suppress(sqlite3.OperationalError):
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    except sqlite3.OperationalError:
-        pass  # a reader holds the WAL; SQLite checkpoints later on its own

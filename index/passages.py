@@ -95,8 +95,7 @@ def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     cursor = start
     for match in _SENTENCE_END.finditer(text, start, end):
-        before = text[cursor : match.start()].split()
-        last_word = before[-1].lower().rstrip(".") if before else ""
+        last_word = _word_before(text, cursor, match.start()).lower().rstrip(".")
         if last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha()):
             continue
         spans.append((cursor, match.end()))
@@ -106,6 +105,22 @@ def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     if cursor < end:
         spans.append((cursor, end))
     return spans
+
+
+def _word_before(text: str, floor: int, position: int) -> str:
+    """The last whitespace-separated word of ``text[floor:position]``.
+
+    Scans back from ``position`` instead of splitting the whole range: after
+    many skipped abbreviations ("Mr. Smith Mr. Jones ...") the range can be the
+    whole line, and splitting it for every candidate was quadratic.
+    """
+    end = position
+    while end > floor and text[end - 1].isspace():
+        end -= 1
+    begin = end
+    while begin > floor and not text[begin - 1].isspace():
+        begin -= 1
+    return text[begin:end]
 
 
 def _word_chunks(text: str, start: int, end: int, max_words: int) -> list[tuple[int, int, int]]:

@@ -7,6 +7,7 @@ one in JSONL skips just that line).
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ def read_file(path: Path, data: bytes, article_id: str) -> ReadResult:
         raise Unreadable("empty file")
     if suffix == ".jsonl":
         return _read_jsonl(path, decode(data))
-    text = decode(data)
+    text = decode(data, html=suffix in (".html", ".htm"))
     if suffix == ".txt":
         article = _read_text(text, article_id)
     elif suffix in (".md", ".markdown"):
@@ -60,14 +61,53 @@ def read_file(path: Path, data: bytes, article_id: str) -> ReadResult:
     return ReadResult([_with_path(article, path)])
 
 
-def decode(data: bytes) -> str:
-    """UTF-8 (with or without BOM), else the charset charset-normalizer detects."""
-    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+_DECLARED_CHARSET = re.compile(
+    rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)|<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""",
+    re.IGNORECASE,
+)
+# As browsers do (WHATWG), a declared Latin-1 or ASCII page is read as its superset Windows-1252.
+_WINDOWS_1252_LABELS = frozenset({"iso8859_1", "ascii", "cp1252"})
+_MOSTLY_ASCII = 0.3  # at most this share of non-ASCII bytes among the non-blank ones
+_HIGH_BYTES = bytes(range(0x80, 0x100))
+
+
+def decode(data: bytes, *, html: bool = False) -> str:
+    """The file's text, decoded with the first that applies.
+
+    A byte-order mark (UTF-8/16/32); UTF-8; the charset an HTML file declares
+    (``<meta charset>``); UTF-16 without a BOM (a NUL in every other byte);
+    Windows-1252 for mostly-ASCII text (Western European text, for which
+    detection often picks a wrong single-byte code page); the charset
+    charset-normalizer detects. Anything else is skipped with the reason.
+    """
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom) :].decode(codec)
+            except UnicodeDecodeError as error:
+                raise Unreadable(f"undecodable: starts with a {codec} byte-order mark but {error.reason}") from None
+    utf16 = _utf16_without_bom(data)
+    if utf16 is not None:
+        return utf16
+    if b"\x00" in data[:8192]:
         raise Unreadable("binary file (contains NUL bytes)")
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    for codec in ([_declared_charset(data)] if html else []) + (["cp1252"] if _mostly_ascii(data) else []):
+        if codec:
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError:
+                continue
     best = from_bytes(data[: 1 << 20]).best()
     if best is None or best.encoding is None:
         raise Unreadable("undecodable: not UTF-8 and no character set could be detected")
@@ -75,6 +115,47 @@ def decode(data: bytes) -> str:
         return data.decode(best.encoding)
     except (UnicodeDecodeError, LookupError) as error:
         raise Unreadable(f"undecodable as {best.encoding}: {error}") from None
+
+
+def _declared_charset(data: bytes) -> str | None:
+    found = _DECLARED_CHARSET.search(data[:4096])
+    if not found:
+        return None
+    label = (found.group(1) or found.group(2)).decode("ascii").lower()
+    try:
+        name = codecs.lookup(label).name.replace("-", "_")
+    except LookupError:
+        return None
+    return "cp1252" if name in _WINDOWS_1252_LABELS else name
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """Mostly-ASCII UTF-16 text without a BOM: NUL bytes at every odd (LE) or even (BE) position."""
+    head = data[:4096]
+    if len(head) < 8 or len(head) % 2:
+        return None
+    even_nuls = head[0::2].count(0) / (len(head) // 2)
+    odd_nuls = head[1::2].count(0) / (len(head) // 2)
+    if odd_nuls > 0.9 and even_nuls < 0.1:
+        codec = "utf-16-le"
+    elif even_nuls > 0.9 and odd_nuls < 0.1:
+        codec = "utf-16-be"
+    else:
+        return None
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError:
+        return None
+    head_text = text[:2048]
+    printable = sum(1 for ch in head_text if ch.isprintable() or ch.isspace())
+    return text if printable >= 0.95 * len(head_text) else None
+
+
+def _mostly_ascii(data: bytes) -> bool:
+    sample = data[: 1 << 20]
+    high = len(sample) - len(sample.translate(None, _HIGH_BYTES))
+    blank = len(sample) - len(sample.translate(None, b" \t\r\n"))
+    return high <= _MOSTLY_ASCII * max(len(sample) - blank, 1)
 
 
 def slug(value: str) -> str:
@@ -211,7 +292,9 @@ def _link(soup: BeautifulSoup, rel: str) -> str | None:
 
 def _read_jsonl(path: Path, text: str) -> ReadResult:
     result = ReadResult()
-    for number, line in enumerate(text.splitlines(), start=1):
+    # JSON Lines are separated by \n only: str.splitlines would also split at U+2028 or U+0085,
+    # which JSON allows unescaped inside strings.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import sqlite_utils
 
 from . import store
-from .bm25 import BM25Params, Collection, Scorer, decode_postings, idf, raw_idf
+from .bm25 import BM25Params, Collection, Postings, QueryTerm, Scorer, idf, raw_idf
 from .models import Answer, ArticleInfo, ArticleMatch, Contribution, Hit, Passage, Span, Stats
 from .passages import sentence_spans
 from .query import ParsedQuery, Synonyms, WeightedTerm, parse_query
@@ -77,8 +76,9 @@ class SearchService:
         self.db_path = Path(db_path)
         self.tokenizer = tokenizer or default_tokenizer()
         self.synonyms = Synonyms.load(self.tokenizer, synonyms_path)
-        self._db: sqlite_utils.Database = store.connect(self.db_path)
+        self._db = store.connect_reader(self.db_path)
         self._db.conn.isolation_level = None
+        self._postings_cache = store.PostingsCache()
         self._lock = threading.RLock()
         self._generation: int | None = None
         self._meta: dict = {}
@@ -92,7 +92,7 @@ class SearchService:
     # -- consistency -------------------------------------------------------
 
     @contextmanager
-    def _snapshot(self) -> Iterator[sqlite_utils.Database]:
+    def _snapshot(self) -> Iterator[store.Reader]:
         """A read transaction: everything read inside sees one committed index."""
         with self._lock:
             conn = self._db.conn
@@ -118,6 +118,7 @@ class SearchService:
             params=BM25Params(**meta.get("bm25", {})),
         )
         self._scorer = Scorer(collection)
+        self._postings_cache.clear()
         self._meta = meta
         self._generation = meta.get("generation")
 
@@ -176,10 +177,11 @@ class SearchService:
             owners = self._article_ids(db, ids)
         return [(owners[c.passage_id], c.passage_id, c.score) for c in ranking.candidates[:depth]]
 
-    def _rank(self, db: sqlite_utils.Database, parsed: ParsedQuery, depth: int) -> _Ranking:
+    def _rank(self, db: store.Reader, parsed: ParsedQuery, depth: int) -> _Ranking:
         assert self._scorer is not None
         collection = self._scorer.collection
-        postings = self._postings(db, {t.term for t in parsed.terms} | parsed.excluded)
+        found = self._postings(db, {t.term for t in parsed.terms} | parsed.excluded)
+        postings = {term: (df, p.ids, p.term_frequencies()) for term, (df, p) in found.items()}
         n_docs = collection.n_docs
         unknown = tuple(dict.fromkeys(parsed.surface.get(t, t) for t in parsed.query_terms if t not in postings))
         known = [t for t in parsed.terms if t.term in postings]
@@ -189,10 +191,12 @@ class SearchService:
         if not known:
             return ranking
         scored = [
-            (idf(n_docs, postings[t.term][0], collection.mean_idf, collection.params) * t.weight, *postings[t.term][1:])
+            QueryTerm(
+                idf(n_docs, found[t.term][0], collection.mean_idf, collection.params) * t.weight, found[t.term][1]
+            )
             for t in known
         ]
-        ranking.scored_terms = [(t, value) for t, (value, _, _) in zip(known, scored, strict=True)]
+        ranking.scored_terms = [(t, q.weight) for t, q in zip(known, scored, strict=True)]
         excluded = [postings[t][1] for t in parsed.excluded if t in postings]
         exclude = np.concatenate(excluded).astype(np.intp) if excluded else None
         window = PHRASE_DEPTH if parsed.phrases else RERANK_DEPTH
@@ -307,21 +311,16 @@ class SearchService:
                 best = (value, span)
         return best[1] if best else None
 
-    def _postings(self, db: sqlite_utils.Database, terms: set[str]) -> dict[str, tuple[int, np.ndarray, np.ndarray]]:
-        found = {}
-        for term in terms:
-            row = db.execute("SELECT df, postings FROM terms WHERE term = ?", (term,)).fetchone()
-            if row is not None:
-                found[term] = (int(row[0]), *decode_postings(row[1]))
-        return found
+    def _postings(self, db: store.Reader, terms: set[str]) -> dict[str, tuple[int, Postings]]:
+        return self._postings_cache.get(db, terms)
 
-    def _passage_texts(self, db: sqlite_utils.Database, ids: list[int]) -> dict[int, str]:
+    def _passage_texts(self, db: store.Reader, ids: list[int]) -> dict[int, str]:
         if not ids:
             return {}
         rows = db.execute(f"SELECT id, text FROM passages WHERE id IN ({','.join('?' * len(ids))})", ids)
         return dict(rows.fetchall())
 
-    def _article_ids(self, db: sqlite_utils.Database, ids: list[int]) -> dict[int, str]:
+    def _article_ids(self, db: store.Reader, ids: list[int]) -> dict[int, str]:
         owners: dict[int, str] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
@@ -329,7 +328,7 @@ class SearchService:
             owners.update(rows.fetchall())
         return owners
 
-    def _passages(self, db: sqlite_utils.Database, ids: list[int]) -> dict[int, Passage]:
+    def _passages(self, db: store.Reader, ids: list[int]) -> dict[int, Passage]:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
@@ -338,7 +337,7 @@ class SearchService:
         ).fetchall()
         return {row[0]: Passage(*row) for row in rows}
 
-    def _article_infos(self, db: sqlite_utils.Database, ids: set[str]) -> dict[str, ArticleInfo]:
+    def _article_infos(self, db: store.Reader, ids: set[str]) -> dict[str, ArticleInfo]:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
@@ -368,7 +367,7 @@ class SearchService:
             total = db.execute("SELECT count(*) FROM passages WHERE article_id = ?", (article_id,)).fetchone()[0]
         return [Passage(*row) for row in rows], int(total)
 
-    def _article_passages(self, db: sqlite_utils.Database, article_id: str) -> list[Passage]:
+    def _article_passages(self, db: store.Reader, article_id: str) -> list[Passage]:
         rows = db.execute(
             "SELECT id, article_id, ordinal, start, end, text FROM passages WHERE article_id = ? ORDER BY ordinal",
             (article_id,),

@@ -10,14 +10,20 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
+import numpy as np
 
+from .bm25 import Postings, QueryTerm, decode
 from .errors import CorpusbotError, IndexMissing, SchemaMismatch
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:  # sqlite_utils pulls in pandas when installed: keep it off the query path
+    import sqlite_utils
+
+SCHEMA_VERSION = 2  # 2: compact postings with bound pairs; title terms in passages
 DEFAULT_DB = "corpusbot.db"
 BUSY_TIMEOUT_MS = 30_000
 
@@ -58,6 +64,17 @@ def create_schema(db: sqlite_utils.Database) -> None:
 
 def connect(path: str | os.PathLike[str], *, create: bool = False, readonly: bool = False) -> sqlite_utils.Database:
     """Open the database; ``create`` makes a new file (owner-only permissions)."""
+    import sqlite_utils
+
+    return sqlite_utils.Database(_open(path, create=create, readonly=readonly))
+
+
+def connect_reader(path: str | os.PathLike[str]) -> Reader:
+    """Open the database for the search service (plain sqlite3, fast to import)."""
+    return Reader(_open(path, create=False, readonly=False))
+
+
+def _open(path: str | os.PathLike[str], *, create: bool, readonly: bool) -> sqlite3.Connection:
     db_path = Path(path)
     if not db_path.exists():
         if not create:
@@ -80,15 +97,32 @@ def connect(path: str | os.PathLike[str], *, create: bool = False, readonly: boo
             conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as error:
+        if "locked" in str(error) or "busy" in str(error):  # in use, not damaged
+            raise CorpusbotError(
+                f"{db_path} is locked by another process ({error}). Try again when it finishes."
+            ) from None
         raise CorpusbotError(
             f"Cannot open {db_path} as a corpusbot database ({error}). "
             "If the file is damaged, move it aside and run `corpusbot index --full`, or restore a backup."
         ) from None
-    return sqlite_utils.Database(conn)
+    return conn
 
 
-def read_meta(db: sqlite_utils.Database) -> dict[str, Any]:
-    if "meta" not in db.table_names():
+class Reader:
+    """The search service's connection: what it uses of ``sqlite_utils.Database``."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, parameters: Iterable[Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, parameters)  # type: ignore[arg-type]
+
+    def table_names(self) -> list[str]:
+        return [row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+
+def read_meta(db: sqlite_utils.Database | Reader) -> dict[str, Any]:
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is None:
         return {}
     return {row[0]: json.loads(row[1]) for row in db.execute("SELECT key, value FROM meta")}
 
@@ -109,3 +143,99 @@ def check_schema(meta: dict[str, Any], db_path: str | os.PathLike[str]) -> None:
             f"{db_path} was written with index schema version {version}; this corpusbot uses "
             f"version {SCHEMA_VERSION}. Run `corpusbot index --full` to rebuild it."
         )
+
+
+class PostingsCache:
+    """Decoded postings by term for one index generation, least recently used dropped first.
+
+    Common terms' postings are long and come back in many questions; keeping
+    them decoded saves reading and decoding them again. ``clear`` on a new
+    generation. Not thread-safe (the search service locks).
+    """
+
+    def __init__(self, max_bytes: int = 48 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, tuple[int, Postings]] = OrderedDict()
+        self._bytes = 0
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._bytes = 0
+
+    def get(self, db: sqlite_utils.Database | Reader, terms: Iterable[str]) -> dict[str, tuple[int, Postings]]:
+        """``term -> (df, postings)`` for the terms the index knows."""
+        found: dict[str, tuple[int, Postings]] = {}
+        missing: list[str] = []
+        for term in dict.fromkeys(terms):
+            entry = self._entries.get(term)
+            if entry is None:
+                missing.append(term)
+            else:
+                self._entries.move_to_end(term)
+                found[term] = entry
+        for term in missing:
+            row = db.execute("SELECT df, postings FROM terms WHERE term = ?", (term,)).fetchone()
+            if row is None:
+                continue
+            entry = (int(row[0]), decode(row[1]))
+            found[term] = entry
+            self._remember(term, entry)
+        return found
+
+    def _remember(self, term: str, entry: tuple[int, Postings]) -> None:
+        size = entry[1].nbytes
+        if size > self.max_bytes // 4:
+            return
+        self._entries[term] = entry
+        self._bytes += size
+        while self._bytes > self.max_bytes:
+            _, (_, old) = self._entries.popitem(last=False)
+            self._bytes -= old.nbytes
+
+
+class TermRanker:
+    """Exact BM25Okapi top-k for a list of terms, straight from the database.
+
+    No query analysis, reranking or passage text: the ranking core that the
+    search service builds on, used by the parity tests and the benchmark.
+    Reopen (or ``refresh``) to see a newer index.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], cache: PostingsCache | None = None) -> None:
+        from .bm25 import BM25Params, Collection, Scorer
+
+        self.reader = connect_reader(path)
+        self.reader.conn.isolation_level = None
+        self.cache = cache or PostingsCache()
+        self.reader.execute("BEGIN")
+        try:
+            meta = read_meta(self.reader)
+            check_schema(meta, path)
+            row = self.reader.execute("SELECT data FROM blobs WHERE name = 'doc_len'").fetchone()
+        finally:
+            self.reader.execute("COMMIT")
+        doc_len = np.frombuffer(row[0], dtype="<u4") if row else np.zeros(1, dtype="<u4")
+        n_docs = int(meta.get("n_docs", 0))
+        self.meta = meta
+        self.collection = Collection(
+            n_docs=n_docs,
+            avgdl=(meta.get("total_tokens", 0) / n_docs) if n_docs else 0.0,
+            mean_idf=float(meta.get("average_idf", 0.0)),
+            doc_len=doc_len,
+            params=BM25Params(**meta.get("bm25", {})),
+        )
+        self.scorer = Scorer(self.collection)
+
+    def query_terms(self, terms: list[str]) -> list[QueryTerm]:
+        """One weighted term per query token the index knows (repeats kept: BM25Okapi counts them)."""
+        from .bm25 import idf
+
+        c = self.collection
+        found = self.cache.get(self.reader, terms)
+        return [QueryTerm(idf(c.n_docs, found[t][0], c.mean_idf, c.params), found[t][1]) for t in terms if t in found]
+
+    def top(self, terms: list[str], k: int = 10) -> list[tuple[int, float]]:
+        return self.scorer.top(self.query_terms(terms), k)
+
+    def close(self) -> None:
+        self.reader.conn.close()

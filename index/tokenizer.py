@@ -91,9 +91,11 @@ class Tokenizer:
 @lru_cache(maxsize=200_000)
 def _normalise(raw: str) -> str:
     """One raw match -> its unstemmed term, or "" when it is a stopword."""
-    if raw in _COUNTRY_FORMS:
+    word = unicodedata.normalize("NFKC", raw)
+    if word in _COUNTRY_FORMS:  # after NFKC, so the fullwidth "ＵＳ" is the country too
         return COUNTRY_US
-    word = unicodedata.normalize("NFKC", raw).casefold().replace("’", "'")
+    # Some compatibility characters expand to several words (U+FDFA); a term never holds whitespace.
+    word = "".join(word.casefold().replace("’", "'").split())
     if word in STOPWORDS:
         return ""
     word = _POSSESSIVE.sub("", word)

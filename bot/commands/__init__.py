@@ -7,7 +7,7 @@ import importlib
 import click
 
 # One module per feature area; add a name here to add its commands to the CLI.
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = ("eval", "slack", "admin")
 
 
 def register_all(cli: click.Group) -> None:

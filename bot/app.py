@@ -1,0 +1,90 @@
+"""The Slack app: a bolt ``App`` wired to the search service. Works the same in HTTP and Socket Mode."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any
+
+from slack_bolt import App, BoltContext, BoltResponse
+from slack_sdk import WebClient
+
+from index import SearchService
+
+from .config import Settings
+from .listeners import actions, commands, events
+from .runtime import CONTEXT_KEY, Runtime, make_runtime, retry_handlers
+
+log = logging.getLogger("corpusbot.slack")
+
+
+def build_app(
+    settings: Settings,
+    service: SearchService,
+    *,
+    runtime: Runtime | None = None,
+    verify_token: bool = True,
+    executor: Executor | None = None,
+) -> App:
+    """The bolt app. With ``verify_token`` it calls ``auth.test`` once now, so a bad token fails at start-up.
+
+    Listeners run on ``executor`` (bolt's own thread pool by default) after their ``ack()``.
+    """
+    runtime = runtime or make_runtime(settings, service)
+    client = WebClient(token=settings.bot_token, base_url=settings.api_url, retry_handlers=retry_handlers(), logger=log)
+    bolt_logger = logging.getLogger("corpusbot.bolt")
+    if not any(isinstance(f, _ClientTokenNotice) for f in bolt_logger.filters):
+        bolt_logger.addFilter(_ClientTokenNotice())
+    app = App(
+        name="corpusbot",
+        client=client,
+        signing_secret=settings.signing_secret or "",
+        token_verification_enabled=verify_token,
+        logger=bolt_logger,
+        listener_executor=executor,
+    )
+    app.middleware(_attach(runtime))
+    app.middleware(_skip_seen_events(runtime))
+    app.error(_log_error)
+    for listeners in (events, commands, actions):
+        listeners.register(app)
+    return app
+
+
+class _ClientTokenNotice(logging.Filter):
+    """bolt reads SLACK_BOT_TOKEN from the environment by itself, then warns that our client's token wins."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+def _attach(runtime: Runtime) -> Callable[..., Any]:
+    def attach_runtime(context: BoltContext, next: Callable[[], Any]) -> Any:
+        context[CONTEXT_KEY] = runtime
+        return next()
+
+    return attach_runtime
+
+
+def _skip_seen_events(runtime: Runtime) -> Callable[..., Any]:
+    """Slack re-sends an event it thinks failed (HTTP retries, Socket Mode ``retry_attempt``): answer it once."""
+
+    def skip_seen_events(body: dict[str, Any], next: Callable[[], Any]) -> Any:
+        event_id = body.get("event_id")
+        seen_before = (
+            body.get("type") == "event_callback"
+            and isinstance(event_id, str)
+            and not runtime.state.first_time(event_id)
+        )
+        if seen_before:
+            log.info("Event %s was already handled; not answering it again", event_id)
+            return BoltResponse(status=200, body="")
+        return next()
+
+    return skip_seen_events
+
+
+def _log_error(error: Exception, body: dict[str, Any]) -> None:
+    kind = body.get("type") or body.get("command") or "request"
+    log.error("Unexpected error handling a Slack %s: %r", kind, error, exc_info=error)

@@ -1,0 +1,106 @@
+"""``corpusbot serve`` (the Slack bot) and ``corpusbot feedback`` (what users said about answers)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from urllib.error import URLError
+
+import click
+from slack_bolt.error import BoltError
+
+from index import store
+
+from .. import config, logsafe
+from ..state import read_feedback
+
+TOKEN_ADVICE = (
+    "Copy the Bot User OAuth Token (xoxb-…) again from OAuth & Permissions; reinstall the app if it was revoked."
+)
+
+
+def register(cli: click.Group) -> None:
+    from ..cli import db_option, json_option
+
+    cli.add_command(db_option(serve_command()))
+    cli.add_command(db_option(json_option(feedback_command())))
+
+
+def serve_command() -> click.Command:
+    @click.command("serve")
+    @click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True, help="HTTP mode port.")
+    @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP mode address (0.0.0.0: all).")
+    def serve(port: int, host: str, db_path: str) -> None:
+        """Run the Slack bot.
+
+        Socket Mode when SLACK_APP_TOKEN (xapp-…) is set: no public URL needed.
+        Otherwise HTTP mode: Slack's requests at http://HOST:PORT/slack/events
+        (checked with SLACK_SIGNING_SECRET), GET /healthz and GET /readyz.
+        SLACK_BOT_TOKEN (xoxb-…) is always needed. See .env.example.
+
+        Example: corpusbot serve --port 3000
+        """
+        from ..app import build_app
+        from ..cli import open_service
+        from ..runtime import make_runtime
+        from ..server import SlackWSGI, serve_http, socket_mode_handler
+
+        settings = replace(config.settings_from_env(), db_path=db_path)
+        config.check_slack(settings)
+        logsafe.configure(secrets=(settings.bot_token, settings.app_token, settings.signing_secret))
+        service = open_service(db_path)
+        runtime = make_runtime(settings, service)
+        try:
+            app = build_app(settings, service, runtime=runtime)
+        except BoltError as error:
+            code = re.search(r"'error': '([a-z_]+)'", str(error))
+            raise click.ClickException(
+                f"Slack rejected SLACK_BOT_TOKEN ({code.group(1) if code else 'auth.test failed'}). {TOKEN_ADVICE}"
+            ) from None
+        except (URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise click.ClickException(
+                f"Cannot reach the Slack API at {settings.api_url} ({reason}). Check the network, or SLACK_API_URL."
+            ) from None
+        if settings.socket_mode:
+            click.echo("corpusbot: connecting to Slack in Socket Mode (Ctrl-C stops).", err=True)
+            socket_mode_handler(app, settings).start()
+        else:
+            assert settings.signing_secret is not None  # check_slack made sure
+            serve_http(SlackWSGI(app, runtime, settings.signing_secret), host=host, port=port)
+
+    return serve
+
+
+def feedback_command() -> click.Command:
+    @click.command("feedback")
+    @click.option("--limit", type=click.IntRange(1), default=None, help="Only the newest N.")
+    def feedback(limit: int | None, db_path: str, as_json: bool) -> None:
+        """List the Helpful / Not helpful feedback given in Slack, newest first.
+
+        Each entry: when, who (Slack user ID), the verdict, the question and
+        the passages shown (article id ¶n).
+
+        Example: corpusbot feedback --json
+        """
+        db = store.connect(db_path)
+        try:
+            records = read_feedback(db, limit)
+        finally:
+            db.conn.close()
+        if as_json:
+            click.echo(json.dumps([record.to_json() for record in records]))
+            return
+        if not records:
+            click.echo("No feedback yet.")
+            return
+        helpful = sum(1 for record in records if record.verdict == "helpful")
+        click.echo(f"{len(records)} feedback: {helpful} helpful, {len(records) - helpful} not helpful")
+        for record in records:
+            verdict = "helpful    " if record.verdict == "helpful" else "not helpful"
+            click.echo(f"{record.created_at}  {record.user_id}  {verdict}  {record.question}")
+            if record.passages:
+                click.echo("    shown: " + "; ".join(record.passages))
+
+    return feedback

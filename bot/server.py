@@ -1,0 +1,166 @@
+"""Running the app: HTTP mode (a WSGI app served by waitress) or Socket Mode.
+
+HTTP mode serves Slack's requests at ``/slack/events`` plus ``GET /healthz``
+(the process is up) and ``GET /readyz`` (the index and database answer).
+Before bolt sees a request it is checked here, so that a bad or hostile
+request gets a 4xx and one log line, never a traceback or a reply: body size,
+UTF-8, Slack's signature and timestamp (at most 5 minutes old), and a body
+that parses as a Slack payload.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_sdk.signature import SignatureVerifier
+
+from .config import Settings
+from .runtime import Runtime
+
+EVENTS_PATH = "/slack/events"
+MAX_BODY_BYTES = 1 << 20  # Slack's payloads are a few KB; an interactive message with 50 full blocks stays well under
+DEFAULT_PORT = 3000
+DEFAULT_HOST = "127.0.0.1"
+
+log = logging.getLogger("corpusbot.http")
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: str = "text/plain; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def _text(status: int, text: str) -> Reply:
+    return Reply(status, (text + "\n").encode())
+
+
+def _json(status: int, data: dict[str, Any]) -> Reply:
+    return Reply(status, json.dumps(data).encode(), "application/json")
+
+
+STATUS_LINES = {
+    200: "200 OK",
+    400: "400 Bad Request",
+    401: "401 Unauthorized",
+    404: "404 Not Found",
+    405: "405 Method Not Allowed",
+    411: "411 Length Required",
+    413: "413 Content Too Large",
+    500: "500 Internal Server Error",
+    503: "503 Service Unavailable",
+}
+
+
+class SlackWSGI:
+    """The WSGI application for HTTP mode."""
+
+    def __init__(self, app: App, runtime: Runtime, signing_secret: str, *, max_body: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.verifier = SignatureVerifier(signing_secret)
+        self.max_body = max_body
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            reply = self.route(environ)
+        except Exception:
+            log.exception("Unexpected error serving %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+            reply = _text(500, "internal error")
+        status = STATUS_LINES.get(reply.status, f"{reply.status} Status")
+        headers = [("Content-Type", reply.content_type), ("Content-Length", str(len(reply.body))), *reply.headers]
+        start_response(status, headers)
+        return [reply.body]
+
+    def route(self, environ: dict[str, Any]) -> Reply:
+        method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+        if path == "/healthz":
+            return _json(200, {"status": "ok"}) if method in ("GET", "HEAD") else _text(405, "method not allowed")
+        if path == "/readyz":
+            return self.ready() if method in ("GET", "HEAD") else _text(405, "method not allowed")
+        if path == EVENTS_PATH:
+            return self.slack(environ) if method == "POST" else _text(405, "method not allowed")
+        return _text(404, "not found")
+
+    def ready(self) -> Reply:
+        try:
+            generation = self.runtime.service.generation
+        except Exception as error:  # any failure to read the index means: not ready
+            return _json(503, {"status": "unavailable", "reason": f"index: {type(error).__name__}"})
+        if not self.runtime.state.ping():
+            return _json(503, {"status": "unavailable", "reason": "database"})
+        return _json(200, {"status": "ready", "generation": generation})
+
+    def slack(self, environ: dict[str, Any]) -> Reply:
+        raw = environ.get("CONTENT_LENGTH") or ""
+        if not raw.isdigit():
+            return self._reject(411, "a Content-Length is required")
+        length = int(raw)
+        if length > self.max_body:
+            return self._reject(413, f"body over {self.max_body} bytes")
+        data = environ["wsgi.input"].read(length)
+        headers = _headers(environ)
+        timestamp, signature = headers.get("x-slack-request-timestamp"), headers.get("x-slack-signature")
+        if not timestamp or not signature:
+            return self._reject(401, "missing Slack signature headers")
+        if not timestamp.isascii() or not timestamp.isdigit():
+            return self._reject(401, "malformed Slack timestamp")
+        try:
+            body = data.decode("utf-8")  # Slack always sends UTF-8
+        except UnicodeDecodeError:
+            return self._reject(400, "body is not UTF-8")
+        if not self.verifier.is_valid(body, timestamp, signature):
+            return self._reject(401, "bad signature or stale timestamp")
+        try:
+            request = BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
+        except Exception as error:  # untrusted input: whatever fails to parse is the sender's problem
+            return self._reject(400, f"malformed body ({type(error).__name__})")
+        if not isinstance(request.body, dict) or not request.body:
+            return self._reject(400, "not a Slack payload")
+        response = self.app.dispatch(request)
+        return _from_bolt(response)
+
+    @staticmethod
+    def _reject(status: int, why: str) -> Reply:
+        log.warning("Rejected a Slack request: HTTP %s, %s", status, why)
+        return _text(status, why)
+
+
+def _headers(environ: dict[str, Any]) -> dict[str, str]:
+    headers = {key[5:].lower().replace("_", "-"): value for key, value in environ.items() if key.startswith("HTTP_")}
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    return headers
+
+
+def _from_bolt(response: BoltResponse) -> Reply:
+    content_type = (response.headers.get("content-type") or ["text/plain; charset=utf-8"])[0]
+    body = response.body if isinstance(response.body, str) else json.dumps(response.body or "")
+    if response.status >= 400:
+        log.warning("Slack request not handled: HTTP %s %s", response.status, body[:200])
+    return Reply(response.status, body.encode("utf-8"), content_type)
+
+
+def serve_http(wsgi: SlackWSGI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, threads: int = 8) -> None:
+    """Serve until interrupted, with waitress (a production WSGI server)."""
+    from waitress import serve
+
+    log.info("corpusbot listening on http://%s:%s%s (HTTP mode)", host, port, EVENTS_PATH)
+    serve(wsgi, host=host, port=port, threads=threads, max_request_body_size=MAX_BODY_BYTES, ident="corpusbot")
+
+
+def socket_mode_handler(app: App, settings: Settings) -> SocketModeHandler:
+    """The Socket Mode handler for ``app`` (connects only when started)."""
+    if settings.app_token is None:
+        raise ValueError("Socket Mode needs SLACK_APP_TOKEN")
+    return SocketModeHandler(app, app_token=settings.app_token, web_client=app.client)

@@ -1,0 +1,137 @@
+"""The bot's state: seen events survive a restart and expire, feedback round-trips, the rate limiter is fair."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from bot.config import RateLimit
+from bot.state import EVENTS_TABLE, BotState, Feedback, RateLimiter, Verdict, read_feedback
+from index import index_corpus, store
+from index.corpus import BUNDLED
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_event_is_new_once(sample_db: Path) -> None:
+    state = BotState(sample_db)
+    assert state.first_time("Ev1") is True
+    assert state.first_time("Ev1") is False
+    assert state.first_time("Ev2") is True
+    state.close()
+
+
+def test_seen_events_survive_a_restart(sample_db: Path) -> None:
+    BotState(sample_db).first_time("Ev1")
+    restarted = BotState(sample_db)
+    assert restarted.first_time("Ev1") is False
+    restarted.close()
+
+
+def test_seen_events_expire_after_the_ttl(sample_db: Path) -> None:
+    clock = Clock()
+    state = BotState(sample_db, event_ttl=3600, clock=clock)
+    assert state.first_time("Ev1")
+    clock.now += 3599
+    assert not BotState(sample_db, event_ttl=3600, clock=clock).first_time("Ev1")
+    clock.now += 2
+    assert BotState(sample_db, event_ttl=3600, clock=clock).first_time("Ev1")
+    assert not state.first_time("Ev1")  # the instance above just re-recorded it
+
+
+def test_old_events_are_purged(sample_db: Path) -> None:
+    clock = Clock()
+    state = BotState(sample_db, event_ttl=60, clock=clock)
+    for number in range(5):
+        state.first_time(f"Ev{number}")
+    clock.now += 400
+    state.first_time("EvNew")
+    count = state.db.execute(f"SELECT count(*) FROM {EVENTS_TABLE}").fetchone()[0]
+    assert count == 1
+
+
+def test_concurrent_duplicates_get_exactly_one_first_time(sample_db: Path) -> None:
+    state = BotState(sample_db)
+    results: list[bool] = []
+    threads = [threading.Thread(target=lambda: results.append(state.first_time("EvSame"))) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 15 + [True]
+
+
+def test_a_busy_database_still_never_repeats_within_the_process(sample_db: Path) -> None:
+    state = BotState(sample_db)
+    state.db.conn.execute("PRAGMA busy_timeout = 50")
+    blocker = sqlite3.connect(sample_db)
+    blocker.execute("BEGIN IMMEDIATE")  # e.g. a long reindex holding the write lock
+    try:
+        assert state.first_time("EvBusy") is True
+        assert state.first_time("EvBusy") is False
+    finally:
+        blocker.rollback()
+        blocker.close()
+
+
+def test_feedback_round_trips_newest_first(sample_db: Path) -> None:
+    state = BotState(sample_db)
+    state.add_feedback(Feedback("U1", "C1", "helpful", "who is on the US delegation?", ("a ¶1", "b ¶2")))
+    stored = state.add_feedback(Feedback("U2", None, "not_helpful", "rare earth", (), offset=3))
+    assert stored.id is not None and stored.created_at
+    records = state.feedback()
+    assert [r.user_id for r in records] == ["U2", "U1"]
+    assert records[1].passages == ("a ¶1", "b ¶2") and records[1].question == "who is on the US delegation?"
+    assert records[0].offset == 3 and records[0].channel_id is None
+    assert [r.user_id for r in state.feedback(limit=1)] == ["U2"]
+    with pytest.raises(ValueError):
+        state.add_feedback(Feedback("U3", None, "meh", "q", ()))
+
+
+def test_feedback_survives_a_reindex(sample_db: Path) -> None:
+    state = BotState(sample_db)
+    state.add_feedback(Feedback("U1", "C1", "helpful", "q", ()))
+    index_corpus(sample_db, [BUNDLED], full=True)
+    db = store.connect(sample_db)
+    assert [r.user_id for r in read_feedback(db)] == ["U1"]
+    db.conn.close()
+
+
+def test_tables_dropped_under_the_bot_are_recreated(sample_db: Path) -> None:
+    state = BotState(sample_db)
+    other = store.connect(sample_db)
+    other.execute(f"DROP TABLE {EVENTS_TABLE}")
+    other.execute("DROP TABLE bot_feedback")
+    other.conn.commit()
+    other.conn.close()
+    assert state.first_time("EvAfterDrop") is True
+    state.add_feedback(Feedback("U1", None, "helpful", "q", ()))
+    assert len(state.feedback()) == 1
+
+
+def test_rate_limiter_allows_then_notices_once_then_drops() -> None:
+    clock = Clock()
+    limiter = RateLimiter(RateLimit(3, 60), clock=clock)
+    verdicts = [limiter.check("U1") for _ in range(6)]
+    assert verdicts == [Verdict.ALLOW] * 3 + [Verdict.NOTICE, Verdict.DROP, Verdict.DROP]
+    assert limiter.check("U2") is Verdict.ALLOW
+    assert limiter.retry_after("U1") == 60
+    clock.now += 30
+    assert limiter.retry_after("U1") == 30
+    clock.now += 30
+    assert limiter.check("U1") is Verdict.ALLOW  # the window slid past the first three
+    assert [limiter.check("U1") for _ in range(3)] == [Verdict.ALLOW, Verdict.ALLOW, Verdict.NOTICE]
+
+
+def test_rate_limiter_off() -> None:
+    limiter = RateLimiter(RateLimit(0, 60))
+    assert all(limiter.check("U1") is Verdict.ALLOW for _ in range(1000))
