@@ -618,8 +618,10 @@ def _load_doc_len(db: sqlite_utils.Database) -> np.ndarray:
 
 
 def _drop_all(db: sqlite_utils.Database) -> None:
+    """Drop the index tables of an old schema; tables of the front ends (``bot_*``, e.g. feedback) stay."""
     for table in db.table_names():
-        db[table].drop()
+        if not table.startswith("bot_"):
+            db[table].drop()
 
 
 def _checkpoint(db: sqlite_utils.Database) -> None:
