@@ -13,7 +13,6 @@ import click
 
 from index import CorpusbotError, SearchService, index_corpus
 from index.corpus import BUNDLED
-from index.indexer import IndexSummary
 from index.models import Answer, Hit, Passage
 
 from . import config
@@ -23,7 +22,19 @@ T = TypeVar("T")
 
 
 class CorpusbotGroup(click.Group):
-    """Turns user-fixable errors into one clear line (exit 1), never a traceback."""
+    """Loads feature commands lazily; turns user-fixable errors into one clear line (exit 1), never a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from .commands import COMMANDS
+
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from .commands import COMMANDS, load
+
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            load(self, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -123,7 +134,7 @@ def index(paths: tuple[str, ...], full: bool, verify: bool, db_path: str, as_jso
         raise click.exceptions.Exit(1)
 
 
-def _print_summary(summary: IndexSummary, db_path: str) -> None:
+def _print_summary(summary: Any, db_path: str) -> None:
     click.echo(
         f"{len(summary.added)} added, {len(summary.updated)} updated, {len(summary.removed)} removed, "
         f"{len(summary.unchanged)} unchanged, {len(summary.skipped)} skipped"
@@ -312,12 +323,3 @@ def stats(db_path: str, as_json: bool) -> None:
 
 def main() -> None:
     cli(prog_name="corpusbot")
-
-
-def _register_extra_commands() -> None:
-    from .commands import register_all
-
-    register_all(cli)
-
-
-_register_extra_commands()

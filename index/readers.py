@@ -12,12 +12,15 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
-from bs4 import BeautifulSoup, Comment
-from charset_normalizer import from_bytes
+from typing import TYPE_CHECKING
 
 from .models import Article
+
+if TYPE_CHECKING:
+    from bs4 import BeautifulSoup
+
+# bs4, yaml and charset_normalizer are imported where they are needed: most
+# processes that import this module (the bot, `corpusbot ask`) never parse files.
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
 TITLE_MAX_CHARS = 80
@@ -108,6 +111,8 @@ def decode(data: bytes, *, html: bool = False) -> str:
                 return data.decode(codec)
             except UnicodeDecodeError:
                 continue
+    from charset_normalizer import from_bytes
+
     best = from_bytes(data[: 1 << 20]).best()
     if best is None or best.encoding is None:
         raise Unreadable("undecodable: not UTF-8 and no character set could be detected")
@@ -208,6 +213,8 @@ def _read_markdown(text: str, article_id: str) -> Article:
     body = text
     found = _FRONT_MATTER.match(text)
     if found:
+        import yaml
+
         try:
             loaded = yaml.safe_load(found.group(1))
         except yaml.YAMLError as error:
@@ -250,6 +257,8 @@ _BLOCK_TAGS = (
 
 
 def _read_html(text: str, article_id: str) -> Article:
+    from bs4 import BeautifulSoup, Comment
+
     soup = BeautifulSoup(text, "html.parser")
     title_tag = soup.find("title")
     title = title_tag.get_text(" ", strip=True) if title_tag else ""

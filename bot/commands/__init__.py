@@ -6,10 +6,20 @@ import importlib
 
 import click
 
-# One module per feature area; add a name here to add its commands to the CLI.
-MODULES: tuple[str, ...] = ("eval", "slack", "admin")
+# Command name -> the module (in this package) whose ``register(cli)`` adds it.
+# Modules are imported only when one of their commands runs (or for --help),
+# so `corpusbot ask` does not pay for importing the Slack stack.
+COMMANDS: dict[str, str] = {
+    "eval": "eval",
+    "serve": "slack",
+    "feedback": "slack",
+    "check": "admin",
+    "backup": "admin",
+}
 
 
-def register_all(cli: click.Group) -> None:
-    for name in MODULES:
-        importlib.import_module(f"{__name__}.{name}").register(cli)
+def load(cli: click.Group, name: str) -> None:
+    """Register the commands of the module that provides ``name`` (once)."""
+    module = importlib.import_module(f"{__name__}.{COMMANDS[name]}")
+    if name not in cli.commands:
+        module.register(cli)
