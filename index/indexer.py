@@ -192,6 +192,7 @@ def _index(
 
     # Duplicate article ids: the first file in path order (then line order) wins.
     owner: dict[str, str] = {}
+    lost: set[str] = set()  # files that lost an id to another file
     for key in sorted(file_articles):
         kept = []
         for article_id in file_articles[key]:
@@ -199,6 +200,7 @@ def _index(
                 summary.warnings.append(
                     (key, f"duplicate article id {article_id!r}: kept the one from {owner[article_id]}")
                 )
+                lost.update([key] if owner[article_id] != key else [])
                 continue
             owner[article_id] = key
             kept.append(article_id)
@@ -220,6 +222,10 @@ def _index(
             for row in db.execute("SELECT id, file FROM articles")
             if row[1] not in file_articles or row[1] in changed_files or owner.get(row[0]) != row[1]
         }
+
+    for key in lost:
+        # No recorded hash: read again next run, when the id may be its own again (as a full rebuild would).
+        changed_files[key] = ("", changed_files[key][1] if key in changed_files else 0)
 
     if not new_articles and not stale_article_ids and not full and meta.get("schema_version"):
         _record_unchanged(db, summary, roots, meta, started)
@@ -513,6 +519,11 @@ def _write(
         "INSERT INTO blobs(name, data) VALUES ('doc_len', ?) ON CONFLICT(name) DO UPDATE SET data = excluded.data",
         (doc_len.astype("<u4").tobytes(),),
     )
+    article_of = _article_numbers(db, full, removed_ids, passage_ids, passages, len(doc_len))
+    conn.execute(
+        "INSERT INTO blobs(name, data) VALUES ('article_of', ?) ON CONFLICT(name) DO UPDATE SET data = excluded.data",
+        (article_of.astype("<u4").tobytes(),),
+    )
     store.write_meta(
         db,
         {
@@ -536,6 +547,35 @@ def _write(
             )
         else:
             conn.execute("UPDATE files SET article_ids = ? WHERE path = ?", (json.dumps(article_ids), key))
+
+
+def _article_numbers(
+    db: sqlite_utils.Database,
+    full: bool,
+    removed_ids: np.ndarray,
+    passage_ids: np.ndarray,
+    passages: list[_NewPassage],
+    size: int,
+) -> np.ndarray:
+    """Passage id -> a number for its article (0 for no passage), for article-level scoring.
+
+    An article's passages get consecutive ids, so each article is one run of equal
+    numbers. Numbers are never reused within a database until a full rebuild.
+    """
+    article_of = np.zeros(size, dtype=np.int64)
+    if not full:
+        row = db.execute("SELECT data FROM blobs WHERE name = 'article_of'").fetchone()
+        if row is not None:
+            previous = np.frombuffer(row[0], dtype="<u4").astype(np.int64)
+            article_of[: min(len(previous), size)] = previous[:size]
+        article_of[removed_ids] = 0
+    next_number = int(article_of.max()) + 1 if len(article_of) else 1
+    numbers: dict[str, int] = {}
+    for pid, passage in zip(passage_ids.tolist(), passages, strict=True):
+        if passage.article_id not in numbers:
+            numbers[passage.article_id] = next_number + len(numbers)
+        article_of[pid] = numbers[passage.article_id]
+    return article_of
 
 
 def _remove_articles(conn: sqlite3.Connection, article_ids: set[str], title_weight: int) -> tuple[np.ndarray, set[str]]:

@@ -8,6 +8,8 @@ another process through the database's generation counter, without a restart.
 from __future__ import annotations
 
 import difflib
+import itertools
+import math
 import os
 import threading
 from collections.abc import Iterator
@@ -30,6 +32,8 @@ DEFAULT_K = 3
 RERANK_DEPTH = 50  # BM25 candidates that get the second-stage signals (a fixed window keeps paging stable)
 PHRASE_DEPTH = 1000  # with a quoted phrase, this many candidates are checked for it
 CONFIDENT_COVERAGE = 0.5
+ARTICLE_WEIGHT = 1.0  # share of the whole article's BM25 added to a passage's score
+PAIR_WEIGHT = 0.1  # bonus for two adjacent query words found adjacent, × the smaller idf
 
 
 @dataclass
@@ -52,6 +56,34 @@ class _Ranking:
     scored_terms: list[tuple[WeightedTerm, float]] = field(default_factory=list)
     confident: bool = False
     phrase_miss: bool = False
+
+
+@dataclass(frozen=True)
+class _Articles:
+    """Passage id -> article number, and each article's length in tokens (index generation-wide)."""
+
+    of: np.ndarray
+    length: np.ndarray
+    count: int
+    average_length: float
+
+    @classmethod
+    def from_arrays(cls, article_of: np.ndarray, doc_len: np.ndarray) -> _Articles:
+        length = np.bincount(article_of, weights=doc_len[: len(article_of)].astype(np.float64))
+        length[0] = 0.0
+        count = int(np.count_nonzero(np.bincount(article_of)[1:]))
+        return cls(article_of.astype(np.intp), length, count, float(length.sum()) / count if count else 0.0)
+
+
+def _adjacent_pairs(parsed: ParsedQuery) -> set[tuple[str, str]]:
+    words = parsed.query_terms
+    return {(a, b) for a, b in itertools.pairwise(words) if a != b}
+
+
+def _matching_sentences(text: str, tokens: list, weights: dict[str, float]) -> list[str]:
+    """The sentences of ``text`` that hold at least one query term."""
+    hits = [token.start for token in tokens if token.term in weights]
+    return [text[s.start : s.end] for s in sentence_spans(text) if any(s.start <= at < s.end for at in hits)]
 
 
 def _clean_question(question: str) -> tuple[str, list[str]]:
@@ -83,6 +115,7 @@ class SearchService:
         self._generation: int | None = None
         self._meta: dict = {}
         self._scorer: Scorer | None = None
+        self._articles: _Articles | None = None
         with self._snapshot():
             pass
 
@@ -118,6 +151,8 @@ class SearchService:
             params=BM25Params(**meta.get("bm25", {})),
         )
         self._scorer = Scorer(collection)
+        row = self._db.execute("SELECT data FROM blobs WHERE name = 'article_of'").fetchone()
+        self._articles = _Articles.from_arrays(np.frombuffer(row[0], dtype="<u4"), doc_len) if row else None
         self._postings_cache.clear()
         self._meta = meta
         self._generation = meta.get("generation")
@@ -205,7 +240,7 @@ class SearchService:
         )
         head, tail = top[:window], top[window:]
         texts = self._passage_texts(db, [pid for pid, _ in head])
-        reranked = self._rerank(parsed, head, texts, weights)
+        reranked = self._rerank(parsed, head, texts, ranking)
         if parsed.phrases:
             ranking.phrase_miss = not reranked
             tail = []
@@ -238,36 +273,73 @@ class SearchService:
         return [(pid, 0.0) for pid in ordered[:depth]]
 
     def _rerank(
-        self, parsed: ParsedQuery, head: list[tuple[int, float]], texts: dict[int, str], weights: dict[str, float]
+        self, parsed: ParsedQuery, head: list[tuple[int, float]], texts: dict[int, str], ranking: _Ranking
     ) -> list[_Candidate]:
+        weights = ranking.term_weights
+        articles = self._article_evidence(ranking, [pid for pid, _ in head])
+        pairs = _adjacent_pairs(parsed)
         scored: list[_Candidate] = []
         for pid, score in head:
             text = texts[pid]
-            terms = self.tokenizer.terms(text)
+            tokens = self.tokenizer.tokens(text)
+            terms = [token.term for token in tokens]
             if parsed.phrases and not all(contains_phrase(terms, phrase) for phrase in parsed.phrases):
                 continue
-            boosts: tuple[str, ...] = ()
-            matching = [
-                text[s.start : s.end] for s in sentence_spans(text) if self._mentions(text[s.start : s.end], weights)
-            ]
-            if answer_type_matches(parsed.answer_type, matching):
-                boosts = (f"answer type: {parsed.answer_type}",)
-            final = score * (1 + ANSWER_TYPE_BOOST) if boosts else score
-            scored.append(_Candidate(pid, final, score, boosts=boosts, term_set=frozenset(terms)))
+            boosts: list[str] = []
+            article = articles.get(pid, 0.0)
+            if article > 0:
+                boosts.append(f"article match +{article:.3f}")
+            found_pairs = pairs & set(itertools.pairwise(terms))
+            proximity = PAIR_WEIGHT * sum(min(weights[a], weights[b]) for a, b in found_pairs)
+            if proximity > 0:
+                boosts.append(f"adjacent query words +{proximity:.3f}")
+            multiplier = 1.0
+            if parsed.answer_type and answer_type_matches(
+                parsed.answer_type, _matching_sentences(text, tokens, weights)
+            ):
+                boosts.append(f"answer type {parsed.answer_type} ×{1 + ANSWER_TYPE_BOOST:g}")
+                multiplier += ANSWER_TYPE_BOOST
+            final = (score + article + proximity) * multiplier
+            scored.append(_Candidate(pid, final, score, boosts=tuple(boosts), term_set=frozenset(terms)))
         scored.sort(key=lambda c: (-c.score, c.passage_id))
         kept: list[_Candidate] = []
         for candidate in scored:
-            twin = next(
-                (k for k in kept if jaccard(set(k.term_set), set(candidate.term_set)) >= NEAR_DUPLICATE_JACCARD), None
-            )
+            twin = next((k for k in kept if jaccard(k.term_set, candidate.term_set) >= NEAR_DUPLICATE_JACCARD), None)
             if twin is not None:
                 twin.duplicates += 1
                 continue
             kept.append(candidate)
         return kept
 
-    def _mentions(self, sentence: str, weights: dict[str, float]) -> bool:
-        return any(term in weights for term in self.tokenizer.terms(sentence))
+    def _article_evidence(self, ranking: _Ranking, passage_ids: list[int]) -> dict[int, float]:
+        """ARTICLE_WEIGHT × BM25 of each candidate's whole article (its passages' terms together).
+
+        An article's passages have consecutive ids, so in a term's postings each
+        article is one run: its document frequency over articles is the number of
+        runs, and its term frequency in an article the sum over that run.
+        """
+        articles = self._articles
+        if articles is None or not passage_ids or articles.count == 0:
+            return {}
+        p = self._scorer.collection.params if self._scorer else BM25Params()
+        of = articles.of
+        wanted = np.unique(of[np.asarray(passage_ids, dtype=np.intp)])
+        totals = np.zeros(len(wanted))
+        norm = p.k1 * (1 - p.b + p.b * articles.length[wanted] / articles.average_length)
+        for term, _ in ranking.scored_terms:
+            _, ids, tfs = ranking.postings[term.term]
+            numbers = of[ids]
+            df = int(np.count_nonzero(numbers[1:] != numbers[:-1])) + 1 if len(numbers) else 0
+            if df == 0:
+                continue
+            term_idf = math.log(1 + (articles.count - df + 0.5) / (df + 0.5))
+            cumulative = np.concatenate(([0], np.cumsum(tfs, dtype=np.int64)))
+            tf = (
+                cumulative[np.searchsorted(numbers, wanted, "right")] - cumulative[np.searchsorted(numbers, wanted)]
+            ).astype(np.float64)
+            totals += term.weight * term_idf * tf * (p.k1 + 1) / (tf + norm)
+        per_article = dict(zip(wanted.tolist(), (ARTICLE_WEIGHT * totals).tolist(), strict=True))
+        return {pid: per_article[int(of[pid])] for pid in passage_ids}
 
     def _is_confident(self, parsed: ParsedQuery, text: str, raw: dict[str, float]) -> bool:
         """Whether the best passage covers at least half of the question's informative weight.

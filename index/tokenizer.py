@@ -19,7 +19,7 @@ import Stemmer
 from .models import Token
 from .spelling import americanise
 
-TOKENIZER_NAME = "corpusbot-v2 (nfkc, casefold, en-stopwords, us-spelling, snowball-english)"
+TOKENIZER_NAME = "corpusbot-v3 (nfkc, casefold, en-stopwords, acronym-plurals, us-spelling, snowball-english)"
 
 # The term the country abbreviation becomes. It cannot collide with a stemmed
 # English word because stems never contain an underscore.
@@ -35,6 +35,7 @@ _WORD = re.compile(
 )
 _COUNTRY_FORMS = frozenset({"US", "USA", "U.S.", "U.S.A."})
 _POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
+_ACRONYM_PLURAL = re.compile(r"^[A-Z]{2,}[0-9]*s$")
 
 # English function words. "us" is here as the pronoun; the country survives as COUNTRY_US.
 STOPWORDS = frozenset(
@@ -94,6 +95,8 @@ def _normalise(raw: str) -> str:
     word = unicodedata.normalize("NFKC", raw)
     if word in _COUNTRY_FORMS:  # after NFKC, so the fullwidth "ＵＳ" is the country too
         return COUNTRY_US
+    if _ACRONYM_PLURAL.match(word):  # "CEOs", "NGOs", "RXRs": the plural of an acronym is the acronym
+        word = word[:-1]
     # Some compatibility characters expand to several words (U+FDFA); a term never holds whitespace.
     word = "".join(word.casefold().replace("’", "'").split())
     if word in STOPWORDS:

@@ -131,7 +131,7 @@ def test_two_passage_corpus_still_answers(make_service) -> None:
     service = make_service({"a.txt": "The export licence was granted. " + FILLER, "b.txt": FILLER})
     answer = service.ask("export licence")
     assert answer.hits[0].article.id == "a"
-    assert answer.hits[0].score == 0.0
+    assert answer.hits[0].bm25 == 0.0
     assert not answer.confident
 
 
