@@ -4,22 +4,24 @@ A small stand-alone BM25 engine (numpy, read-only use of corpusbot's reader,
 passage splitter, tokenizer pieces and metrics) scores variants of:
 
 - the retrieval unit: passages (what corpusbot indexes) or whole documents;
-- the article title: not indexed (corpusbot today), added to every passage's
-  terms (a title field, optionally weighted), or to the first passage only;
+- the article title: not indexed (corpusbot before issue 4), added to every
+  passage's terms (a title field, optionally weighted), or to the first passage only;
 - passage-to-document aggregation: max (corpusbot eval), sum, or max plus a
   share of a document-level score ("passage + article evidence");
 - BM25 k1 and b; idf as rank-bm25 (negative idf floored at epsilon x mean) or
   Lucene's ln(1 + (N - df + 0.5) / (df + 0.5));
 - query terms: repeated words counted twice (rank-bm25) or once;
 - stopwords (corpusbot's list, Lucene's 33 words, none) and stemming (Snowball
-  English, Porter, none).
+  English, Porter, none); acronym plurals ("RXRs" -> "rxr"); hyphen compounds;
+- proximity: adjacent query-word pairs as bigram terms, or within an 8-term
+  window in any order (SDM-like); BM25+ (delta); RM3-style pseudo-relevance feedback.
 
 For each variant it prints SciFact nDCG@10 / Recall@100 / MRR@10 (documents rank
 by their aggregated passage scores, top 100) and the dev questions' hit@1 /
 hit@3 / MRR@10 on the bundled corpus (passages ranked the same way; plain BM25,
 without the service's query analysis and reranking).
 
-Usage: python benchmarks/scifact_experiments.py /path/to/scifact [--questions tests/data/questions-dev.json]
+Usage: python benchmarks/scifact_experiments.py /path/to/scifact [--set single|combinations] [--grid]
 """
 
 from __future__ import annotations
@@ -400,7 +402,7 @@ class Data:
         return self._corpora[key]
 
 
-BASE = Variant("corpusbot today: passages, no title, max, k1 1.5, b 0.75")
+BASE = Variant("passages, no title, max (corpusbot before issue 4), k1 1.5, b 0.75")
 
 
 def variants() -> list[Variant]:
@@ -437,19 +439,37 @@ def variants() -> list[Variant]:
 
 
 def combinations() -> list[Variant]:
-    mixed = replace(BASE, name="title + max passage + 0.5 x article", title="every", aggregate="max+doc", doc_weight=0.5)
+    titled = replace(BASE, name="title in every passage", title="every")
+    mixed = replace(titled, name="title + max passage + 0.5 x article", aggregate="max+doc", doc_weight=0.5)
+    mixed1 = replace(mixed, name="title + max passage + 1.0 x article", doc_weight=1.0)
+    best = replace(mixed1, name=f"{mixed1.name} + bigrams 0.1", bigram_weight=0.1)
     documents = replace(BASE, name="whole documents (title + text)", unit="document", title="every")
-    out = [mixed]
-    out += [replace(mixed, name=f"{mixed.name}, query terms once", dedup_query=True)]
+    out = [mixed, replace(mixed, name=f"{mixed.name}, query terms once", dedup_query=True)]
     out += [replace(mixed, name=f"{mixed.name}, BM25+ delta {d}", delta=d) for d in (0.25, 0.5, 1.0)]
     out += [replace(mixed, name=f"{mixed.name}, compounds joined", compounds=True)]
     out += [replace(mixed, name=f"{mixed.name}, bigrams x {w}", bigram_weight=w) for w in (0.1, 0.25, 0.5)]
     out += [
-        replace(mixed, name=f"{mixed.name}, RM3 {n} terms from {d} docs, weight {w}", prf_terms=n, prf_docs=d, prf_weight=w)
+        replace(
+            mixed, name=f"{mixed.name}, RM3 {n} terms from {d} docs, weight {w}", prf_terms=n, prf_docs=d, prf_weight=w
+        )
         for n, d, w in ((10, 10, 0.3), (10, 10, 0.5), (20, 5, 0.5))
     ]
+    out += [
+        mixed1,
+        replace(mixed1, name=f"{mixed1.name}, article-level idf for passages", article_idf=True),
+        replace(mixed1, name=f"{mixed1.name} + window pairs (8 terms) 0.2", window_weight=0.2),
+        best,
+        replace(best, name=f"{best.name}, k1 1.2", k1=1.2),
+        replace(best, name=f"{best.name}, title weight 2", title_weight=2),
+        replace(best, name=f"{best.name}, query terms once", dedup_query=True),
+        replace(best, name=f"{best.name} + acronym plurals", acronym_plurals=True),
+        replace(best, name=f"{best.name} + acronym plurals, k1 1.2", acronym_plurals=True, k1=1.2),
+        replace(best, name="title + max passage + 2.0 x article + bigrams 0.1", doc_weight=2.0),
+        replace(titled, name=f"{titled.name} + acronym plurals", acronym_plurals=True),
+    ]
     out += [documents, replace(documents, name=f"{documents.name}, query terms once", dedup_query=True)]
-    out += [replace(documents, name=f"{documents.name}, bigrams x 0.25", bigram_weight=0.25)]
+    out += [replace(documents, name=f"{documents.name} + acronym plurals", acronym_plurals=True)]
+    out += [replace(documents, name=f"{documents.name}, bigrams x {w}", bigram_weight=w) for w in (0.1, 0.25)]
     out += [replace(documents, name=f"{documents.name}, RM3 10 terms from 10 docs, weight 0.5", prf_terms=10)]
     out += [replace(documents, name=f"{documents.name}, BM25+ delta 0.5", delta=0.5)]
     return out
@@ -476,7 +496,7 @@ def main() -> None:
         "--questions", default=str(Path(__file__).resolve().parents[1] / "tests/data/questions-dev.json")
     )
     parser.add_argument("--set", choices=("single", "combinations"), default="single", help="Which variants to run.")
-    parser.add_argument("--grid", action="store_true", help="Also a k1 x b grid for the best title variant.")
+    parser.add_argument("--grid", action="store_true", help="Also a k1 x b grid for title + max passage + article.")
     args = parser.parse_args()
     started = time.perf_counter()
     data = Data(args.beir_dir, args.questions)
@@ -485,7 +505,10 @@ def main() -> None:
     assert check.terms(sample) == default_tokenizer().terms(sample), "the variant tokenizer drifted from the core's"
     todo = variants() if args.set == "single" else combinations()
     if args.grid:
-        todo += grid(replace(BASE, name="title in every passage", title="every"), (0.9, 1.2, 1.5), (0.5, 0.6, 0.75))
+        mixed = replace(
+            BASE, name="title + max passage + 1.0 x article", title="every", aggregate="max+doc", doc_weight=1.0
+        )
+        todo += grid(mixed, (0.9, 1.2, 1.5, 2.0), (0.5, 0.75, 0.9))
     rows = []
     for variant in todo:
         rows.append((variant, measure(variant, data)))

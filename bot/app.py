@@ -14,9 +14,14 @@ from index import SearchService
 
 from .config import Settings
 from .listeners import actions, commands, events
+from .requestctx import ContextThreadPoolExecutor
 from .runtime import CONTEXT_KEY, Runtime, make_runtime, retry_handlers
 
 log = logging.getLogger("corpusbot.slack")
+# bolt runs each listener, ack() included, on this pool: when every thread is busy (searching, or a feedback write
+# waiting out a reindex), other requests' acks queue behind them and miss Slack's 3 s. bolt's default of 5 did under
+# benchmarks/slack_load.py (16 concurrent); idle threads cost little, CPU-bound work shares the GIL either way.
+LISTENER_THREADS = 32
 
 
 def build_app(
@@ -29,7 +34,7 @@ def build_app(
 ) -> App:
     """The bolt app. With ``verify_token`` it calls ``auth.test`` once now, so a bad token fails at start-up.
 
-    Listeners run on ``executor`` (bolt's own thread pool by default) after their ``ack()``.
+    Listeners run on ``executor`` after their ``ack()``; the default pool keeps each request's id for the logs.
     """
     runtime = runtime or make_runtime(settings, service)
     client = WebClient(token=settings.bot_token, base_url=settings.api_url, retry_handlers=retry_handlers(), logger=log)
@@ -42,7 +47,7 @@ def build_app(
         signing_secret=settings.signing_secret or "",
         token_verification_enabled=verify_token,
         logger=bolt_logger,
-        listener_executor=executor,
+        listener_executor=executor or ContextThreadPoolExecutor(max_workers=LISTENER_THREADS),
     )
     app.middleware(_attach(runtime))
     app.middleware(_skip_seen_events(runtime))
@@ -79,6 +84,7 @@ def _skip_seen_events(runtime: Runtime) -> Callable[..., Any]:
         )
         if seen_before:
             log.info("Event %s was already handled; not answering it again", event_id)
+            runtime.metrics.duplicate_event()
             return BoltResponse(status=200, body="")
         return next()
 

@@ -184,7 +184,8 @@ def _render(text: str, start: int, end: int, matches: Sequence[Span], highlight:
         lines.append(_render_line(text, position, line_end, bold, highlight))
         position = line_end + 1
     body = "\n".join(lines).strip()
-    return (ELLIPSIS if start > 0 else "") + body + (ELLIPSIS if end < len(text) else "")
+    # Spaced, so an italic marker next to the cut still sits on a word boundary for Slack.
+    return (ELLIPSIS + " " if start > 0 else "") + body + (" " + ELLIPSIS if end < len(text) else "")
 
 
 def _render_line(text: str, start: int, end: int, bold: list[Span], highlight: Span | None) -> str:

@@ -170,14 +170,24 @@ def ask(question: str | None, k: int, offset: int, explain: bool, queries: Any, 
         for line in queries:
             if line.strip():
                 answer = service.ask(line.strip(), k=k, offset=offset, explain=explain)
-                click.echo(json.dumps(answer.to_json()) if as_json else _format_answer(answer))
+                if as_json:
+                    _echo_json(answer)
+                else:
+                    click.echo(_format_answer(answer))
         return
     assert question is not None
     answer = service.ask(question, k=k, offset=offset, explain=explain)
     if as_json:
-        click.echo(json.dumps(answer.to_json()))
+        _echo_json(answer)
     else:
         click.echo(_format_answer(answer, color=sys.stdout.isatty()))
+
+
+def _echo_json(answer: Answer) -> None:
+    """One JSON object on stdout; its notices (e.g. a shortened question) also on stderr, for a person watching."""
+    for notice in answer.notices:
+        click.echo(notice, err=True)
+    click.echo(json.dumps(answer.to_json()))
 
 
 def _format_answer(answer: Answer, color: bool = False) -> str:

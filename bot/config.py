@@ -6,6 +6,7 @@ so they never end up in logs or tracebacks.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -41,6 +42,20 @@ SLACK_API_DEFAULT = "https://slack.com/api/"
 
 class ConfigError(CorpusbotError):
     """A missing or malformed setting; the message names the variable and how to fix it (never its value)."""
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level(environ: Mapping[str, str] | None = None) -> int:
+    """The log level (``CORPUSBOT_LOG_LEVEL``, default INFO) as a ``logging`` number."""
+    env = os.environ if environ is None else environ
+    name = (env.get("CORPUSBOT_LOG_LEVEL") or "INFO").strip().upper()
+    if name == "WARN":
+        name = "WARNING"
+    if name not in LOG_LEVELS:
+        raise ConfigError(f"CORPUSBOT_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}. {HOW_TO_SET}")
+    return logging.getLevelNamesMapping()[name]
 
 
 @dataclass(frozen=True)

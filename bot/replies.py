@@ -49,9 +49,12 @@ def guarded(fallback: Callable[[], T]) -> Callable[[Callable[..., T]], Callable[
 def answer(
     rt: Runtime, question: str, offset: int = 0, *, shareable: bool = False, show_question: bool = True
 ) -> Message:
-    result = rt.service.ask(question, k=rt.k, offset=offset)
-    examples = rt.service.example_questions() if not result.hits else []
-    return blocks.answer_message(result, shareable=shareable, show_question=show_question, examples=examples)
+    with rt.metrics.answer_timer() as answered:
+        result = rt.service.ask(question, k=rt.k, offset=offset)
+        examples = rt.service.example_questions() if not result.hits else []
+        message = blocks.answer_message(result, shareable=shareable, show_question=show_question, examples=examples)
+        answered(result)
+    return message
 
 
 @guarded(blocks.unavailable)

@@ -22,6 +22,7 @@ from index import SearchService
 from . import blocks
 from .blocks import Message
 from .config import Settings
+from .metrics import BotMetrics
 from .state import BotState, RateLimiter, Verdict
 
 CONTEXT_KEY = "corpusbot_runtime"
@@ -79,6 +80,7 @@ class Runtime:
     responder: Responder
     k: int = DEFAULT_K
     reindex_lock: threading.Lock = field(default_factory=threading.Lock)
+    metrics: BotMetrics = field(default_factory=BotMetrics)
 
     def is_admin(self, user_id: str | None) -> bool:
         return bool(user_id) and user_id in self.settings.admins
@@ -108,6 +110,7 @@ def make_runtime(settings: Settings, service: SearchService, state: BotState | N
         state=state or BotState(service.db_path),
         limiter=RateLimiter(settings.rate_limit),
         responder=Responder(settings.api_url),
+        metrics=BotMetrics(service),
     )
 
 

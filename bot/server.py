@@ -1,26 +1,37 @@
 """Running the app: HTTP mode (a WSGI app served by waitress) or Socket Mode.
 
 HTTP mode serves Slack's requests at ``/slack/events`` plus ``GET /healthz``
-(the process is up) and ``GET /readyz`` (the index and database answer).
-Before bolt sees a request it is checked here, so that a bad or hostile
-request gets a 4xx and one log line, never a traceback or a reply: body size,
-UTF-8, Slack's signature and timestamp (at most 5 minutes old), and a body
-that parses as a Slack payload.
+(the process is up), ``GET /readyz`` (the index and database answer) and
+``GET /metrics`` (Prometheus). Before bolt sees a request it is checked here,
+so that a bad or hostile request gets a 4xx and one warning, never a traceback
+or a reply: body size, UTF-8, Slack's signature and timestamp (at most 5
+minutes old), and a body that parses as a Slack payload.
+
+Every HTTP request and Socket Mode envelope gets a request id (echoed in the
+``X-Request-Id`` response header) that every log line written while handling
+it carries, and each Slack request ends with one access line and is counted
+in the metrics.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.socket_mode.internals import run_bolt_app, send_response
 from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.client import BaseSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
 
 from .config import Settings
+from .metrics import INVALID, BotMetrics, request_kind
+from .requestctx import current_request_id, request_scope
 from .runtime import Runtime
 
 EVENTS_PATH = "/slack/events"
@@ -72,24 +83,33 @@ class SlackWSGI:
         self.max_body = max_body
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        try:
-            reply = self.route(environ)
-        except Exception:
-            log.exception("Unexpected error serving %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
-            reply = _text(500, "internal error")
-        status = STATUS_LINES.get(reply.status, f"{reply.status} Status")
-        headers = [("Content-Type", reply.content_type), ("Content-Length", str(len(reply.body))), *reply.headers]
-        start_response(status, headers)
-        return [reply.body]
+        with request_scope() as request_id:
+            method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+            if path == EVENTS_PATH and method == "POST":
+                reply = self.slack_request(environ)
+            else:
+                try:
+                    reply = self.route(method, path)
+                except Exception:
+                    log.exception("Unexpected error serving %s %s", method, path)
+                    reply = _text(500, "internal error")
+            status = STATUS_LINES.get(reply.status, f"{reply.status} Status")
+            headers = [
+                ("Content-Type", reply.content_type),
+                ("Content-Length", str(len(reply.body))),
+                ("X-Request-Id", request_id),
+                *reply.headers,
+            ]
+            start_response(status, headers)
+            return [reply.body]
 
-    def route(self, environ: dict[str, Any]) -> Reply:
-        method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
-        if path == "/healthz":
-            return _json(200, {"status": "ok"}) if method in ("GET", "HEAD") else _text(405, "method not allowed")
-        if path == "/readyz":
-            return self.ready() if method in ("GET", "HEAD") else _text(405, "method not allowed")
+    def route(self, method: str, path: str) -> Reply:
+        """Everything but ``POST /slack/events``."""
+        readers = {"/healthz": lambda: _json(200, {"status": "ok"}), "/readyz": self.ready, "/metrics": self.metrics}
+        if path in readers:
+            return readers[path]() if method in ("GET", "HEAD") else _text(405, "method not allowed")
         if path == EVENTS_PATH:
-            return self.slack(environ) if method == "POST" else _text(405, "method not allowed")
+            return _text(405, "method not allowed")
         return _text(404, "not found")
 
     def ready(self) -> Reply:
@@ -97,11 +117,35 @@ class SlackWSGI:
             generation = self.runtime.service.generation
         except Exception as error:  # any failure to read the index means: not ready
             return _json(503, {"status": "unavailable", "reason": f"index: {type(error).__name__}"})
+        if generation is None:
+            return _json(503, {"status": "unavailable", "reason": "index: empty"})
         if not self.runtime.state.ping():
             return _json(503, {"status": "unavailable", "reason": "database"})
         return _json(200, {"status": "ready", "generation": generation})
 
-    def slack(self, environ: dict[str, Any]) -> Reply:
+    def metrics(self) -> Reply:
+        body, content_type = self.runtime.metrics.exposition()
+        return Reply(200, body, content_type)
+
+    def slack_request(self, environ: dict[str, Any]) -> Reply:
+        """Check, dispatch, count and log one request from Slack."""
+        started = time.perf_counter()
+        kind = INVALID
+        try:
+            checked = self.check(environ)
+            if isinstance(checked, Reply):
+                reply = checked
+            else:
+                kind = request_kind(checked.body)
+                reply = _from_bolt(self.app.dispatch(checked))
+        except Exception:
+            log.exception("Unexpected error handling a Slack %s request", kind)
+            reply = _text(500, "internal error")
+        _account(self.runtime.metrics, kind, reply.status, time.perf_counter() - started)
+        return reply
+
+    def check(self, environ: dict[str, Any]) -> BoltRequest | Reply:
+        """The request for bolt, or the 4xx reply when it is not a well-formed, correctly signed Slack request."""
         raw = environ.get("CONTENT_LENGTH") or ""
         if not raw.isdigit():
             return self._reject(411, "a Content-Length is required")
@@ -127,8 +171,7 @@ class SlackWSGI:
             return self._reject(400, f"malformed body ({type(error).__name__})")
         if not isinstance(request.body, dict) or not request.body:
             return self._reject(400, "not a Slack payload")
-        response = self.app.dispatch(request)
-        return _from_bolt(response)
+        return request
 
     @staticmethod
     def _reject(status: int, why: str) -> Reply:
@@ -159,8 +202,37 @@ def serve_http(wsgi: SlackWSGI, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
     serve(wsgi, host=host, port=port, threads=threads, max_request_body_size=MAX_BODY_BYTES, ident="corpusbot")
 
 
-def socket_mode_handler(app: App, settings: Settings) -> SocketModeHandler:
+def _account(metrics: BotMetrics, kind: str, status: int, seconds: float) -> None:
+    """Count the request and write its access line."""
+    metrics.request_handled(kind, status, seconds)
+    milliseconds = round(seconds * 1000, 3)
+    log.info(
+        "Slack %s request: %s in %.1f ms",
+        kind,
+        status,
+        milliseconds,
+        extra={"kind": kind, "status": status, "duration_ms": milliseconds, "request_id": current_request_id()},
+    )
+
+
+class TracedSocketModeHandler(SocketModeHandler):
+    """bolt's Socket Mode handler, with a request id, an access line and metrics for each envelope."""
+
+    def __init__(self, app: App, app_token: str, metrics: BotMetrics) -> None:
+        super().__init__(app, app_token=app_token, web_client=app.client)
+        self.metrics = metrics
+
+    def handle(self, client: BaseSocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        with request_scope():
+            started, wall_clock = time.perf_counter(), time.time()
+            kind = request_kind(req.payload) if isinstance(req.payload, dict) else INVALID
+            response: BoltResponse = run_bolt_app(self.app, req)
+            send_response(client, req, response, wall_clock)
+            _account(self.metrics, kind, response.status, time.perf_counter() - started)
+
+
+def socket_mode_handler(app: App, settings: Settings, metrics: BotMetrics | None = None) -> SocketModeHandler:
     """The Socket Mode handler for ``app`` (connects only when started)."""
     if settings.app_token is None:
         raise ValueError("Socket Mode needs SLACK_APP_TOKEN")
-    return SocketModeHandler(app, app_token=settings.app_token, web_client=app.client)
+    return TracedSocketModeHandler(app, settings.app_token, metrics or BotMetrics())

@@ -30,7 +30,8 @@ from .config import RateLimit
 FEEDBACK_TABLE = "bot_feedback"
 EVENTS_TABLE = "bot_seen_events"
 EVENT_TTL_SECONDS = 3600.0
-BUSY_TIMEOUT_MS = 10_000
+BUSY_TIMEOUT_MS = 10_000  # feedback: written after the ack, so it can wait out a reindex's write lock
+EVENT_BUSY_TIMEOUT_MS = 250  # event ids: written before the ack, which Slack wants within 3 s
 MEMORY_EVENTS = 10_000
 VERDICTS = ("helpful", "not_helpful")
 
@@ -87,7 +88,6 @@ class BotState:
     ) -> None:
         self.db = store.connect(db_path)
         self.db.conn.isolation_level = None  # autocommit: every statement is its own short transaction
-        self.db.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self.event_ttl = event_ttl
         self.clock = clock
         self._lock = threading.Lock()
@@ -123,6 +123,7 @@ class BotState:
                     f"INSERT INTO {EVENTS_TABLE}(event_id, seen_at) VALUES (?, ?) "
                     "ON CONFLICT(event_id) DO UPDATE SET seen_at = excluded.seen_at WHERE seen_at < ?",
                     (event_id, now, now - self.event_ttl),
+                    busy_ms=EVENT_BUSY_TIMEOUT_MS,
                 )
             except sqlite3.OperationalError:
                 return True  # the database is busy or read-only: memory alone keeps this process from repeating
@@ -141,9 +142,11 @@ class BotState:
     def _purge(self, now: float) -> None:
         self._next_purge = now + 300
         with contextlib.suppress(sqlite3.OperationalError):
-            self._write(f"DELETE FROM {EVENTS_TABLE} WHERE seen_at < ?", (now - self.event_ttl,))
+            self._write(f"DELETE FROM {EVENTS_TABLE} WHERE seen_at < ?", (now - self.event_ttl,), EVENT_BUSY_TIMEOUT_MS)
 
-    def _write(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
+    def _write(self, sql: str, params: tuple[Any, ...], busy_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Cursor:
+        """Run one write (its own transaction), waiting at most ``busy_ms`` for another writer such as a reindex."""
+        self.db.conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
         try:
             return self.db.conn.execute(sql, params)
         except sqlite3.OperationalError as error:

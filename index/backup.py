@@ -49,7 +49,9 @@ def backup_database(
     started = time.perf_counter()
     source, target = Path(source), Path(target)
     if not source.exists():
-        raise IndexMissing(f"No index database at {source}; nothing to back up. Give the database with --db.")
+        raise IndexMissing(
+            f"No index database at {source}; nothing to back up. Give it with --db, or build one with `corpusbot index`."
+        )
     _check_target(source, target, force)
     db = store.connect(source, readonly=True)
     src = db.conn

@@ -25,7 +25,9 @@ that can still reach the top k.
 from __future__ import annotations
 
 import math
+import os
 import struct
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -38,8 +40,6 @@ _U4 = np.dtype("<u4")
 _TF_ALL_ONES = 0
 _TF_SPARSE = 0x80  # or-ed with the value width
 TF_BUCKETS = 4  # bound pairs for tf = 1, 2, 3 and 4+
-# Pruning compares float sums computed in different orders; keep a safety margin.
-_BOUND_SLACK = 1e-9
 
 
 @dataclass(frozen=True)
@@ -83,12 +83,32 @@ def _width(top: int) -> int:
     return 1 if top < 1 << 8 else 2 if top < 1 << 16 else 4
 
 
+ENCODE_BATCH_POSTINGS = 4_000_000  # encode_many works on groups of terms this large: bounded temporaries
+
+
 def encode_many(offsets: np.ndarray, ids: np.ndarray, tfs: np.ndarray, lengths: np.ndarray) -> list[bytes | None]:
     """Blobs for many terms at once; term ``t`` owns ``ids[offsets[t]:offsets[t+1]]`` (ascending).
 
     ``lengths`` is each posting's passage length (for the bound pairs). Terms
-    without postings get None.
+    without postings get None. Terms are encoded in groups of about
+    ``ENCODE_BATCH_POSTINGS`` postings, so the working memory stays small
+    however large the index.
     """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    n_terms = len(offsets) - 1
+    blobs: list[bytes | None] = []
+    first = 0
+    while first < n_terms:
+        # The largest group of terms from ``first`` within the batch size (at least one term).
+        last = int(np.searchsorted(offsets, offsets[first] + ENCODE_BATCH_POSTINGS, side="right")) - 1
+        last = min(max(last, first + 1), n_terms)
+        a, b = int(offsets[first]), int(offsets[last])
+        blobs.extend(_encode_batch(offsets[first : last + 1] - a, ids[a:b], tfs[a:b], lengths[a:b]))
+        first = last
+    return blobs
+
+
+def _encode_batch(offsets: np.ndarray, ids: np.ndarray, tfs: np.ndarray, lengths: np.ndarray) -> list[bytes | None]:
     n_terms = len(offsets) - 1
     counts = np.diff(offsets)
     blobs: list[bytes | None] = [None] * n_terms
@@ -104,34 +124,42 @@ def encode_many(offsets: np.ndarray, ids: np.ndarray, tfs: np.ndarray, lengths: 
     max_tf = np.maximum.reduceat(tfs, starts)
     not_one = tfs != 1
     exceptions = np.add.reduceat(not_one.astype(np.int64), starts)
-    gap_views = {w: memoryview(gaps.astype(_WIDTH_DTYPES[w])).cast("B") for w in _WIDTH_DTYPES}
-    tf_views = {w: memoryview(tfs.astype(_WIDTH_DTYPES[w])).cast("B") for w in _WIDTH_DTYPES}
+    gap_views = _width_views(gaps, int(max_gap.max()))
+    tf_views = _width_views(tfs, int(max_tf.max()))
     exception_at = np.flatnonzero(not_one)
     exception_pos = memoryview((exception_at - np.repeat(offsets[:-1], counts)[exception_at]).astype(_U4)).cast("B")
-    exception_start = np.searchsorted(exception_at, offsets)
+    exception_start = np.searchsorted(exception_at, offsets).tolist()
     bounds = _bound_pairs(offsets, present, tfs, lengths)
+    bound_bytes = [pairs.tobytes() for pairs in bounds]
+    first_ids = ids[starts].tolist()
 
-    for j, term in enumerate(present.tolist()):
-        start, end = int(offsets[term]), int(offsets[term + 1])
+    offs = offsets.tolist()
+    for j, (term, g, t, n_exc) in enumerate(
+        zip(present.tolist(), max_gap.tolist(), max_tf.tolist(), exceptions.tolist(), strict=True)
+    ):
+        start, end = offs[term], offs[term + 1]
         count = end - start
-        gw = _width(int(max_gap[j]))
-        tw = _width(int(max_tf[j]))
-        n_exc = int(exceptions[j])
-        pairs = bounds[j]
-        parts = [b"", pairs.tobytes(), gap_views[gw][(start + 1) * gw : end * gw]]
+        gw = 1 if g < 256 else 2 if g < 65536 else 4
+        tw = 1 if t < 256 else 2 if t < 65536 else 4
+        parts = [b"", bound_bytes[j], gap_views[gw][(start + 1) * gw : end * gw]]
         if n_exc == 0:
             kind = _TF_ALL_ONES
         elif n_exc * (4 + tw) < count * tw:
             kind = _TF_SPARSE | tw
-            e0, e1 = int(exception_start[term]), int(exception_start[term + 1])
+            e0, e1 = exception_start[term], exception_start[term + 1]
             parts.append(exception_pos[e0 * 4 : e1 * 4])
             parts.append(tfs[exception_at[e0:e1]].astype(_WIDTH_DTYPES[tw]).tobytes())
         else:
             kind = tw
             parts.append(tf_views[tw][start * tw : end * tw])
-        parts[0] = _HEADER.pack(gw, kind, count, n_exc if kind & _TF_SPARSE else 0, len(pairs), int(ids[start]))
+        parts[0] = _HEADER.pack(gw, kind, count, n_exc if kind & _TF_SPARSE else 0, len(bounds[j]), first_ids[j])
         blobs[term] = b"".join(parts)
     return blobs
+
+
+def _width_views(values: np.ndarray, top: int) -> dict[int, memoryview]:
+    """``values`` as bytes in each width up to the one ``top`` needs."""
+    return {w: memoryview(values.astype(_WIDTH_DTYPES[w])).cast("B") for w in _WIDTH_DTYPES if w <= _width(top)}
 
 
 def _bound_pairs(offsets: np.ndarray, present: np.ndarray, tfs: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
@@ -238,6 +266,10 @@ class Scorer:
         self._buffer = np.zeros(len(collection.doc_len), dtype=np.float64)
         # Precomputed exactly as rank-bm25 writes it: k1 * (1 - b + b * doc_len / avgdl).
         self._norm = self._norm_of(collection.doc_len)
+        self._unit = self._k1_plus_1 / (1.0 + self._norm)  # the factor at tf 1, the same operations
+        self._index: np.ndarray | None = None  # work arrays, made on the first query
+        self._values: np.ndarray | None = None
+        self._mask = np.zeros(0, dtype=bool)
         # Bounds need the factor to grow with tf and shrink with the length.
         self._prunable = p.k1 >= 0 and p.b >= 0
 
@@ -249,11 +281,12 @@ class Scorer:
 
     def factor(self, ids: np.ndarray, tfs: np.ndarray | None) -> np.ndarray:
         """The per-posting factor ``tf * (k1 + 1) / (tf + norm)`` (to be multiplied by the idf)."""
-        norm = self._norm[ids]
-        if tfs is None:
-            return self._k1_plus_1 / (1.0 + norm)
-        tf = tfs.astype(np.float64)
-        return tf * self._k1_plus_1 / (tf + norm)
+        factor = self._unit[ids]  # most postings have tf 1: one lookup
+        if tfs is not None:
+            other = np.flatnonzero(tfs != 1)
+            tf = tfs[other].astype(np.float64)
+            factor[other] = tf * self._k1_plus_1 / (tf + self._norm[ids[other]])
+        return factor
 
     def upper_bound(self, term: QueryTerm) -> float:
         """The largest score ``term`` adds to any passage (exact when the postings carry bound pairs)."""
@@ -288,7 +321,7 @@ class Scorer:
         if exclude is not None and len(exclude) == 0:
             exclude = None
         if self._prunable and all(t.weight > 0 for t in merged):
-            return self._top_pruned(merged, k, exclude)
+            return self._top_positive(merged, k, exclude)
         return self._top_exhaustive(merged, k, exclude)
 
     def _top_exhaustive(self, terms: list[QueryTerm], k: int, exclude: np.ndarray | None) -> list[tuple[int, float]]:
@@ -304,57 +337,84 @@ class Scorer:
         candidates, scores = _collect(buffer, touched, exclude)
         return _best(candidates, scores, k)
 
-    def _top_pruned(self, terms: list[QueryTerm], k: int, exclude: np.ndarray | None) -> list[tuple[int, float]]:
-        bounds = [self.upper_bound(t) for t in terms]
-        order = sorted(range(len(terms)), key=lambda i: (-bounds[i], len(terms[i].postings.ids)))
-        remaining = [0.0] * (len(order) + 1)
-        for position in range(len(order) - 1, -1, -1):
-            remaining[position] = remaining[position + 1] + bounds[order[position]]
+    def _top_positive(self, terms: list[QueryTerm], k: int, exclude: np.ndarray | None) -> list[tuple[int, float]]:
+        """Every posting scored (one scatter-add per term), then only passages that can be in the top k read back.
+
+        With positive weights a passage's score only grows, so the k-th best
+        score among any passages is a lower bound of the final k-th score:
+        taken from a sample (the postings of the term most likely to be in the
+        best passages), it lets one pass keep only the passages at or above it.
+        Work arrays are allocated once per index generation: fresh memory is
+        slow to touch on small VMs, and numpy would otherwise convert the
+        uint32 ids to its index type in a new array at every step.
+        """
         buffer = self._buffer
-        touched: list[np.ndarray] = []
-        threshold = 0.0
-        scored = 0
+        total = sum(len(t.postings.ids) for t in terms)
+        dense = total * DENSE_SHARE >= len(buffer)
+        index, values = self._work()
+        spans: list[tuple[int, int]] = []
         try:
-            # Phase 1: score terms fully, highest bound first, until a passage that
-            # none of them contains cannot reach the top k any more.
-            for position in range(len(order)):
-                if touched and remaining[position] < threshold * (1 - _BOUND_SLACK):
-                    break
-                term = terms[order[position]]
-                ids = term.postings.ids
-                buffer[ids] += term.weight * self.factor(ids, term.postings.tfs)
-                touched.append(ids)
-                scored = position + 1
-                if remaining[scored] > 0:
-                    threshold = max(threshold, self._threshold(touched, k, exclude))
+            at = 0
+            for term in terms:
+                n = len(term.postings.ids)
+                ids = index[at : at + n]
+                np.copyto(ids, term.postings.ids, casting="unsafe")
+                contribution = self._factor_into(values[:n], ids, term.postings.tfs)
+                contribution *= term.weight
+                np.add.at(buffer, ids, contribution)
+                spans.append((at, at + n))
+                if not dense:  # the ids are read again to collect the scores
+                    at += n
+            floor = self._kth_floor(terms, k, exclude)
+            if dense:
+                if floor > 0:
+                    np.greater_equal(buffer, floor, out=self._mask)
+                else:
+                    np.greater(buffer, 0.0, out=self._mask)
+                candidates = np.flatnonzero(self._mask)
+                scores = buffer[candidates]
+                buffer.fill(0.0)
+                if exclude is not None:
+                    keep = ~np.isin(candidates, exclude)
+                    candidates, scores = candidates[keep], scores[keep]
+            else:
+                candidates, scores = _collect(buffer, [index[a:b] for a, b in spans], exclude, floor)
         except BaseException:
             buffer.fill(0.0)
             raise
-        candidates, scores = _collect(buffer, touched, exclude)
-        # Phase 2: the other terms only for candidates that can still make it.
-        for position in range(scored, len(order)):
-            keep = scores + remaining[position] >= threshold * (1 - _BOUND_SLACK)
-            candidates, scores = candidates[keep], scores[keep]
-            if len(candidates) == 0:
-                break
-            term = terms[order[position]]
-            ids = term.postings.ids
-            at = np.searchsorted(ids, candidates)
-            np.minimum(at, len(ids) - 1, out=at)
-            found = ids[at] == candidates
-            if found.any():
-                tfs = term.postings.tfs
-                scores[found] += term.weight * self.factor(candidates[found], None if tfs is None else tfs[at[found]])
-                threshold = max(threshold, _kth_largest(scores, k))
         return _best(candidates, scores, k)
 
-    def _threshold(self, touched: list[np.ndarray], k: int, exclude: np.ndarray | None) -> float:
-        """A lower bound of the final k-th best score: the k-th best partial score of some passages."""
-        sample = min(touched, key=len)
-        if len(sample) < k and sum(len(ids) for ids in touched) <= 4096:
-            sample = np.unique(np.concatenate(touched))
-        sample = _without(sample, exclude)
-        return _kth_largest(self._buffer[sample], k)
+    def _work(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._index is None:
+            n = len(self._buffer)
+            self._index, self._values, self._mask = (np.empty(n, dtype=t) for t in (np.intp, np.float64, bool))
+            for array in (self._index, self._values, self._mask, self._buffer):
+                array.fill(0)  # touch the pages now, not in the middle of a later query
+        assert self._values is not None
+        return self._index, self._values
+
+    def _factor_into(self, out: np.ndarray, ids: np.ndarray, tfs: np.ndarray | None) -> np.ndarray:
+        """``factor(ids, tfs)`` written into ``out`` (the same operations, so the same values)."""
+        np.take(self._unit, ids, out=out)
+        if tfs is not None:
+            other = np.flatnonzero(tfs != 1)
+            tf = tfs[other].astype(np.float64)
+            out[other] = tf * self._k1_plus_1 / (tf + self._norm[ids[other]])
+        return out
+
+    def _kth_floor(self, terms: list[QueryTerm], k: int, exclude: np.ndarray | None) -> float:
+        """A lower bound of the final k-th best score (0.0 when no sample has k passages)."""
+        big_enough = [t for t in terms if len(t.postings.ids) >= k]
+        if not big_enough:
+            return 0.0
+        sample = max(big_enough, key=self.upper_bound).postings.ids
+        if len(sample) > FLOOR_SAMPLE:
+            sample = sample[:: len(sample) // FLOOR_SAMPLE]
+        return _kth_largest(self._buffer[_without(sample, exclude)], k)
+
+
+DENSE_SHARE = 12  # read the whole score buffer back once the postings touch more than 1/12 of it
+FLOOR_SAMPLE = 16_384
 
 
 def _merge(terms: Sequence[QueryTerm | tuple[float, np.ndarray, np.ndarray]]) -> list[QueryTerm]:
@@ -377,20 +437,20 @@ def _merge(terms: Sequence[QueryTerm | tuple[float, np.ndarray, np.ndarray]]) ->
 
 
 def _collect(
-    buffer: np.ndarray, touched: list[np.ndarray], exclude: np.ndarray | None
+    buffer: np.ndarray, touched: list[np.ndarray], exclude: np.ndarray | None, floor: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each touched passage once with its score, zeroing the buffer on the way (no sorting)."""
+    """Each touched passage once with its score (those below ``floor`` left out), zeroing the buffer on the way."""
     candidates: list[np.ndarray] = []
     scores: list[np.ndarray] = []
     for ids in touched:
         values = buffer[ids]
-        fresh = values != 0
-        if len(candidates) == 0 or fresh.all():
+        keep = values >= floor if floor > 0 else values != 0
+        if (len(candidates) == 0 and floor <= 0) or keep.all():
             candidates.append(ids)
             scores.append(values)
         else:
-            candidates.append(ids[fresh])
-            scores.append(values[fresh])
+            candidates.append(ids[keep])
+            scores.append(values[keep])
         buffer[ids] = 0.0
     ids = candidates[0] if len(candidates) == 1 else np.concatenate(candidates)
     values = scores[0] if len(scores) == 1 else np.concatenate(scores)
@@ -430,22 +490,67 @@ def build_postings(
     """Group (doc, term) token occurrences into postings.
 
     Returns ``(offsets, ids, tfs, df)``: term ``t``'s postings are
-    ``ids[offsets[t]:offsets[t+1]]`` (ascending) with frequencies ``tfs[...]``.
+    ``ids[offsets[t]:offsets[t+1]]`` (ascending, uint32) with frequencies
+    ``tfs[...]`` (uint32). Working memory: one int64 key per token, sorted in
+    place (on two cores when there are), plus the postings.
     """
     if len(term_ids) == 0:
-        empty = np.zeros(0, dtype=np.int64)
+        empty = np.zeros(0, dtype=np.uint32)
         return np.zeros(vocabulary_size + 1, dtype=np.int64), empty, empty, np.zeros(vocabulary_size, dtype=np.int64)
     n_docs = int(doc_ids.max()) + 1
-    keys = term_ids.astype(np.int64) * n_docs + doc_ids.astype(np.int64)
-    keys.sort()
-    boundary = np.flatnonzero(np.diff(keys)) + 1
-    starts = np.concatenate([[0], boundary])
-    unique_keys = keys[starts]
-    tfs = np.diff(np.concatenate([starts, [len(keys)]]))
-    del keys
-    posting_terms = unique_keys // n_docs
-    ids = unique_keys - posting_terms * n_docs
-    df = np.bincount(posting_terms, minlength=vocabulary_size)
+    keys = term_ids.astype(np.int64)
+    keys *= n_docs
+    keys += doc_ids
+    _sort_in_place(keys)
+    first = np.empty(len(keys), dtype=bool)  # the first token of each (term, doc) pair
+    first[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    n_postings = int(np.count_nonzero(first))
+    id_dtype = np.uint32 if n_docs <= 1 << 32 else np.uint64
+    ids = np.empty(n_postings, dtype=id_dtype)
+    tfs = np.empty(n_postings, dtype=np.uint32)
+    df = np.zeros(vocabulary_size, dtype=np.int64)
+    at = 0
+    for a in range(0, len(keys), _POSTINGS_SLICE):
+        b = min(a + _POSTINGS_SLICE, len(keys))
+        starts = np.flatnonzero(first[a:b])
+        if len(starts) == 0:
+            continue
+        end = _next_pair(first, b)  # the slice's last pair may go on into the next slice
+        pair_keys = keys[a + starts]
+        terms = pair_keys // n_docs
+        n = len(starts)
+        ids[at : at + n] = pair_keys - terms * n_docs
+        tfs[at : at + n] = np.diff(starts, append=end - a)
+        df += np.bincount(terms, minlength=vocabulary_size)
+        at += n
     offsets = np.zeros(vocabulary_size + 1, dtype=np.int64)
     np.cumsum(df, out=offsets[1:])
     return offsets, ids, tfs, df
+
+
+_POSTINGS_SLICE = 8_000_000
+
+
+def _next_pair(first: np.ndarray, position: int) -> int:
+    """The index of the first pair start at or after ``position`` (or the end); usually a few tokens on."""
+    while position < len(first):
+        window = first[position : position + 4096]
+        hit = int(window.argmax())
+        if window[hit]:
+            return position + hit
+        position += len(window)
+    return len(first)
+
+
+def _sort_in_place(keys: np.ndarray) -> None:
+    """Sort ``keys``; on two or more cores, partition around the median and sort both halves at once."""
+    if len(keys) < 4_000_000 or (os.cpu_count() or 1) < 2:
+        keys.sort()
+        return
+    middle = len(keys) // 2
+    keys.partition(middle)
+    other = threading.Thread(target=keys[middle:].sort)  # numpy releases the GIL while sorting
+    other.start()
+    keys[:middle].sort()
+    other.join()

@@ -24,8 +24,11 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
+from itertools import chain, repeat
+from operator import getitem
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -33,7 +36,7 @@ from . import store
 from .bm25 import BM25Params, Postings, average_idf, build_postings, decode, encode_many
 from .models import Article
 from .passages import split_passages
-from .tokenizer import _WORD, default_tokenizer
+from .tokenizer import _WORD, _normalise, default_tokenizer
 
 if TYPE_CHECKING:  # the readers pull in bs4/yaml/charset_normalizer: imported when indexing starts
     import sqlite_utils
@@ -78,8 +81,7 @@ class IndexSummary:
         }
 
 
-@dataclass
-class _NewPassage:
+class _NewPassage(NamedTuple):  # a tuple: a million of them are made on a large build
     article_id: str
     ordinal: int
     start: int
@@ -306,36 +308,126 @@ def _record_unchanged(
         raise
 
 
-class PassageTerms:
-    """``Tokenizer.terms`` through a cache of each word's term.
+_PENDING = -(2**62)  # the code of a token seen for the first time, until it is learned
 
-    The tokenizer turns each match of its word pattern into a term on its own,
-    so a word seen before costs one dict lookup (tests check both agree).
+
+class _Codes(dict[str, int]):
+    """token -> code; a token not seen yet answers _PENDING and is noted (so a lookup pass never stops)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: list[str] = []
+
+    def __missing__(self, token: str) -> int:
+        self.pending.append(token)
+        return _PENDING
+
+
+class PassageTerms:
+    """``Tokenizer.terms`` through a cache of each whitespace-separated token's terms.
+
+    The tokenizer's word pattern never matches whitespace and looks neither
+    behind nor ahead, so the words of a text are the words of its
+    whitespace-separated tokens, each found on its own; and it turns each word
+    into a term on its own. So a token seen before costs one dict lookup
+    instead of regex matching, normalising and stemming (tests check both
+    agree), and :meth:`encode` handles a whole list of tokens without a
+    Python-level loop over them.
     """
 
     MAX_CACHED = 2_000_000
+    _NONE = -1  # a token that gives no term (stopword, punctuation)
 
     def __init__(self) -> None:
         self._tokenizer = default_tokenizer()
-        self._cache: dict[str, str] = {}
+        # token -> term id; _NONE; or -2 - i for a token of several terms (rock/paper), self._multi[i]
+        self._code = _Codes()
+        self._terms: list[str] = []
+        self._term_id: dict[str, int] = {}
+        self._multi: list[tuple[int, ...]] = []
+        self._multi_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __call__(self, text: str) -> list[str]:
-        words = _WORD.findall(text)
-        cache = self._cache
-        try:
-            terms = [cache[word] for word in words]
-        except KeyError:
-            if len(cache) > self.MAX_CACHED:
-                cache.clear()
-            for word in words:
-                if word not in cache:
-                    found = self._tokenizer.terms(word)
-                    cache[word] = found[0] if found else ""
-            terms = [cache[word] for word in words]
-        return [term for term in terms if term]
+        ids, _ = self._expand(self._codes(text.split()))
+        return list(map(self._terms.__getitem__, ids.tolist()))
 
     def passage(self, title_terms: list[str], text: str) -> list[str]:
         return title_terms + self(text)
+
+    def encode(self, tokens: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """``(terms, term_ids, per_token)`` for whitespace-separated ``tokens``.
+
+        ``term_ids`` (int32) index ``terms``, in text order; ``per_token[i]`` is
+        how many of them token ``i`` gave (0 for a stopword, 2 for "rock/paper").
+        """
+        ids, per_token = self._expand(self._codes(tokens))
+        present = np.zeros(len(self._terms), dtype=bool)
+        present[ids] = True
+        used = np.flatnonzero(present)
+        local = np.empty(len(self._terms), dtype=np.int32)
+        local[used] = np.arange(len(used), dtype=np.int32)
+        return list(map(self._terms.__getitem__, used.tolist())), local[ids], per_token
+
+    def _codes(self, tokens: list[str]) -> np.ndarray:
+        """Each token's code; one pass over the tokens, new ones learned together afterwards."""
+        if len(self._code) > self.MAX_CACHED:
+            self._code.clear()
+        self._code.pending.clear()
+        codes = np.fromiter(map(self._code.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+        if self._code.pending:
+            self._learn(self._code.pending)
+            self._code.pending.clear()
+            at = np.flatnonzero(codes == _PENDING).tolist()
+            codes[at] = list(map(self._code.__getitem__, [tokens[i] for i in at]))
+        return codes
+
+    def _expand(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Term ids in text order, and how many each token gave."""
+        per_token = (codes >= 0).astype(np.int64)
+        multi_at = np.flatnonzero(codes <= -2)
+        if len(multi_at) == 0:
+            return codes[codes >= 0], per_token
+        flat, offsets, lengths = self._multi_table()
+        which = -2 - codes[multi_at]
+        per_token[multi_at] = lengths[which]
+        out_start = np.cumsum(per_token) - per_token
+        ids = np.repeat(codes, per_token)
+        n = lengths[which]
+        step = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+        ids[np.repeat(out_start[multi_at], n) + step] = flat[np.repeat(offsets[which], n) + step]
+        return ids, per_token
+
+    def _multi_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._multi_arrays is None or len(self._multi_arrays[1]) != len(self._multi):
+            lengths = np.array([len(m) for m in self._multi], dtype=np.int64)
+            offsets = np.cumsum(lengths) - lengths
+            flat = np.fromiter(chain.from_iterable(self._multi), dtype=np.int64, count=int(lengths.sum()))
+            self._multi_arrays = (flat, offsets, lengths)
+        return self._multi_arrays
+
+    def _learn(self, tokens: Iterable[str]) -> None:
+        """Cache the terms of new tokens: match, normalise, then stem all their words in one call."""
+        new = list(dict.fromkeys(tokens))
+        normalised = [[_normalise(word) for word in _WORD.findall(token)] for token in new]
+        stems = iter(self._tokenizer._stem([word for words in normalised for word in words if word]))
+        term_id = self._term_id
+        for token, words in zip(new, normalised, strict=True):
+            ids = []
+            for word in words:
+                if word:
+                    term = next(stems)
+                    found = term_id.get(term)
+                    if found is None:
+                        found = term_id[term] = len(self._terms)
+                        self._terms.append(term)
+                    ids.append(found)
+            if len(ids) == 1:
+                self._code[token] = ids[0]
+            elif not ids:
+                self._code[token] = self._NONE
+            else:
+                self._code[token] = -2 - len(self._multi)
+                self._multi.append(tuple(ids))
 
 
 _passage_terms: PassageTerms | None = None
@@ -348,14 +440,28 @@ def passage_terms() -> PassageTerms:
     return _passage_terms
 
 
-_Chunk = tuple[list[tuple[str, str]], int]  # (title, text) per article, title weight
-_ChunkResult = tuple[list[list[tuple[int, int]]], list[str], np.ndarray, np.ndarray]
+class _Chunk(NamedTuple):
+    """Articles for one split-and-tokenize task."""
+
+    articles: list[tuple[str, str]]  # (title, text)
+    title_weight: int
+
+
+class _ChunkResult(NamedTuple):
+    """A chunk's passages (spans into their article's text) and token ids, in article order."""
+
+    passage_counts: np.ndarray  # passages per article
+    starts: np.ndarray
+    ends: np.ndarray
+    vocabulary: list[str]  # the chunk's terms; ``term_ids`` index it
+    lengths: np.ndarray  # tokens per passage
+    term_ids: np.ndarray  # every passage's tokens, concatenated
 
 
 def _split_and_tokenize(
     articles: list[Article], title_weight: int, workers: int | None
 ) -> tuple[list[_NewPassage], np.ndarray, np.ndarray, list[str]]:
-    """The articles' passages, their token counts, the concatenated term ids and the vocabulary."""
+    """The articles' passages, their token counts, the concatenated term ids (int32) and the vocabulary."""
     chunks: list[_Chunk] = []
     current: list[tuple[str, str]] = []
     size = 0
@@ -363,42 +469,56 @@ def _split_and_tokenize(
         current.append((article.title or "", article.text))
         size += len(article.text)
         if size >= CHUNK_CHARS:
-            chunks.append((current, title_weight))
+            chunks.append(_Chunk(current, title_weight))
             current, size = [], 0
     if current:
-        chunks.append((current, title_weight))
+        chunks.append(_Chunk(current, title_weight))
     total = sum(len(a.text) for a in articles)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     if total >= PARALLEL_MIN_CHARS and workers > 1 and len(chunks) > 1:
         with ProcessPoolExecutor(max_workers=workers, initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
-            results = list(pool.map(_encode_chunk, chunks))
-    else:
-        results = [_encode_chunk(chunk) for chunk in chunks]
+            # Each chunk's result is taken in while the workers go on with the next ones.
+            return _collect_chunks(articles, pool.map(_encode_chunk, chunks))
+    return _collect_chunks(articles, map(_encode_chunk, chunks))
 
+
+def _collect_chunks(
+    articles: list[Article], results: Iterable[_ChunkResult]
+) -> tuple[list[_NewPassage], np.ndarray, np.ndarray, list[str]]:
+    """Passages with their text, token counts, term ids in one vocabulary (int32), the vocabulary."""
     passages: list[_NewPassage] = []
     vocabulary: dict[str, int] = {}
     lengths: list[np.ndarray] = []
     terms: list[np.ndarray] = []
-    article_iter = iter(articles)
-    for spans_per_article, local_vocab, local_lengths, local_ids in results:
-        for spans in spans_per_article:
-            article = next(article_iter)
-            text = article.text
-            passages.extend(
-                _NewPassage(article.id, ordinal, start, end, text[start:end])
-                for ordinal, (start, end) in enumerate(spans, start=1)
-            )
+    new_passage = partial(tuple.__new__, _NewPassage)
+    at = 0
+    for result in results:
+        # One passage record per span, built by C-level iterators (a million of them on a large build).
+        counts = result.passage_counts.tolist()
+        owners = articles[at : at + len(counts)]
+        at += len(counts)
+        starts, ends = result.starts.tolist(), result.ends.tolist()
+        texts = map(getitem, _repeat_each([a.text for a in owners], counts), map(slice, starts, ends))
+        article_ids = _repeat_each([a.id for a in owners], counts)
+        ordinals = chain.from_iterable(map(range, repeat(1), [c + 1 for c in counts]))
+        passages.extend(map(new_passage, zip(article_ids, ordinals, starts, ends, texts, strict=True)))
+        fresh = sorted(set(result.vocabulary).difference(vocabulary))
+        vocabulary.update(zip(fresh, range(len(vocabulary), len(vocabulary) + len(fresh)), strict=True))
         mapping = np.fromiter(
-            (vocabulary.setdefault(t, len(vocabulary)) for t in local_vocab), dtype=np.int64, count=len(local_vocab)
+            map(vocabulary.__getitem__, result.vocabulary), dtype=np.int32, count=len(result.vocabulary)
         )
-        lengths.append(local_lengths)
-        terms.append(mapping[local_ids] if len(local_ids) else local_ids.astype(np.int64))
+        lengths.append(result.lengths)
+        terms.append(mapping[result.term_ids])
     return (
         passages,
         np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64),
-        np.concatenate(terms) if terms else np.zeros(0, dtype=np.int64),
+        np.concatenate(terms) if terms else np.zeros(0, dtype=np.int32),
         list(vocabulary),
     )
+
+
+def _repeat_each(values: list[T], counts: list[int]) -> Iterator[T]:
+    return chain.from_iterable(map(repeat, values, counts))
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -415,22 +535,41 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _encode_chunk(chunk: _Chunk) -> _ChunkResult:
-    """Split and tokenize some articles (runs in a worker process on large corpora)."""
-    articles, title_weight = chunk
-    terms_of = passage_terms()
-    vocab: dict[str, int] = {}
-    ids: list[int] = []
-    counts: list[int] = []
-    all_spans: list[list[tuple[int, int]]] = []
-    for title, text in articles:
-        title_terms = terms_of(title) * title_weight if title_weight else []
-        spans = [(span.start, span.end) for span in split_passages(text)]
-        all_spans.append(spans)
+    """Split and tokenize some articles (runs in a worker process on large corpora).
+
+    A passage's tokens are its title's repeated ``title_weight`` times, then
+    its own; all the chunk's tokens are turned into terms at once.
+    """
+    tokens: list[str] = []
+    sizes: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    passage_counts: list[int] = []
+    for title, text in chunk.articles:
+        title_tokens = title.split() * chunk.title_weight if chunk.title_weight else []
+        spans = split_passages(text)
+        passage_counts.append(len(spans))
         for start, end in spans:
-            terms = terms_of.passage(title_terms, text[start:end])
-            counts.append(len(terms))
-            ids.extend([vocab.setdefault(term, len(vocab)) for term in terms])
-    return all_spans, list(vocab), np.asarray(counts, dtype=np.int64), np.asarray(ids, dtype=np.int64)
+            starts.append(start)
+            ends.append(end)
+            found = text[start:end].split()
+            if title_tokens:
+                tokens += title_tokens
+            tokens += found
+            sizes.append(len(title_tokens) + len(found))
+    vocabulary, ids, per_token = passage_terms().encode(tokens)
+    token_bounds = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=token_bounds[1:])
+    terms_before = np.zeros(len(tokens) + 1, dtype=np.int64)
+    np.cumsum(per_token, out=terms_before[1:])
+    return _ChunkResult(
+        np.asarray(passage_counts, dtype=np.int64),
+        np.asarray(starts, dtype=np.int64),
+        np.asarray(ends, dtype=np.int64),
+        vocabulary,
+        terms_before[token_bounds[1:]] - terms_before[token_bounds[:-1]],
+        ids,
+    )
 
 
 def _write(

@@ -124,9 +124,10 @@ def _word_before(text: str, floor: int, position: int) -> str:
 
 
 def _word_chunks(text: str, start: int, end: int, max_words: int) -> list[tuple[int, int, int]]:
+    count = len(text[start:end].split())  # str.split and \S+ agree on whitespace; no match objects
+    if count <= max_words:
+        return [(start, end, count)]
     matches = list(_WORD_RE.finditer(text, start, end))
-    if len(matches) <= max_words:
-        return [(start, end, len(matches))]
     chunks = []
     for index in range(0, len(matches), max_words):
         piece = matches[index : index + max_words]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from .models import Article
 
 if TYPE_CHECKING:
-    from bs4 import BeautifulSoup
+    from bs4 import BeautifulSoup, Tag
 
 # bs4, yaml and charset_normalizer are imported where they are needed: most
 # processes that import this module (the bot, `corpusbot ask`) never parse files.
@@ -44,13 +45,30 @@ class ReadResult:
 
 
 def read_file(path: Path, data: bytes, article_id: str) -> ReadResult:
-    """Parse one file. ``article_id`` is used by single-article formats."""
+    """Parse one file. ``article_id`` is used by single-article formats.
+
+    Every failure is an :class:`Unreadable` with the reason: one bad file must
+    never abort a whole reindex (a parser's own error included).
+    """
+    try:
+        return _read(path, data, article_id)
+    except Unreadable:
+        raise
+    except Exception as error:  # any parser failure skips just this file
+        raise Unreadable(f"could not be parsed ({type(error).__name__}: {str(error)[:200]})") from None
+
+
+def _read(path: Path, data: bytes, article_id: str) -> ReadResult:
     suffix = path.suffix.lower()
     if not data.strip():
         raise Unreadable("empty file")
+    # NFC: the tokenizer's word pattern does not join a letter with a separate combining accent
+    # ("cafe\u0301"), so decomposed text would not match questions typed the usual (composed) way.
+    text = unicodedata.normalize("NFC", decode(data, html=suffix in (".html", ".htm")))
+    if not text.strip():  # e.g. only a byte-order mark
+        raise Unreadable("empty file")
     if suffix == ".jsonl":
-        return _read_jsonl(path, decode(data))
-    text = decode(data, html=suffix in (".html", ".htm"))
+        return _read_jsonl(path, text)
     if suffix == ".txt":
         article = _read_text(text, article_id)
     elif suffix in (".md", ".markdown"):
@@ -257,7 +275,7 @@ _BLOCK_TAGS = (
 
 
 def _read_html(text: str, article_id: str) -> Article:
-    from bs4 import BeautifulSoup, Comment
+    from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(text, "html.parser")
     title_tag = soup.find("title")
@@ -267,16 +285,10 @@ def _read_html(text: str, article_id: str) -> Article:
     source = _meta(soup, ("og:site_name",))
     author = _meta(soup, ("author", "article:author"))
     for tag in soup.find_all(_DROP_TAGS):
-        tag.decompose()
-    for comment in soup.find_all(string=lambda node: isinstance(node, Comment)):
-        comment.extract()
+        if not tag.decomposed:  # (a tag inside one already dropped is gone with it)
+            tag.decompose()
     root = soup.find("article") or soup.find("main") or soup.body or soup
-    for tag in root.find_all("br"):
-        tag.replace_with("\n")
-    for tag in root.find_all(_BLOCK_TAGS):
-        tag.insert_before("\n\n")
-        tag.insert_after("\n\n")
-    lines = [" ".join(line.split()) for line in root.get_text().split("\n")]
+    lines = [" ".join(line.split()) for line in _block_text(root).split("\n")]
     body = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
     if not title:
         h1 = soup.find("h1")
@@ -284,6 +296,35 @@ def _read_html(text: str, article_id: str) -> Article:
     return Article(
         id=article_id, title=title, text=body, url=_http_url(url), source=source, published=published, author=author
     )
+
+
+def _block_text(root: Tag) -> str:
+    """The text under ``root``, with a paragraph break around block elements and a line break for <br>.
+
+    One pass over the tree with an explicit stack: inserting break strings into
+    the tree instead (bs4 ``insert_before``) costs time proportional to each
+    tag's subtree, quadratic on deeply nested markup (minutes for 1 MB of
+    nested <div>), and recursion would overflow on it.
+    """
+    from bs4 import CData, NavigableString, Tag
+
+    parts: list[str] = []
+    stack: list[tuple[object, bool]] = [(root, False)]
+    while stack:
+        node, closing = stack.pop()
+        if closing:
+            parts.append("\n\n")
+        elif isinstance(node, Tag):
+            if node.name == "br":
+                parts.append("\n")
+                continue
+            if node.name in _BLOCK_TAGS:
+                parts.append("\n\n")
+                stack.append((node, True))
+            stack.extend((child, False) for child in reversed(node.contents))
+        elif type(node) in (NavigableString, CData):  # not comments, doctypes, processing instructions
+            parts.append(str(node))
+    return "".join(parts)
 
 
 def _meta(soup: BeautifulSoup, names: tuple[str, ...]) -> str | None:
@@ -310,6 +351,9 @@ def _read_jsonl(path: Path, text: str) -> ReadResult:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             result.problems.append(f"malformed JSONL line {number}: {error.msg}")
+            continue
+        except RecursionError:
+            result.problems.append(f"malformed JSONL line {number}: nested too deeply")
             continue
         if not isinstance(record, dict):
             result.problems.append(f"malformed JSONL line {number}: expected an object")

@@ -12,6 +12,7 @@ import itertools
 import math
 import os
 import threading
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -87,9 +88,10 @@ def _matching_sentences(text: str, tokens: list, weights: dict[str, float]) -> l
 
 
 def _clean_question(question: str) -> tuple[str, list[str]]:
-    """Whitespace collapsed, control characters dropped, length capped (with a notice)."""
+    """NFC (as the corpus is read), whitespace collapsed, control characters dropped, length capped."""
     notices = []
-    query = " ".join("".join(ch if ch.isprintable() else " " for ch in question).split())
+    composed = unicodedata.normalize("NFC", question)
+    query = " ".join("".join(ch if ch.isprintable() else " " for ch in composed).split())
     if len(query) > MAX_QUERY_CHARS:
         query = query[:MAX_QUERY_CHARS]
         notices.append(f"The question was shortened to its first {MAX_QUERY_CHARS} characters.")
@@ -116,6 +118,7 @@ class SearchService:
         self._meta: dict = {}
         self._scorer: Scorer | None = None
         self._articles: _Articles | None = None
+        self._examples: dict[int, list[str]] = {}  # per generation: the query scans and sorts every article
         with self._snapshot():
             pass
 
@@ -154,6 +157,7 @@ class SearchService:
         row = self._db.execute("SELECT data FROM blobs WHERE name = 'article_of'").fetchone()
         self._articles = _Articles.from_arrays(np.frombuffer(row[0], dtype="<u4"), doc_len) if row else None
         self._postings_cache.clear()
+        self._examples = {}
         self._meta = meta
         self._generation = meta.get("generation")
 
@@ -488,10 +492,11 @@ class SearchService:
     def example_questions(self, n: int = 3) -> list[str]:
         """Example questions built from article titles (for help texts)."""
         with self._snapshot() as db:
-            titles = [
-                row[0] for row in db.execute("SELECT title FROM articles ORDER BY passage_count DESC, id LIMIT ?", (n,))
-            ]
-        return [f"What does the corpus say about {title.rstrip('.…')}?" for title in titles if title]
+            if n not in self._examples:
+                sql = "SELECT title FROM articles ORDER BY passage_count DESC, id LIMIT ?"
+                titles = [row[0] for row in db.execute(sql, (n,))]
+                self._examples[n] = [f"What does the corpus say about {t.rstrip('.…')}?" for t in titles if t]
+            return list(self._examples[n])
 
     # -- stats -------------------------------------------------------------
 

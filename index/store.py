@@ -124,7 +124,16 @@ class Reader:
 def read_meta(db: sqlite_utils.Database | Reader) -> dict[str, Any]:
     if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is None:
         return {}
-    return {row[0]: json.loads(row[1]) for row in db.execute("SELECT key, value FROM meta")}
+    meta = {}
+    for key, value in db.execute("SELECT key, value FROM meta"):
+        try:
+            meta[key] = json.loads(value)
+        except (TypeError, ValueError):
+            raise CorpusbotError(
+                f"The index metadata is damaged ({key!r} is not valid). "
+                "Rebuild it with `corpusbot index --full`, or restore a backup."
+            ) from None
+    return meta
 
 
 def write_meta(db: sqlite_utils.Database, values: dict[str, Any]) -> None:

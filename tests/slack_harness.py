@@ -14,7 +14,7 @@ import itertools
 import json
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ from slack_bolt import App
 
 from bot import config
 from bot.app import build_app
+from bot.requestctx import ContextThreadPoolExecutor
 from bot.runtime import Runtime, make_runtime
 from bot.server import EVENTS_PATH, SlackWSGI
 from index import SearchService
@@ -43,7 +44,7 @@ def sign(body: bytes, timestamp: str, secret: str = SIGNING_SECRET) -> str:
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
-class TrackedExecutor(ThreadPoolExecutor):
+class TrackedExecutor(ContextThreadPoolExecutor):
     """bolt's listener pool, remembering its work so a test can wait until every listener has finished."""
 
     def __init__(self, max_workers: int = 4) -> None:

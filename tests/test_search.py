@@ -215,3 +215,10 @@ def test_find_articles_puts_title_matches_first(sample_service: SearchService) -
 
 def test_closest_ids(sample_service: SearchService) -> None:
     assert sample_service.closest_ids("001")[0] == "001-6346928b0b16da65"
+
+
+def test_decomposed_accents_in_a_question_match_composed_text(make_service) -> None:
+    service = make_service({"a.txt": "The café on the corner reopened after the floods. " + FILLER, **OTHERS})
+    answer = service.ask("cafe\u0301 reopened")
+    assert answer.hits and "café" in answer.hits[0].passage.text
+    assert answer.unknown_terms == ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,17 @@ def test_feedback_on_a_database_without_feedback(runner, sample_db: Path) -> Non
 def test_settings_defaults_are_safe() -> None:
     settings = Settings()
     assert settings.channels == frozenset() and settings.admins == frozenset() and settings.rate_limit.enabled
+
+
+def test_tokens_and_secrets_are_masked_in_logs(caplog: pytest.LogCaptureFixture) -> None:
+    from bot import logsafe
+
+    logsafe.configure(secrets=("abcdef0123456789", "short"))  # masks in every handler on the root logger
+    logger = logging.getLogger("corpusbot.test")
+    with caplog.at_level(logging.INFO):
+        logger.info("calling with %s and %s", BOT_TOKEN, APP_TOKEN)
+        logger.info("secret=abcdef0123456789 user token xoxp-9-8-7 and a short word")
+    text = caplog.text
+    for secret in (BOT_TOKEN, APP_TOKEN, "abcdef0123456789", "xoxp-9-8-7"):
+        assert secret not in text
+    assert "xoxb-[redacted]" in text and "xapp-[redacted]" in text and "short word" in text

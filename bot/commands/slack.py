@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import replace
 from urllib.error import URLError
@@ -31,13 +32,21 @@ def serve_command() -> click.Command:
     @click.command("serve")
     @click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True, help="HTTP mode port.")
     @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP mode address (0.0.0.0: all).")
-    def serve(port: int, host: str, db_path: str) -> None:
+    @click.option(
+        "--log-format",
+        type=click.Choice(logsafe.LOG_FORMATS),
+        default="text",
+        show_default=True,
+        help="Readable text, or one JSON object per line (for log collectors).",
+    )
+    def serve(port: int, host: str, log_format: str, db_path: str) -> None:
         """Run the Slack bot.
 
         Socket Mode when SLACK_APP_TOKEN (xapp-…) is set: no public URL needed.
         Otherwise HTTP mode: Slack's requests at http://HOST:PORT/slack/events
-        (checked with SLACK_SIGNING_SECRET), GET /healthz and GET /readyz.
-        SLACK_BOT_TOKEN (xoxb-…) is always needed. See .env.example.
+        (checked with SLACK_SIGNING_SECRET), GET /healthz, GET /readyz and
+        GET /metrics (Prometheus). SLACK_BOT_TOKEN (xoxb-…) is always needed;
+        CORPUSBOT_LOG_LEVEL sets the log level (default INFO). See .env.example.
 
         Example: corpusbot serve --port 3000
         """
@@ -48,7 +57,11 @@ def serve_command() -> click.Command:
 
         settings = replace(config.settings_from_env(), db_path=db_path)
         config.check_slack(settings)
-        logsafe.configure(secrets=(settings.bot_token, settings.app_token, settings.signing_secret))
+        logsafe.configure(
+            config.log_level(),
+            secrets=(settings.bot_token, settings.app_token, settings.signing_secret),
+            fmt=log_format,
+        )
         service = open_service(db_path)
         runtime = make_runtime(settings, service)
         try:
@@ -64,8 +77,8 @@ def serve_command() -> click.Command:
                 f"Cannot reach the Slack API at {settings.api_url} ({reason}). Check the network, or SLACK_API_URL."
             ) from None
         if settings.socket_mode:
-            click.echo("corpusbot: connecting to Slack in Socket Mode (Ctrl-C stops).", err=True)
-            socket_mode_handler(app, settings).start()
+            logging.getLogger("corpusbot").info("Connecting to Slack in Socket Mode (Ctrl-C stops)")
+            socket_mode_handler(app, settings, runtime.metrics).start()
         else:
             assert settings.signing_secret is not None  # check_slack made sure
             serve_http(SlackWSGI(app, runtime, settings.signing_secret), host=host, port=port)

@@ -72,6 +72,7 @@ def on_feedback(ack: Ack, body: dict[str, Any], action: dict[str, Any], context:
         log.error("Could not store feedback: %s", error)
         reply = blocks.notice("Sorry, I couldn't save your feedback just now. Please try again in a minute.")
     else:
+        rt.metrics.feedback_stored(verdict)
         reply = blocks.feedback_thanks(verdict)
     rt.responder.ephemeral(body.get("response_url"), reply)
 
