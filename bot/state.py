@@ -32,6 +32,7 @@ EVENTS_TABLE = "bot_seen_events"
 EVENT_TTL_SECONDS = 3600.0
 BUSY_TIMEOUT_MS = 10_000  # feedback: written after the ack, so it can wait out a reindex's write lock
 EVENT_BUSY_TIMEOUT_MS = 250  # event ids: written before the ack, which Slack wants within 3 s
+BUSY_BACKOFF_SECONDS = 5.0  # after a busy database, event ids stay in memory only for this long
 MEMORY_EVENTS = 10_000
 VERDICTS = ("helpful", "not_helpful")
 
@@ -86,18 +87,26 @@ class BotState:
     def __init__(
         self, db_path: str | Path, *, event_ttl: float = EVENT_TTL_SECONDS, clock: Callable[[], float] = time.time
     ) -> None:
+        # Two connections, each behind its own lock: a feedback write may wait seconds for a
+        # reindex's write lock, and must never hold up the event check that precedes an ack.
         self.db = store.connect(db_path)
         self.db.conn.isolation_level = None  # autocommit: every statement is its own short transaction
+        self._feedback_db = store.connect(db_path)
+        self._feedback_db.conn.isolation_level = None
         self.event_ttl = event_ttl
         self.clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the event connection
+        self._memory_lock = threading.Lock()  # _recent and _busy_until
+        self._feedback_lock = threading.Lock()
         self._recent: dict[str, float] = {}  # also remembered in memory, in case the database is busy
+        self._busy_until = 0.0
         self._next_purge = 0.0
         with self._lock:
             create_tables(self.db)
 
     def close(self) -> None:
         self.db.conn.close()
+        self._feedback_db.conn.close()
 
     def ping(self) -> bool:
         """True when the database answers (for /readyz)."""
@@ -111,21 +120,33 @@ class BotState:
     # -- events ----------------------------------------------------------
 
     def first_time(self, event_id: str) -> bool:
-        """Record ``event_id``; False when it was already handled within the last hour."""
+        """Record ``event_id``; False when it was already handled within the last hour.
+
+        Memory answers first. While a reindex holds the database's write lock, one
+        check waits up to EVENT_BUSY_TIMEOUT_MS and the following ones use memory
+        alone for BUSY_BACKOFF_SECONDS, so acks stay fast (at the cost of not
+        recognising, across a restart, an event first seen during that window).
+        """
         now = self.clock()
-        with self._lock:
+        with self._memory_lock:
             seen = self._recent.get(event_id)
             if seen is not None and now - seen < self.event_ttl:
                 return False
             self._remember(event_id, now)
+            if now < self._busy_until:
+                return True
+        with self._lock:
             try:
                 cursor = self._write(
+                    self.db,
                     f"INSERT INTO {EVENTS_TABLE}(event_id, seen_at) VALUES (?, ?) "
                     "ON CONFLICT(event_id) DO UPDATE SET seen_at = excluded.seen_at WHERE seen_at < ?",
                     (event_id, now, now - self.event_ttl),
                     busy_ms=EVENT_BUSY_TIMEOUT_MS,
                 )
             except sqlite3.OperationalError:
+                with self._memory_lock:
+                    self._busy_until = self.clock() + BUSY_BACKOFF_SECONDS
                 return True  # the database is busy or read-only: memory alone keeps this process from repeating
             if now >= self._next_purge:
                 self._purge(now)
@@ -142,18 +163,23 @@ class BotState:
     def _purge(self, now: float) -> None:
         self._next_purge = now + 300
         with contextlib.suppress(sqlite3.OperationalError):
-            self._write(f"DELETE FROM {EVENTS_TABLE} WHERE seen_at < ?", (now - self.event_ttl,), EVENT_BUSY_TIMEOUT_MS)
+            self._write(
+                self.db, f"DELETE FROM {EVENTS_TABLE} WHERE seen_at < ?", (now - self.event_ttl,), EVENT_BUSY_TIMEOUT_MS
+            )
 
-    def _write(self, sql: str, params: tuple[Any, ...], busy_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Cursor:
+    @staticmethod
+    def _write(
+        db: sqlite_utils.Database, sql: str, params: tuple[Any, ...], busy_ms: int = BUSY_TIMEOUT_MS
+    ) -> sqlite3.Cursor:
         """Run one write (its own transaction), waiting at most ``busy_ms`` for another writer such as a reindex."""
-        self.db.conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+        db.conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
         try:
-            return self.db.conn.execute(sql, params)
+            return db.conn.execute(sql, params)
         except sqlite3.OperationalError as error:
             if "no such table" not in str(error):
                 raise
-            create_tables(self.db)  # a `corpusbot index --full` after a schema change drops every table
-            return self.db.conn.execute(sql, params)
+            create_tables(db)  # tables can vanish if the database file was replaced
+            return db.conn.execute(sql, params)
 
     # -- feedback --------------------------------------------------------
 
@@ -161,8 +187,9 @@ class BotState:
         if feedback.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}")
         created = feedback.created_at or datetime.now(UTC).isoformat(timespec="seconds")
-        with self._lock:
+        with self._feedback_lock:
             cursor = self._write(
+                self._feedback_db,
                 f"INSERT INTO {FEEDBACK_TABLE}(created_at, user_id, channel_id, verdict, question, passages, offset) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -179,7 +206,7 @@ class BotState:
 
     def feedback(self, limit: int | None = None) -> list[Feedback]:
         """Stored feedback, newest first."""
-        return read_feedback(self.db, limit, lock=self._lock)
+        return read_feedback(self._feedback_db, limit, lock=self._feedback_lock)
 
 
 def read_feedback(

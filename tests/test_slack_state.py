@@ -88,6 +88,55 @@ def test_a_reindex_holding_the_write_lock_neither_delays_the_ack_nor_causes_repe
         blocker.close()
 
 
+def test_after_a_busy_database_event_checks_use_memory_only_for_a_while(sample_db: Path, monkeypatch) -> None:
+    now = [1000.0]
+    state = BotState(sample_db, clock=lambda: now[0])
+    attempts: list[str] = []
+    real_write = BotState._write
+
+    def counting_write(db, sql, params, busy_ms=10_000):
+        attempts.append(sql.split()[0])
+        return real_write(db, sql, params, busy_ms)
+
+    monkeypatch.setattr(BotState, "_write", staticmethod(counting_write))
+    blocker = sqlite3.connect(sample_db)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        assert state.first_time("EvA")  # waits its short timeout once, then backs off
+        assert state.first_time("EvB")
+        assert state.first_time("EvC")
+        assert not state.first_time("EvA")  # memory still prevents repeats
+        assert attempts == ["INSERT"]
+    finally:
+        blocker.rollback()
+        blocker.close()
+    now[0] += 60  # the back-off is over: the database is used again
+    assert state.first_time("EvD")
+    assert "INSERT" in attempts[1:]
+
+
+def test_a_slow_feedback_write_does_not_block_event_checks(sample_db: Path) -> None:
+    state = BotState(sample_db)
+    blocker = sqlite3.connect(sample_db)
+    blocker.execute("BEGIN IMMEDIATE")
+    feedback = threading.Thread(
+        target=state.add_feedback,
+        args=(Feedback(user_id="U1", channel_id="C1", verdict="helpful", question="q", passages=("a",)),),
+    )
+    feedback.start()  # waits (up to 10 s) for the write lock, holding only the feedback lock
+    try:
+        checked: list[bool] = []
+        checker = threading.Thread(target=lambda: checked.append(state.first_time("EvFast")))
+        checker.start()
+        checker.join(timeout=3)
+        assert not checker.is_alive() and checked == [True]
+    finally:
+        blocker.rollback()
+        blocker.close()
+        feedback.join(timeout=15)
+    assert [f.question for f in state.feedback()] == ["q"]
+
+
 def test_feedback_round_trips_newest_first(sample_db: Path) -> None:
     state = BotState(sample_db)
     state.add_feedback(Feedback("U1", "C1", "helpful", "who is on the US delegation?", ("a ¶1", "b ¶2")))
