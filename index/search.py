@@ -30,7 +30,7 @@ from .tokenizer import Tokenizer, default_tokenizer
 
 MAX_QUERY_CHARS = 1000
 DEFAULT_K = 3
-RERANK_DEPTH = 50  # BM25 candidates that get the second-stage signals (a fixed window keeps paging stable)
+RERANK_DEPTH = 30  # BM25 candidates that get the second-stage signals (a fixed window keeps paging stable)
 PHRASE_DEPTH = 1000  # with a quoted phrase, this many candidates are checked for it
 CONFIDENT_COVERAGE = 0.5
 ARTICLE_WEIGHT = 1.0  # share of the whole article's BM25 added to a passage's score
@@ -285,8 +285,7 @@ class SearchService:
         scored: list[_Candidate] = []
         for pid, score in head:
             text = texts[pid]
-            tokens = self.tokenizer.tokens(text)
-            terms = [token.term for token in tokens]
+            terms = self.tokenizer.terms(text)
             if parsed.phrases and not all(contains_phrase(terms, phrase) for phrase in parsed.phrases):
                 continue
             boosts: list[str] = []
@@ -299,7 +298,7 @@ class SearchService:
                 boosts.append(f"adjacent query words +{proximity:.3f}")
             multiplier = 1.0
             if parsed.answer_type and answer_type_matches(
-                parsed.answer_type, _matching_sentences(text, tokens, weights)
+                parsed.answer_type, _matching_sentences(text, self.tokenizer.tokens(text), weights)
             ):
                 boosts.append(f"answer type {parsed.answer_type} ×{1 + ANSWER_TYPE_BOOST:g}")
                 multiplier += ANSWER_TYPE_BOOST
@@ -308,7 +307,17 @@ class SearchService:
         scored.sort(key=lambda c: (-c.score, c.passage_id))
         kept: list[_Candidate] = []
         for candidate in scored:
-            twin = next((k for k in kept if jaccard(k.term_set, candidate.term_set) >= NEAR_DUPLICATE_JACCARD), None)
+            size = len(candidate.term_set)
+            # Jaccard(a, b) <= min(|a|, |b|) / max(|a|, |b|): sets of very different sizes are never near-duplicates.
+            twin = next(
+                (
+                    k
+                    for k in kept
+                    if min(size, len(k.term_set)) >= NEAR_DUPLICATE_JACCARD * max(size, len(k.term_set))
+                    and jaccard(k.term_set, candidate.term_set) >= NEAR_DUPLICATE_JACCARD
+                ),
+                None,
+            )
             if twin is not None:
                 twin.duplicates += 1
                 continue
