@@ -50,8 +50,9 @@ def serve_command() -> click.Command:
 
         Example: corpusbot serve --port 3000
         """
-        from ..app import build_app
+        from ..app import LISTENER_THREADS, build_app
         from ..cli import open_service
+        from ..requestctx import ContextThreadPoolExecutor
         from ..runtime import make_runtime
         from ..server import SlackWSGI, serve_http, socket_mode_handler
 
@@ -64,8 +65,9 @@ def serve_command() -> click.Command:
         )
         service = open_service(db_path)
         runtime = make_runtime(settings, service)
+        executor = ContextThreadPoolExecutor(max_workers=LISTENER_THREADS)
         try:
-            app = build_app(settings, service, runtime=runtime)
+            app = build_app(settings, service, runtime=runtime, executor=executor)
         except BoltError as error:
             code = re.search(r"'error': '([a-z_]+)'", str(error))
             raise click.ClickException(
@@ -76,12 +78,18 @@ def serve_command() -> click.Command:
             raise click.ClickException(
                 f"Cannot reach the Slack API at {settings.api_url} ({reason}). Check the network, or SLACK_API_URL."
             ) from None
-        if settings.socket_mode:
-            logging.getLogger("corpusbot").info("Connecting to Slack in Socket Mode (Ctrl-C stops)")
-            socket_mode_handler(app, settings, runtime.metrics).start()
-        else:
-            assert settings.signing_secret is not None  # check_slack made sure
-            serve_http(SlackWSGI(app, runtime, settings.signing_secret), host=host, port=port)
+        try:
+            if settings.socket_mode:
+                logging.getLogger("corpusbot").info("Connecting to Slack in Socket Mode (Ctrl-C stops)")
+                socket_mode_handler(app, settings, runtime.metrics).start()
+            else:
+                assert settings.signing_secret is not None  # check_slack made sure
+                serve_http(SlackWSGI(app, runtime, settings.signing_secret), host=host, port=port)
+        except KeyboardInterrupt:
+            logging.getLogger("corpusbot").info("Stopping (interrupted)")
+        finally:
+            # Replies not started yet are dropped; Slack retries unanswered events.
+            executor.shutdown(wait=False, cancel_futures=True)
 
     return serve
 
