@@ -94,3 +94,40 @@ def test_serve_answers_signed_requests_and_keeps_secrets_out_of_its_logs(served,
     assert "Rejected a Slack request: HTTP 401" in logs
     assert BOT_TOKEN not in logs and SIGNING_SECRET not in logs
     assert "Traceback" not in logs
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_serve_stops_on_a_signal_even_when_started_with_sigint_ignored(
+    slack: FakeSlack, sample_db: Path, tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    # A shell's background job inherits SIGINT ignored; systemd and docker stop with SIGTERM.
+    port = free_port()
+    env = {**os.environ, **environment(slack, sample_db)}
+    env.pop("SLACK_APP_TOKEN", None)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from bot.cli import main; main()",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            str(sample_db),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        wait_until_healthy(port, process)
+        process.send_signal(stop_signal)
+        assert process.wait(timeout=15) == 0
+        assert "Traceback" not in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

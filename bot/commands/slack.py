@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
+import signal
+from collections.abc import Iterator
 from dataclasses import replace
 from urllib.error import URLError
 
@@ -79,12 +82,13 @@ def serve_command() -> click.Command:
                 f"Cannot reach the Slack API at {settings.api_url} ({reason}). Check the network, or SLACK_API_URL."
             ) from None
         try:
-            if settings.socket_mode:
-                logging.getLogger("corpusbot").info("Connecting to Slack in Socket Mode (Ctrl-C stops)")
-                socket_mode_handler(app, settings, runtime.metrics).start()
-            else:
-                assert settings.signing_secret is not None  # check_slack made sure
-                serve_http(SlackWSGI(app, runtime, settings.signing_secret), host=host, port=port)
+            with _stop_on_signals():
+                if settings.socket_mode:
+                    logging.getLogger("corpusbot").info("Connecting to Slack in Socket Mode (Ctrl-C stops)")
+                    socket_mode_handler(app, settings, runtime.metrics).start()
+                else:
+                    assert settings.signing_secret is not None  # check_slack made sure
+                    serve_http(SlackWSGI(app, runtime, settings.signing_secret), host=host, port=port)
         except KeyboardInterrupt:
             logging.getLogger("corpusbot").info("Stopping (interrupted)")
         finally:
@@ -92,6 +96,25 @@ def serve_command() -> click.Command:
             executor.shutdown(wait=False, cancel_futures=True)
 
     return serve
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGTERM (systemd, docker stop) and SIGINT (Ctrl-C) stop the server.
+
+    Installed explicitly: a process started in the background by a shell
+    inherits SIGINT ignored, and Python then never raises KeyboardInterrupt.
+    """
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def feedback_command() -> click.Command:
