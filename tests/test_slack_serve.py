@@ -44,30 +44,33 @@ def slack():
         yield fake
 
 
-@pytest.fixture
-def served(slack: FakeSlack, sample_db: Path, tmp_path: Path):
+def start_serve(slack: FakeSlack, db: Path, cwd: Path, **popen: object) -> tuple[int, subprocess.Popen]:
+    """`corpusbot serve` in HTTP mode on a free port, healthy when this returns."""
     port = free_port()
-    env = {**os.environ, **environment(slack, sample_db)}
+    env = {**os.environ, **environment(slack, db)}
     env.pop("SLACK_APP_TOKEN", None)
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from bot.cli import main; main()",
-            "serve",
-            "--port",
-            str(port),
-            "--db",
-            str(sample_db),
-        ],
-        cwd=tmp_path,
+        [sys.executable, "-c", "from bot.cli import main; main()", "serve", "--port", str(port), "--db", str(db)],
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        **popen,  # type: ignore[call-overload]
     )
     try:
         wait_until_healthy(port, process)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return port, process
+
+
+@pytest.fixture
+def served(slack: FakeSlack, sample_db: Path, tmp_path: Path):
+    port, process = start_serve(slack, sample_db, tmp_path)
+    try:
         yield port, process
     finally:
         if process.poll() is None:
@@ -101,29 +104,10 @@ def test_serve_stops_on_a_signal_even_when_started_with_sigint_ignored(
     slack: FakeSlack, sample_db: Path, tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
     # A shell's background job inherits SIGINT ignored; systemd and docker stop with SIGTERM.
-    port = free_port()
-    env = {**os.environ, **environment(slack, sample_db)}
-    env.pop("SLACK_APP_TOKEN", None)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from bot.cli import main; main()",
-            "serve",
-            "--port",
-            str(port),
-            "--db",
-            str(sample_db),
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    _, process = start_serve(
+        slack, sample_db, tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)
     )
     try:
-        wait_until_healthy(port, process)
         process.send_signal(stop_signal)
         assert process.wait(timeout=15) == 0
         assert "Traceback" not in process.stderr.read()
