@@ -14,11 +14,14 @@ Splitting and tokenizing run in worker processes on large corpora.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
+import multiprocessing
 import os
 import signal
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -33,7 +36,7 @@ from typing import TYPE_CHECKING, NamedTuple, TypeVar
 import numpy as np
 
 from . import store
-from .bm25 import BM25Params, Postings, average_idf, build_postings, decode, encode_many
+from .bm25 import BM25Params, average_idf, build_postings, decode, encode_many
 from .models import Article
 from .passages import split_passages
 from .tokenizer import _WORD, _normalise, default_tokenizer
@@ -225,11 +228,15 @@ def _index(
             if row[1] not in file_articles or row[1] in changed_files or owner.get(row[0]) != row[1]
         }
 
+    kept_paths: list[tuple[str, str]] = []
+    if not full:
+        new_articles, kept_paths = _skip_unchanged_articles(db, new_articles, changed_files, known, stale_article_ids)
+
     for key in lost:
         # No recorded hash: read again next run, when the id may be its own again (as a full rebuild would).
         changed_files[key] = ("", changed_files[key][1] if key in changed_files else 0)
 
-    if not new_articles and not stale_article_ids and not full and meta.get("schema_version"):
+    if not new_articles and not stale_article_ids and not changed_files and not full and meta.get("schema_version"):
         _record_unchanged(db, summary, roots, meta, started)
         return summary
 
@@ -252,6 +259,7 @@ def _index(
             file_articles,
             summary,
         )
+        db.conn.executemany("UPDATE articles SET path = ? WHERE id = ?", kept_paths)
         counts = db.execute("SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM passages)").fetchone()
         summary.articles, summary.passages = counts
         summary.seconds = time.perf_counter() - started
@@ -279,6 +287,44 @@ def _index(
         raise
     _checkpoint(db)
     return summary
+
+
+def _skip_unchanged_articles(
+    db: sqlite_utils.Database,
+    new_articles: list[Article],
+    changed_files: dict[str, tuple[str, int]],
+    known: dict[str, object],
+    stale_article_ids: set[str],
+) -> tuple[list[Article], list[tuple[str, str]]]:
+    """Keep the indexed copy of articles that a changed file (e.g. a JSONL of many) still holds unchanged.
+
+    Removes them from ``new_articles`` and ``stale_article_ids`` (in place for the latter) and
+    returns the (new path, id) of those whose JSONL line moved.
+    """
+    reread = [key for key in changed_files if key in known]
+    fresh = {a.id: a for a in new_articles if _file_key(a) in set(reread)}
+    if not fresh:
+        return new_articles, []
+    unchanged: set[str] = set()
+    moved: list[tuple[str, str]] = []
+    for start in range(0, len(reread), 500):
+        chunk = reread[start : start + 500]
+        rows = db.execute(
+            "SELECT id, file, title, text, url, source, published, author, path FROM articles "
+            f"WHERE file IN ({','.join('?' * len(chunk))})",
+            chunk,
+        )
+        for row in rows:
+            article = fresh.get(row[0])
+            if article is None or row[1] != _file_key(article):
+                continue
+            same = (article.title, article.text, article.url, article.source, article.published, article.author)
+            if tuple(row[2:8]) == same:
+                unchanged.add(article.id)
+                if row[8] != article.path:
+                    moved.append((article.path or "", article.id))
+    stale_article_ids.difference_update(unchanged)
+    return [a for a in new_articles if a.id not in unchanged], moved
 
 
 def _file_key(article: Article) -> str:
@@ -319,6 +365,7 @@ class _Codes(dict[str, int]):
         self.pending: list[str] = []
 
     def __missing__(self, token: str) -> int:
+        self[token] = _PENDING  # later occurrences are found without calling back here
         self.pending.append(token)
         return _PENDING
 
@@ -346,27 +393,31 @@ class PassageTerms:
         self._term_id: dict[str, int] = {}
         self._multi: list[tuple[int, ...]] = []
         self._multi_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.lock = threading.RLock()  # the caches are shared by every indexing thread of the process
 
     def __call__(self, text: str) -> list[str]:
-        ids, _ = self._expand(self._codes(text.split()))
-        return list(map(self._terms.__getitem__, ids.tolist()))
+        with self.lock:
+            ids, _ = self._expand(self._codes(text.split()))
+            return list(map(self._terms.__getitem__, ids.tolist()))
 
     def passage(self, title_terms: list[str], text: str) -> list[str]:
         return title_terms + self(text)
 
-    def encode(self, tokens: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """``(terms, term_ids, per_token)`` for whitespace-separated ``tokens``.
+    def encode(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(term_ids, per_token)`` for whitespace-separated ``tokens``.
 
-        ``term_ids`` (int32) index ``terms``, in text order; ``per_token[i]`` is
-        how many of them token ``i`` gave (0 for a stopword, 2 for "rock/paper").
+        ``term_ids`` (int32) number terms as :meth:`terms_from` lists them, in
+        text order; ``per_token[i]`` is how many of them token ``i`` gave (0 for
+        a stopword, 2 for "rock/paper").
         """
-        ids, per_token = self._expand(self._codes(tokens))
-        present = np.zeros(len(self._terms), dtype=bool)
-        present[ids] = True
-        used = np.flatnonzero(present)
-        local = np.empty(len(self._terms), dtype=np.int32)
-        local[used] = np.arange(len(used), dtype=np.int32)
-        return list(map(self._terms.__getitem__, used.tolist())), local[ids], per_token
+        with self.lock:
+            ids, per_token = self._expand(self._codes(tokens))
+            return ids.astype(np.int32), per_token
+
+    def terms_from(self, first: int) -> list[str]:
+        """The terms numbered ``first`` and up (numbers never change; new terms get the next ones)."""
+        with self.lock:
+            return self._terms[first:]
 
     def _codes(self, tokens: list[str]) -> np.ndarray:
         """Each token's code; one pass over the tokens, new ones learned together afterwards."""
@@ -375,10 +426,19 @@ class PassageTerms:
         self._code.pending.clear()
         codes = np.fromiter(map(self._code.__getitem__, tokens), dtype=np.int64, count=len(tokens))
         if self._code.pending:
-            self._learn(self._code.pending)
-            self._code.pending.clear()
-            at = np.flatnonzero(codes == _PENDING).tolist()
-            codes[at] = list(map(self._code.__getitem__, [tokens[i] for i in at]))
+            try:
+                self._learn(self._code.pending)
+            except BaseException:
+                for token in self._code.pending:  # no placeholder may outlive this call
+                    if self._code.get(token) == _PENDING:
+                        del self._code[token]
+                raise
+            finally:
+                self._code.pending.clear()
+            at = np.flatnonzero(codes == _PENDING)
+            if len(at) * 8 > len(codes):  # mostly new tokens (a cold cache): look them all up again
+                return np.fromiter(map(self._code.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+            codes[at] = list(map(self._code.__getitem__, [tokens[i] for i in at.tolist()]))
         return codes
 
     def _expand(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -440,22 +500,43 @@ def passage_terms() -> PassageTerms:
     return _passage_terms
 
 
+def _fresh_lock_after_fork() -> None:
+    """A forked worker must not inherit the lock held by the thread that forked it."""
+    if _passage_terms is not None:
+        _passage_terms.lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock_after_fork)
+
+
 class _Chunk(NamedTuple):
     """Articles for one split-and-tokenize task."""
 
     articles: list[tuple[str, str]]  # (title, text)
     title_weight: int
+    session: str  # one per _split_and_tokenize call
 
 
 class _ChunkResult(NamedTuple):
-    """A chunk's passages (spans into their article's text) and token ids, in article order."""
+    """A chunk's passages (spans into their article's text) and token ids, in article order.
 
+    Term ids are the numbers of the process that encoded the chunk; each
+    result carries the terms that process numbered since its previous result
+    of the same session, so the terms themselves cross between processes once.
+    """
+
+    process: int
+    first_new_term: int  # the number of new_terms[0]
+    new_terms: list[str]
     passage_counts: np.ndarray  # passages per article
     starts: np.ndarray
     ends: np.ndarray
-    vocabulary: list[str]  # the chunk's terms; ``term_ids`` index it
     lengths: np.ndarray  # tokens per passage
-    term_ids: np.ndarray  # every passage's tokens, concatenated
+    term_ids: np.ndarray  # every passage's tokens, concatenated (int32)
+
+
+_sent_terms = ("", 0)  # (session, how many of this process's terms its results have carried so far)
+_forked_chunks: list[_Chunk] = []  # what forked workers read instead of having it pickled to them
 
 
 def _split_and_tokenize(
@@ -464,30 +545,59 @@ def _split_and_tokenize(
     """The articles' passages, their token counts, the concatenated term ids (int32) and the vocabulary."""
     chunks: list[_Chunk] = []
     current: list[tuple[str, str]] = []
+    session = os.urandom(8).hex()
     size = 0
     for article in articles:
         current.append((article.title or "", article.text))
         size += len(article.text)
         if size >= CHUNK_CHARS:
-            chunks.append(_Chunk(current, title_weight))
+            chunks.append(_Chunk(current, title_weight, session))
             current, size = [], 0
     if current:
-        chunks.append(_Chunk(current, title_weight))
+        chunks.append(_Chunk(current, title_weight, session))
     total = sum(len(a.text) for a in articles)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     if total >= PARALLEL_MIN_CHARS and workers > 1 and len(chunks) > 1:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
-            # Each chunk's result is taken in while the workers go on with the next ones.
-            return _collect_chunks(articles, pool.map(_encode_chunk, chunks))
-    return _collect_chunks(articles, map(_encode_chunk, chunks))
+        fork = "fork" in multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if fork else None)
+        global _forked_chunks
+        _forked_chunks = chunks if fork else []
+        try:
+            # Holding the lock while forking: no other thread is half-way through changing the caches then.
+            with (
+                passage_terms().lock,
+                ProcessPoolExecutor(
+                    max_workers=workers, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
+                ) as pool,
+            ):
+                # Each chunk's result is taken in while the workers go on with the next ones.
+                tasks = pool.map(_encode_forked_chunk, range(len(chunks))) if fork else pool.map(_encode_chunk, chunks)
+                return _collect_chunks(articles, tasks)
+        finally:
+            _forked_chunks = []
+    with passage_terms().lock:  # one session at a time in this process (the results carry new terms since the last)
+        return _collect_chunks(articles, map(_encode_chunk, chunks))
 
 
 def _collect_chunks(
     articles: list[Article], results: Iterable[_ChunkResult]
 ) -> tuple[list[_NewPassage], np.ndarray, np.ndarray, list[str]]:
     """Passages with their text, token counts, term ids in one vocabulary (int32), the vocabulary."""
+    collecting = gc.isenabled()
+    gc.disable()  # a million new tuples would set off full collections over everything alive, again and again
+    try:
+        return _collect_results(articles, results)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _collect_results(
+    articles: list[Article], results: Iterable[_ChunkResult]
+) -> tuple[list[_NewPassage], np.ndarray, np.ndarray, list[str]]:
     passages: list[_NewPassage] = []
     vocabulary: dict[str, int] = {}
+    numbering: dict[int, np.ndarray] = {}  # per process: its term numbers -> vocabulary numbers
     lengths: list[np.ndarray] = []
     terms: list[np.ndarray] = []
     new_passage = partial(tuple.__new__, _NewPassage)
@@ -502,13 +612,13 @@ def _collect_chunks(
         article_ids = _repeat_each([a.id for a in owners], counts)
         ordinals = chain.from_iterable(map(range, repeat(1), [c + 1 for c in counts]))
         passages.extend(map(new_passage, zip(article_ids, ordinals, starts, ends, texts, strict=True)))
-        fresh = sorted(set(result.vocabulary).difference(vocabulary))
-        vocabulary.update(zip(fresh, range(len(vocabulary), len(vocabulary) + len(fresh)), strict=True))
-        mapping = np.fromiter(
-            map(vocabulary.__getitem__, result.vocabulary), dtype=np.int32, count=len(result.vocabulary)
-        )
+        known = numbering.get(result.process, np.zeros(0, dtype=np.int32))
+        if result.first_new_term != len(known):  # results of one process arrive in the order it made them
+            raise RuntimeError("tokenizer results arrived out of order")
+        new = [vocabulary.setdefault(term, len(vocabulary)) for term in result.new_terms]
+        numbering[result.process] = known = np.concatenate([known, np.asarray(new, dtype=np.int32)])
         lengths.append(result.lengths)
-        terms.append(mapping[result.term_ids])
+        terms.append(known[result.term_ids])
     return (
         passages,
         np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64),
@@ -557,19 +667,31 @@ def _encode_chunk(chunk: _Chunk) -> _ChunkResult:
                 tokens += title_tokens
             tokens += found
             sizes.append(len(title_tokens) + len(found))
-    vocabulary, ids, per_token = passage_terms().encode(tokens)
+    terms_of = passage_terms()
+    ids, per_token = terms_of.encode(tokens)
+    global _sent_terms
+    first = _sent_terms[1] if _sent_terms[0] == chunk.session else 0
+    new_terms = terms_of.terms_from(first)
+    _sent_terms = (chunk.session, first + len(new_terms))
     token_bounds = np.zeros(len(sizes) + 1, dtype=np.int64)
     np.cumsum(sizes, out=token_bounds[1:])
     terms_before = np.zeros(len(tokens) + 1, dtype=np.int64)
     np.cumsum(per_token, out=terms_before[1:])
     return _ChunkResult(
+        os.getpid(),
+        first,
+        new_terms,
         np.asarray(passage_counts, dtype=np.int64),
         np.asarray(starts, dtype=np.int64),
         np.asarray(ends, dtype=np.int64),
-        vocabulary,
         terms_before[token_bounds[1:]] - terms_before[token_bounds[:-1]],
         ids,
     )
+
+
+def _encode_forked_chunk(number: int) -> _ChunkResult:
+    """``_encode_chunk`` of a chunk the worker inherited when it was forked."""
+    return _encode_chunk(_forked_chunks[number])
 
 
 def _write(
@@ -750,34 +872,63 @@ def _merge_postings(
     removed_terms: set[str],
     doc_len: np.ndarray,
 ) -> None:
-    """Rewrite the postings of terms that gained or lost passages (new passage ids are all larger)."""
-    removed = np.zeros(len(doc_len), dtype=bool)
-    removed[removed_ids] = True
+    """Rewrite the postings of terms that gained or lost passages (new passage ids are all larger).
+
+    Each affected term's postings become its old ones without the removed
+    passages, followed by its new ones; the shuffling is done for all terms
+    at once.
+    """
     affected = sorted(set(new_index) | removed_terms)
-    merged_ids: list[np.ndarray] = []
-    merged_tfs: list[np.ndarray] = []
-    counts = np.zeros(len(affected), dtype=np.int64)
+    n = len(affected)
+    old = _stored_postings(conn, affected)
+    old_counts = np.zeros(n, dtype=np.int64)
+    old_ids_parts: list[np.ndarray] = []
+    old_tfs_parts: list[np.ndarray] = []
     for j, term in enumerate(affected):
-        row = conn.execute("SELECT postings FROM terms WHERE term = ?", (term,)).fetchone()
-        if row is not None:
-            old: Postings = decode(row[0])
-            old_ids, old_tfs = old.ids, old.term_frequencies()
-            if len(removed_ids):
-                keep = ~removed[old_ids]
-                old_ids, old_tfs = old_ids[keep], old_tfs[keep]
-            merged_ids.append(old_ids.astype(np.int64))
-            merged_tfs.append(old_tfs.astype(np.int64))
-            counts[j] += len(old_ids)
+        blob = old.get(term)
+        if blob is not None:
+            postings = decode(blob)
+            old_ids_parts.append(postings.ids)
+            old_tfs_parts.append(postings.term_frequencies())
+            old_counts[j] = len(postings.ids)
+    # Four bytes a posting: a 1% update still rewrites most of the postings of a large index.
+    old_ids = np.concatenate(old_ids_parts) if old_ids_parts else np.zeros(0, dtype=np.uint32)
+    old_tfs = np.concatenate(old_tfs_parts).astype(np.uint32) if old_tfs_parts else np.zeros(0, dtype=np.uint32)
+    del old_ids_parts, old_tfs_parts
+    if len(removed_ids) and len(old_ids):
+        removed = np.zeros(len(doc_len), dtype=bool)
+        removed[removed_ids] = True
+        gone = removed[old_ids]
+        dropped = np.flatnonzero(gone)  # few: the postings of the removed passages
+        owners = np.searchsorted(np.cumsum(old_counts), dropped, side="right")
+        old_counts = old_counts - np.bincount(owners, minlength=n)
+        keep = ~gone
+        old_ids, old_tfs = old_ids[keep], old_tfs[keep]
+    old_at = (np.cumsum(old_counts) - old_counts).tolist()
+    old_n = old_counts.tolist()
+    offs = offsets.tolist()
+    id_parts: list[np.ndarray] = []
+    tf_parts: list[np.ndarray] = []
+    merged_counts = []
+    for j, term in enumerate(affected):
+        a, n_old = old_at[j], old_n[j]
+        id_parts.append(old_ids[a : a + n_old])
+        tf_parts.append(old_tfs[a : a + n_old])
         t = new_index.get(term)
+        n_new = 0
         if t is not None:
-            merged_ids.append(ids[offsets[t] : offsets[t + 1]])
-            merged_tfs.append(tfs[offsets[t] : offsets[t + 1]])
-            counts[j] += offsets[t + 1] - offsets[t]
-    all_ids = np.concatenate(merged_ids) if merged_ids else np.zeros(0, dtype=np.int64)
-    all_tfs = np.concatenate(merged_tfs) if merged_tfs else np.zeros(0, dtype=np.int64)
-    merged_offsets = np.zeros(len(affected) + 1, dtype=np.int64)
-    np.cumsum(counts, out=merged_offsets[1:])
-    blobs = encode_many(merged_offsets, all_ids, all_tfs, doc_len[all_ids])
+            b, e = offs[t], offs[t + 1]
+            id_parts.append(ids[b:e])
+            tf_parts.append(tfs[b:e])
+            n_new = e - b
+        merged_counts.append(n_old + n_new)
+    merged_offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(merged_counts, out=merged_offsets[1:])
+    all_ids = np.concatenate(id_parts).astype(np.uint32, copy=False) if id_parts else np.zeros(0, dtype=np.uint32)
+    all_tfs = np.concatenate(tf_parts).astype(np.uint32, copy=False) if tf_parts else np.zeros(0, dtype=np.uint32)
+    del id_parts, tf_parts, old_ids, old_tfs
+    blobs = encode_many(merged_offsets, all_ids, all_tfs, doc_len.astype(np.uint32)[all_ids])
+    counts = np.diff(merged_offsets).tolist()
     conn.executemany(
         "DELETE FROM terms WHERE term = ?",
         [(term,) for term, blob in zip(affected, blobs, strict=True) if blob is None],
@@ -785,8 +936,18 @@ def _merge_postings(
     conn.executemany(
         "INSERT INTO terms(term, df, postings) VALUES (?, ?, ?) "
         "ON CONFLICT(term) DO UPDATE SET df = excluded.df, postings = excluded.postings",
-        [(term, int(n), blob) for term, n, blob in zip(affected, counts, blobs, strict=True) if blob is not None],
+        [(term, n, blob) for term, n, blob in zip(affected, counts, blobs, strict=True) if blob is not None],
     )
+
+
+def _stored_postings(conn: sqlite3.Connection, terms: list[str]) -> dict[str, bytes]:
+    """The stored postings blob of each of ``terms`` that has one."""
+    found: dict[str, bytes] = {}
+    for start in range(0, len(terms), 500):
+        batch = terms[start : start + 500]
+        marks = ",".join("?" * len(batch))
+        found.update(conn.execute(f"SELECT term, postings FROM terms WHERE term IN ({marks})", batch).fetchall())
+    return found
 
 
 def _load_doc_len(db: sqlite_utils.Database) -> np.ndarray:
