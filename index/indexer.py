@@ -242,8 +242,7 @@ def _index(
 
     passages, lengths, doc_terms, vocabulary = _split_and_tokenize(new_articles, title_weight, workers)
 
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with _write_transaction(db):
         _write(
             db,
             params,
@@ -260,9 +259,7 @@ def _index(
             summary,
         )
         db.conn.executemany("UPDATE articles SET path = ? WHERE id = ?", kept_paths)
-        counts = db.execute("SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM passages)").fetchone()
-        summary.articles, summary.passages = counts
-        summary.seconds = time.perf_counter() - started
+        _record_run(db, summary, started)
         store.write_meta(
             db,
             {
@@ -278,13 +275,6 @@ def _index(
                 "passages": summary.passages,
             },
         )
-        db.execute("DELETE FROM skipped")
-        db.conn.executemany("INSERT INTO skipped(path, reason) VALUES (?, ?)", summary.skipped)
-        db.execute("COMMIT")
-    except BaseException:
-        if db.conn.in_transaction:
-            db.execute("ROLLBACK")
-        raise
     _checkpoint(db)
     return summary
 
@@ -337,16 +327,28 @@ def _file_key(article: Article) -> str:
 def _record_unchanged(
     db: sqlite_utils.Database, summary: IndexSummary, roots: list[str], meta: dict, started: float
 ) -> None:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        summary.articles, summary.passages = db.execute(
-            "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM passages)"
-        ).fetchone()
-        summary.seconds = time.perf_counter() - started
+    with _write_transaction(db):
+        _record_run(db, summary, started)
         if roots != meta.get("corpus_paths"):
             store.write_meta(db, {"corpus_paths": roots})
-        db.execute("DELETE FROM skipped")
-        db.conn.executemany("INSERT INTO skipped(path, reason) VALUES (?, ?)", summary.skipped)
+
+
+def _record_run(db: sqlite_utils.Database, summary: IndexSummary, started: float) -> None:
+    """Counts and duration into ``summary``; this run's skipped files into the ``skipped`` table."""
+    summary.articles, summary.passages = db.execute(
+        "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM passages)"
+    ).fetchone()
+    summary.seconds = time.perf_counter() - started
+    db.execute("DELETE FROM skipped")
+    db.conn.executemany("INSERT INTO skipped(path, reason) VALUES (?, ?)", summary.skipped)
+
+
+@contextlib.contextmanager
+def _write_transaction(db: sqlite_utils.Database) -> Iterator[None]:
+    """One ``BEGIN IMMEDIATE`` ... ``COMMIT``; anything raised (KeyboardInterrupt too) rolls it back."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
         db.execute("COMMIT")
     except BaseException:
         if db.conn.in_transaction:
