@@ -52,7 +52,6 @@ class _Ranking:
     unknown: tuple[str, ...]
     term_weights: dict[str, float]
     postings: dict[str, tuple[int, np.ndarray, np.ndarray]]
-    parsed: ParsedQuery
     candidates: list[_Candidate] = field(default_factory=list)
     scored_terms: list[tuple[WeightedTerm, float]] = field(default_factory=list)
     confident: bool = False
@@ -226,7 +225,7 @@ class SearchService:
         known = [t for t in parsed.terms if t.term in postings]
         raw = {t.term: raw_idf(n_docs, postings[t.term][0]) for t in known}
         weights = {term: max(value, 0.01) for term, value in raw.items()}
-        ranking = _Ranking(unknown=unknown, term_weights=weights, postings=postings, parsed=parsed)
+        ranking = _Ranking(unknown=unknown, term_weights=weights, postings=postings)
         if not known:
             return ranking
         scored = [
