@@ -24,11 +24,12 @@ class Engine:
     name = ""
     module = ""  # what must be importable
     how = ""  # one line on configuration, for the report
+    reads_files = False  # builds from the corpus files (gets no passage texts)
 
     def available(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
 
-    def build(self, corpus_folder: Path, passages: list[str], folder: Path) -> dict[str, float]:
+    def build(self, corpus_folder: Path, passages: list[str] | None, folder: Path) -> dict[str, float]:
         raise NotImplementedError
 
     def open(self, folder: Path) -> Search:
@@ -43,9 +44,12 @@ class Engine:
 class Corpusbot(Engine):
     name = "corpusbot"
     module = "index"
-    how = "index_corpus from the JSONL files (title_weight=0); TermRanker: exact BM25Okapi top-10 with pruning"
+    how = "index_corpus from the JSONL files (title_weight=0); TermRanker: exact BM25Okapi top-10"
+    reads_files = True
 
-    def build(self, corpus_folder: Path, passages: list[str], folder: Path) -> dict[str, float]:
+    def build(self, corpus_folder: Path, passages: list[str] | None, folder: Path) -> dict[str, float]:
+        import json
+
         from index.indexer import index_corpus
 
         folder.mkdir(parents=True, exist_ok=True)
@@ -55,9 +59,10 @@ class Corpusbot(Engine):
         started = time.perf_counter()
         summary = index_corpus(db, [str(corpus_folder)], full=True, title_weight=0)
         seconds = time.perf_counter() - started
-        if summary.passages != len(passages):
-            raise RuntimeError(f"corpusbot made {summary.passages} passages, the corpus has {len(passages)}")
-        return {"build_s": seconds}
+        expected = json.loads((corpus_folder.parent / "corpus.json").read_text())["passages"]
+        if summary.passages != expected:
+            raise RuntimeError(f"corpusbot made {summary.passages} passages, the corpus has {expected}")
+        return {"build_s": seconds, "passages": summary.passages}
 
     def open(self, folder: Path) -> Search:
         from index.store import TermRanker
@@ -91,7 +96,7 @@ class CorpusbotService(Corpusbot):
     name = "corpusbot-service"
     how = "the same index through SearchService.ask(k=10): query analysis, rerank window, highlights, passage text"
 
-    def build(self, corpus_folder: Path, passages: list[str], folder: Path) -> dict[str, float]:
+    def build(self, corpus_folder: Path, passages: list[str] | None, folder: Path) -> dict[str, float]:
         raise RuntimeError("shares the corpusbot index")
 
     def open(self, folder: Path) -> Search:

@@ -8,7 +8,8 @@ A term's postings are one blob (little-endian):
   largest tf and the shortest passage in it. BM25's per-posting factor grows
   with tf and shrinks with the passage length, so the largest factor over the
   postings is found among these pairs, whatever the current average length:
-  the scorer's exact upper bound for dynamic pruning;
+  an exact upper bound of the term's score (the scorer uses it to pick the
+  term whose passages give the best early estimate of the k-th score);
 - the gaps between ascending passage ids (1, 2 or 4 bytes each, the widest
   gap of the term decides);
 - the term frequencies: none when all are 1 (most postings), else either all
@@ -17,9 +18,11 @@ A term's postings are one blob (little-endian):
 
 Queries only touch their own terms' postings; the per-passage token counts
 live in one array loaded once per index generation. Ranking is exact
-BM25Okapi top-k with MaxScore-style pruning: terms with high score bounds are
-scored fully, the remaining (common) terms are only looked up for passages
-that can still reach the top k.
+BM25Okapi top-k: every posting of the query terms is scored into a dense
+score array (one scatter-add per term; measured faster in numpy than
+skipping postings by score bounds, which on real-word frequencies rarely
+skip much), then a lower bound of the k-th score, taken from a sample, keeps
+all but a few hundred passages from being read back and sorted.
 """
 
 from __future__ import annotations
@@ -121,16 +124,20 @@ def _encode_batch(offsets: np.ndarray, ids: np.ndarray, tfs: np.ndarray, lengths
     gaps = np.diff(ids, prepend=0)
     gaps[starts] = 0
     max_gap = np.maximum.reduceat(gaps, starts)
-    max_tf = np.maximum.reduceat(tfs, starts)
-    not_one = tfs != 1
-    exceptions = np.add.reduceat(not_one.astype(np.int64), starts)
     gap_views = _width_views(gaps, int(max_gap.max()))
-    tf_views = _width_views(tfs, int(max_tf.max()))
+    # Most tfs are 1: everything else about them is worked out from the few that are not.
+    not_one = tfs != 1
+    exceptions = np.add.reduceat(not_one, starts, dtype=np.int64)
     exception_at = np.flatnonzero(not_one)
-    exception_pos = memoryview((exception_at - np.repeat(offsets[:-1], counts)[exception_at]).astype(_U4)).cast("B")
+    exception_tfs = tfs[exception_at]
+    exception_owner = np.searchsorted(starts, exception_at, side="right") - 1  # index into present
+    max_tf = np.ones(len(present), dtype=np.int64)
+    np.maximum.at(max_tf, exception_owner, exception_tfs)
+    exception_pos = memoryview((exception_at - starts[exception_owner]).astype(_U4)).cast("B")
     exception_start = np.searchsorted(exception_at, offsets).tolist()
-    bounds = _bound_pairs(offsets, present, tfs, lengths)
-    bound_bytes = [pairs.tobytes() for pairs in bounds]
+    pair_counts, pair_bytes = _bound_pairs(starts, not_one, lengths, exception_at, exception_tfs, exception_owner)
+    pair_at = (np.cumsum(pair_counts) - pair_counts).tolist()
+    pair_counts = pair_counts.tolist()
     first_ids = ids[starts].tolist()
 
     offs = offsets.tolist()
@@ -141,18 +148,19 @@ def _encode_batch(offsets: np.ndarray, ids: np.ndarray, tfs: np.ndarray, lengths
         count = end - start
         gw = 1 if g < 256 else 2 if g < 65536 else 4
         tw = 1 if t < 256 else 2 if t < 65536 else 4
-        parts = [b"", bound_bytes[j], gap_views[gw][(start + 1) * gw : end * gw]]
+        pairs = pair_counts[j]
+        parts = [b"", pair_bytes[pair_at[j] * 8 : (pair_at[j] + pairs) * 8], gap_views[gw][(start + 1) * gw : end * gw]]
         if n_exc == 0:
             kind = _TF_ALL_ONES
         elif n_exc * (4 + tw) < count * tw:
             kind = _TF_SPARSE | tw
             e0, e1 = exception_start[term], exception_start[term + 1]
             parts.append(exception_pos[e0 * 4 : e1 * 4])
-            parts.append(tfs[exception_at[e0:e1]].astype(_WIDTH_DTYPES[tw]).tobytes())
+            parts.append(exception_tfs[e0:e1].astype(_WIDTH_DTYPES[tw]).tobytes())
         else:
             kind = tw
-            parts.append(tf_views[tw][start * tw : end * tw])
-        parts[0] = _HEADER.pack(gw, kind, count, n_exc if kind & _TF_SPARSE else 0, len(bounds[j]), first_ids[j])
+            parts.append(tfs[start:end].astype(_WIDTH_DTYPES[tw]).tobytes())
+        parts[0] = _HEADER.pack(gw, kind, count, n_exc if kind & _TF_SPARSE else 0, pairs, first_ids[j])
         blobs[term] = b"".join(parts)
     return blobs
 
@@ -162,24 +170,36 @@ def _width_views(values: np.ndarray, top: int) -> dict[int, memoryview]:
     return {w: memoryview(values.astype(_WIDTH_DTYPES[w])).cast("B") for w in _WIDTH_DTYPES if w <= _width(top)}
 
 
-def _bound_pairs(offsets: np.ndarray, present: np.ndarray, tfs: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
-    """Per present term, rows of (largest tf, shortest length) for each non-empty tf bucket."""
-    counts = np.diff(offsets)
-    term_of = np.repeat(np.arange(len(counts)), counts)
-    bucket = np.minimum(tfs, TF_BUCKETS) - 1
-    found: list[list[tuple[int, int]]] = [[] for _ in range(len(counts))]
+def _bound_pairs(
+    starts: np.ndarray,
+    not_one: np.ndarray,
+    lengths: np.ndarray,
+    exception_at: np.ndarray,
+    exception_tfs: np.ndarray,
+    exception_owner: np.ndarray,
+) -> tuple[np.ndarray, memoryview]:
+    """Per term (postings from ``starts``), rows of (largest tf, shortest length) for each non-empty tf bucket.
+
+    Rows come in bucket order (tf 1, 2, 3, 4+). Returns how many rows each
+    term has and all the rows as one run of bytes (uint32 pairs). Terms
+    are described by where their postings start and by the postings whose tf
+    is not 1 (their positions, tfs and terms).
+    """
     lengths = lengths.astype(np.int64, copy=False)
-    for b in range(TF_BUCKETS):
-        member = np.flatnonzero(bucket == b)
-        if len(member) == 0:
-            continue
-        terms = term_of[member]
-        starts = np.flatnonzero(np.diff(terms, prepend=-1))
-        min_len = np.minimum.reduceat(lengths[member], starts)
-        top_tf = np.maximum.reduceat(tfs[member], starts)
-        for term, tf, length in zip(terms[starts].tolist(), top_tf.tolist(), min_len.tolist(), strict=True):
-            found[term].append((tf, length))
-    return [np.asarray(found[t], dtype=_U4).reshape(-1, 2) for t in present.tolist()]
+    none = np.iinfo(np.int64).max
+    rows = np.zeros((len(starts), TF_BUCKETS, 2), dtype=np.int64)
+    shortest = np.full((len(starts), TF_BUCKETS), none, dtype=np.int64)
+    shortest[:, 0] = np.minimum.reduceat(np.where(not_one, none, lengths), starts)
+    rows[:, 0, 0] = 1
+    bucket = np.minimum(exception_tfs, TF_BUCKETS) - 1
+    exception_lengths = lengths[exception_at]
+    for b in range(1, TF_BUCKETS):
+        member = bucket == b
+        np.maximum.at(rows[:, b, 0], exception_owner[member], exception_tfs[member])
+        np.minimum.at(shortest[:, b], exception_owner[member], exception_lengths[member])
+    has = shortest != none
+    rows[:, :, 1] = np.where(has, shortest, 0)
+    return has.sum(axis=1), memoryview(np.ascontiguousarray(rows[has]).astype(_U4)).cast("B")
 
 
 def encode_postings(ids: np.ndarray, tfs: np.ndarray, lengths: np.ndarray) -> bytes:
@@ -350,7 +370,7 @@ class Scorer:
         """
         buffer = self._buffer
         total = sum(len(t.postings.ids) for t in terms)
-        dense = total * DENSE_SHARE >= len(buffer)
+        dense = total * DENSE_SHARE >= len(buffer) or total > len(buffer)  # (sparse keeps all ids at once)
         index, values = self._work()
         spans: list[tuple[int, int]] = []
         try:
@@ -414,7 +434,7 @@ class Scorer:
 
 
 DENSE_SHARE = 12  # read the whole score buffer back once the postings touch more than 1/12 of it
-FLOOR_SAMPLE = 16_384
+FLOOR_SAMPLE = 4_096
 
 
 def _merge(terms: Sequence[QueryTerm | tuple[float, np.ndarray, np.ndarray]]) -> list[QueryTerm]:

@@ -559,24 +559,26 @@ def _split_and_tokenize(
         chunks.append(_Chunk(current, title_weight, session))
     total = sum(len(a.text) for a in articles)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    if total >= PARALLEL_MIN_CHARS and workers > 1 and len(chunks) > 1:
+    # Worker processes are forked only from a single-threaded process (the CLI). Forking a process whose
+    # other threads may hold locks (the Slack bot's `/ask admin reindex`) can leave a child stuck on a lock
+    # that no thread of its own will ever release; there the work stays in this process.
+    if total >= PARALLEL_MIN_CHARS and workers > 1 and len(chunks) > 1 and threading.active_count() == 1:
         fork = "fork" in multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if fork else None)
         global _forked_chunks
-        _forked_chunks = chunks if fork else []
-        try:
-            # Holding the lock while forking: no other thread is half-way through changing the caches then.
-            with (
-                passage_terms().lock,
-                ProcessPoolExecutor(
+        with passage_terms().lock:
+            _forked_chunks = chunks if fork else []
+            try:
+                with ProcessPoolExecutor(
                     max_workers=workers, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
-                ) as pool,
-            ):
-                # Each chunk's result is taken in while the workers go on with the next ones.
-                tasks = pool.map(_encode_forked_chunk, range(len(chunks))) if fork else pool.map(_encode_chunk, chunks)
-                return _collect_chunks(articles, tasks)
-        finally:
-            _forked_chunks = []
+                ) as pool:
+                    # Each chunk's result is taken in while the workers go on with the next ones.
+                    tasks = (
+                        pool.map(_encode_forked_chunk, range(len(chunks))) if fork else pool.map(_encode_chunk, chunks)
+                    )
+                    return _collect_chunks(articles, tasks)
+            finally:
+                _forked_chunks = []
     with passage_terms().lock:  # one session at a time in this process (the results carry new terms since the last)
         return _collect_chunks(articles, map(_encode_chunk, chunks))
 

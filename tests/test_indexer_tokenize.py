@@ -8,7 +8,10 @@ against the straightforward way on text meant to break it.
 
 from __future__ import annotations
 
+import itertools
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -95,10 +98,12 @@ def test_encode_gives_every_token_its_terms_in_order() -> None:
     tokens = text.split()
     for terms_of in (ix.PassageTerms(), ix.PassageTerms()):
         terms_of(text[: len(text) // 3])  # part of the tokens already known
-        vocabulary, ids, per_token = terms_of.encode(tokens)
+        ids, per_token = terms_of.encode(tokens)
+        vocabulary = terms_of.terms_from(0)
         assert [vocabulary[i] for i in ids.tolist()] == tokenizer.terms(text)
         assert per_token.tolist() == [len(tokenizer.terms(token)) for token in tokens]
         assert len(set(vocabulary)) == len(vocabulary) and set(vocabulary) == set(tokenizer.terms(text))
+        assert terms_of.terms_from(5) == vocabulary[5:]
 
 
 def test_a_full_token_cache_is_emptied_and_answers_stay_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,8 +114,8 @@ def test_a_full_token_cache_is_emptied_and_answers_stay_the_same(monkeypatch: py
     for _ in range(50):
         text = tricky_text(rng, 30)
         assert cached(text) == tokenizer.terms(text)
-        vocabulary, ids, _ = cached.encode(text.split())
-        assert [vocabulary[i] for i in ids.tolist()] == tokenizer.terms(text)
+        ids, _ = cached.encode(text.split())
+        assert [cached.terms_from(0)[i] for i in ids.tolist()] == tokenizer.terms(text)
 
 
 def articles(n: int, seed: int) -> list[Article]:
@@ -143,6 +148,7 @@ def test_split_and_tokenize_equals_split_passages_and_tokenizer(
             expected_tokens.append(title_terms + tokenizer.terms(text))
     for passages, lengths, doc_terms, vocabulary in results.values():
         assert [tuple(p) for p in passages] == expected_passages
+        assert [(p.article_id, p.ordinal, p.start, p.end, p.text) for p in passages] == expected_passages
         assert lengths.tolist() == [len(tokens) for tokens in expected_tokens]
         assert doc_terms.dtype == np.int32
         assert [vocabulary[t] for t in doc_terms.tolist()] == [t for tokens in expected_tokens for t in tokens]
@@ -188,6 +194,7 @@ def test_encoding_in_batches_equals_one_term_at_a_time(monkeypatch: pytest.Monke
     lengths = rng.integers(1, 40, size=3000)
     docs = np.repeat(np.arange(1, 3001), lengths)
     terms = (rng.zipf(1.2, size=len(docs)) % 400).astype(np.int32)
+    terms[:60] = 3  # tf 4+ in one passage
     doc_len = np.concatenate([[0], lengths])
     offsets, ids, tfs, _ = bm25.build_postings(docs, terms, 500)
     monkeypatch.setattr(bm25, "ENCODE_BATCH_POSTINGS", 50)  # big terms alone, small ones grouped
@@ -201,3 +208,64 @@ def test_encoding_in_batches_equals_one_term_at_a_time(monkeypatch: pytest.Monke
         decoded = bm25.decode(batched[term])
         assert decoded.ids.tolist() == ids[a:b].tolist()
         assert decoded.term_frequencies().tolist() == tfs[a:b].tolist()
+        buckets: dict[int, list[tuple[int, int]]] = {}
+        for tf, length in zip(tfs[a:b].tolist(), doc_len[ids[a:b]].tolist(), strict=True):
+            buckets.setdefault(min(tf, bm25.TF_BUCKETS), []).append((tf, length))
+        expected = [[max(t for t, _ in rows), min(n for _, n in rows)] for _, rows in sorted(buckets.items())]
+        assert decoded.bounds.tolist() == expected
+
+
+def token_lists(result: tuple) -> list[list[str]]:
+    _, lengths, doc_terms, vocabulary = result
+    flat = [vocabulary[t] for t in doc_terms.tolist()]
+    bounds = np.concatenate([[0], np.cumsum(lengths)]).tolist()
+    return [flat[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def test_threads_indexing_at_once_share_the_caches_safely(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tokenizing in threads of one process while another thread tokenizes queries.
+
+    With other threads running the indexer never forks worker processes (a child could inherit a lock held
+    by another thread), so all of this runs in-process and must still share the caches safely.
+    """
+    tokenizer = default_tokenizer()
+    corpora = [articles(40 if i % 2 else 10, seed=10 + i) for i in range(4)]
+    expected = [
+        [tokenizer.terms(a.title) + tokenizer.terms(a.text[s.start : s.end]) for a in c for s in split_passages(a.text)]
+        for c in corpora
+    ]
+    monkeypatch.setattr(ix, "CHUNK_CHARS", 2_000)
+    monkeypatch.setattr(ix, "PARALLEL_MIN_CHARS", 30_000)  # large enough to fork, were this process single-threaded
+    stop = threading.Event()
+    texts = [a.text for a in corpora[0]]
+
+    def querying() -> int:
+        done = 0
+        while not stop.is_set():
+            text = texts[done % len(texts)]
+            assert ix.passage_terms()(text) == tokenizer.terms(text)
+            done += 1
+        return done
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        background = pool.submit(querying)
+        runs = [pool.submit(ix._split_and_tokenize, corpora[i % 4], 1, 2) for i in range(8)]
+        got = [future.result(timeout=120) for future in runs]
+        stop.set()
+        assert background.result(timeout=30) > 0
+    for i, result in enumerate(got):
+        assert token_lists(result) == expected[i % 4]
+
+
+def test_a_multi_threaded_process_never_forks_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ix, "CHUNK_CHARS", 2_000)
+    monkeypatch.setattr(ix, "PARALLEL_MIN_CHARS", 1_000)
+
+    def no_pool(*args: object, **kwargs: object) -> None:
+        raise AssertionError("forked worker processes from a multi-threaded process")
+
+    monkeypatch.setattr(ix, "ProcessPoolExecutor", no_pool)
+    corpus = articles(20, seed=3)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the calling thread is not alone any more
+        passages, *_ = pool.submit(ix._split_and_tokenize, corpus, 1, 2).result(timeout=60)
+    assert passages
