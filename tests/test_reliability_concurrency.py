@@ -40,10 +40,14 @@ def snapshot(service: SearchService) -> tuple[tuple[int, int], dict[str, list[tu
     return (stats.articles, stats.passages), answers
 
 
+NEW_ARTICLES = 12_000
+
+
 def test_a_reader_process_sees_only_whole_indexes_while_another_process_reindexes(tmp_path: Path) -> None:
     old, new = tmp_path / "old", tmp_path / "new"
     write_corpus(old, seed=1, articles=2500, marker=None)
-    write_corpus(new, seed=2, articles=3000, marker=MARKER)
+    # Big enough that the reindex lasts long after the writer's start-up (the reader must overlap it).
+    write_corpus(new, seed=2, articles=NEW_ARTICLES, marker=MARKER)
     db = tmp_path / "index.db"
     index_corpus(db, [str(old)])
     service = SearchService(db)  # one long-lived reader, as the bot holds
@@ -79,7 +83,7 @@ def test_a_reader_process_sees_only_whole_indexes_while_another_process_reindexe
 
     # The same service switched to the new index without a restart.
     expected_new = snapshot(service)
-    assert expected_new[0] == (3000, 3000) and expected_new[1][MARKER]
+    assert expected_new[0] == (NEW_ARTICLES, NEW_ARTICLES) and expected_new[1][MARKER]
     mixed = 0
     for counts, answers in observed:  # stats and each probe are separate reads: a commit may fall between them
         assert counts in (expected_old[0], expected_new[0]), f"a reader saw a partial index: {counts}"
@@ -90,5 +94,5 @@ def test_a_reader_process_sees_only_whole_indexes_while_another_process_reindexe
     assert [a for _, a in observed].count(expected_old[1]) >= 1
     service.close()
     assert reports and all(report.ok for report in reports), [r.problems for r in reports if not r.ok]
-    assert {report.counts["articles"] for report in reports} <= {2500, 3000}
+    assert {report.counts["articles"] for report in reports} <= {2500, NEW_ARTICLES}
     assert check_database(db, queries=3).ok
