@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bm25_helpers import scorer_for
 from rank_bm25 import BM25Okapi
 
 from index import index_corpus
-from index.bm25 import BM25Params, Collection, Postings, QueryTerm, Scorer, decode, encode_postings, idf
+from index.bm25 import Postings, QueryTerm, Scorer, decode, encode_postings, idf
 from index.corpus import BUNDLED
 from index.indexer import PassageTerms
 from index.store import TermRanker, connect_reader
@@ -117,12 +118,12 @@ def test_tiny_corpora_edge_cases() -> None:
     """Two passages: every idf is 0 (rank-bm25 agrees); negative idf floors; empty queries."""
     two = [["alpha", "beta"], ["gamma"]]
     model = BM25Okapi(two)
-    scorer, postings = _scorer_for(two)
+    scorer, postings, _ = scorer_for(two)
     assert np.all(model.get_scores(["alpha"]) == 0)
     assert scorer.top(_terms(scorer, postings, ["alpha"]), 10) == []
     three = [["x", "y"], ["x"], ["z"]]
     model = BM25Okapi(three)
-    scorer, postings = _scorer_for(three)
+    scorer, postings, _ = scorer_for(three)
     for query in (["x"], ["x", "z"], ["z", "z", "y"], []):
         reference = model.get_scores(query)
         got = dict(scorer.top(_terms(scorer, postings, query), 10))
@@ -131,20 +132,6 @@ def test_tiny_corpora_edge_cases() -> None:
                 assert got[doc] == pytest.approx(score, rel=RTOL)
             else:
                 assert doc not in got
-
-
-def _scorer_for(lists: list[list[str]]) -> tuple[Scorer, dict[str, tuple[int, Postings]]]:
-    doc_len = np.array([len(x) for x in lists])
-    postings = {}
-    for term in sorted({t for x in lists for t in x}):
-        ids = np.array([d for d, x in enumerate(lists) if term in x])
-        tfs = np.array([lists[d].count(term) for d in ids])
-        postings[term] = (len(ids), decode(encode_postings(ids, tfs, doc_len[ids])))
-    dfs = np.array([df for df, _ in postings.values()], dtype=np.float64)
-    n = len(lists)
-    mean = float(np.mean(np.log(n - dfs + 0.5) - np.log(dfs + 0.5)))
-    collection = Collection(n, doc_len.sum() / n, mean, doc_len.astype("<u4"), BM25Params())
-    return Scorer(collection), postings
 
 
 def _terms(scorer: Scorer, postings: dict[str, tuple[int, Postings]], query: list[str]) -> list[QueryTerm]:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bm25_helpers import scorer_for
 from rank_bm25 import BM25Okapi
 
 from index import bm25
-from index.bm25 import BM25Params, Collection, QueryTerm, Scorer, decode, encode_postings, idf
+from index.bm25 import BM25Params, QueryTerm, Scorer, idf
 
 RTOL = 1e-9
 
@@ -22,20 +23,6 @@ def corpus(seed: int, n_docs: int = 600) -> list[list[str]]:
     p = 1 / np.arange(1, len(words) + 1) ** 1.1
     p /= p.sum()
     return [list(rng.choice(words, size=rng.integers(3, 40), p=p)) for _ in range(n_docs)]
-
-
-def scorer_for(lists: list[list[str]]) -> tuple[Scorer, dict[str, tuple[int, bm25.Postings]], float]:
-    doc_len = np.array([len(x) for x in lists])
-    postings = {}
-    for term in sorted({t for x in lists for t in x}):
-        ids = np.array([d for d, x in enumerate(lists) if term in x])
-        tfs = np.array([lists[d].count(term) for d in ids])
-        postings[term] = (len(ids), decode(encode_postings(ids, tfs, doc_len[ids])))
-    dfs = np.array([df for df, _ in postings.values()], dtype=np.float64)
-    n = len(lists)
-    mean = float(np.mean(np.log(n - dfs + 0.5) - np.log(dfs + 0.5)))
-    collection = Collection(n, doc_len.sum() / n, mean, doc_len.astype("<u4"), BM25Params())
-    return Scorer(collection), postings, mean
 
 
 def expected_top(reference: np.ndarray, k: int, exclude: set[int]) -> list[float]:

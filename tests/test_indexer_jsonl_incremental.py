@@ -6,6 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from index import SearchService, index_corpus
 
 FILLER = "Analysts said the figures were broadly in line with expectations for the quarter. " * 3
@@ -30,13 +32,20 @@ def articles(n: int) -> list[dict[str, str]]:
     ]
 
 
-def test_only_the_edited_articles_of_a_jsonl_file_are_reindexed(tmp_path: Path) -> None:
+@pytest.fixture
+def indexed_jsonl(tmp_path: Path) -> tuple[Path, Path, list[dict[str, str]]]:
+    """(corpus folder, database, its articles): six articles in one JSONL file, indexed."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     db = tmp_path / "index.db"
     items = articles(6)
     write_jsonl(corpus / "news.jsonl", items)
     index_corpus(db, [str(corpus)])
+    return corpus, db, items
+
+
+def test_only_the_edited_articles_of_a_jsonl_file_are_reindexed(indexed_jsonl, tmp_path: Path) -> None:
+    corpus, db, items = indexed_jsonl
     before = passage_ids(db)
 
     items[2] = {**items[2], "text": "Item 2 now reports nickel shortages in Indonesia. " + FILLER}
@@ -66,13 +75,8 @@ def test_only_the_edited_articles_of_a_jsonl_file_are_reindexed(tmp_path: Path) 
         assert got == want
 
 
-def test_a_jsonl_change_that_keeps_every_article_is_recorded(tmp_path: Path) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    db = tmp_path / "index.db"
-    items = articles(3)
-    write_jsonl(corpus / "news.jsonl", items)
-    index_corpus(db, [str(corpus)])
+def test_a_jsonl_change_that_keeps_every_article_is_recorded(indexed_jsonl) -> None:
+    corpus, db, _ = indexed_jsonl
     before = passage_ids(db)
     (corpus / "news.jsonl").write_text((corpus / "news.jsonl").read_text() + "\n\n", encoding="utf-8")
     assert index_corpus(db).updated == [str(corpus / "news.jsonl")]
