@@ -12,6 +12,7 @@ import hmac
 import http.client
 import itertools
 import json
+import logging
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, wait
@@ -26,6 +27,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from fake_slack import BOT_TOKEN, BOT_USER_ID, TEAM_ID, FakeSlack
 from slack_bolt import App
+from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot import config
 from bot.app import build_app
@@ -232,3 +234,14 @@ def running_bot(slack: FakeSlack, db_path: Path, **env: str) -> Iterator[Bot]:
         executor.shutdown(wait=True)
         runtime.state.close()
         service.close()
+
+
+class CapturingClient:
+    """Stands in for the Socket Mode client: keeps the acknowledgements instead of sending them."""
+
+    def __init__(self) -> None:
+        self.logger = logging.getLogger("test.socket")
+        self.acks: list[SocketModeResponse] = []
+
+    def send_socket_mode_response(self, response: SocketModeResponse) -> None:
+        self.acks.append(response)

@@ -12,9 +12,8 @@ import pytest
 from fake_slack import APP_TOKEN, BOT_USER_ID, FakeSlack
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
-from slack_harness import Bot, TrackedExecutor, environment, running_bot
+from slack_harness import Bot, CapturingClient, TrackedExecutor, environment, running_bot
 from slack_sdk.socket_mode.request import SocketModeRequest
-from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot import config
 from bot.app import build_app
@@ -165,15 +164,6 @@ def test_probes_and_the_metrics_endpoint(bot: Bot) -> None:
 
 def slack_only(samples: Samples) -> Samples:
     return {key: sample for key, sample in samples.items() if key[0].startswith("corpusbot_slack")}
-
-
-class CapturingClient:
-    def __init__(self) -> None:
-        self.logger = logging.getLogger("test.socket")
-        self.acks: list[SocketModeResponse] = []
-
-    def send_socket_mode_response(self, response: SocketModeResponse) -> None:
-        self.acks.append(response)
 
 
 def test_socket_mode_envelopes_are_counted_and_logged_with_a_request_id(

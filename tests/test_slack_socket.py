@@ -6,33 +6,20 @@ Socket Mode client would, and the acknowledgements are captured.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fake_slack import APP_TOKEN, BOT_USER_ID, FakeSlack
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_harness import TrackedExecutor, environment
+from slack_harness import CapturingClient, TrackedExecutor, environment
 from slack_sdk.socket_mode.request import SocketModeRequest
-from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot import config
 from bot.app import build_app
 from bot.runtime import make_runtime
 from bot.server import socket_mode_handler
 from index import SearchService
-
-
-class CapturingClient:
-    """Stands in for the Socket Mode client: keeps the acknowledgements instead of sending them."""
-
-    def __init__(self) -> None:
-        self.logger = logging.getLogger("test.socket")
-        self.acks: list[SocketModeResponse] = []
-
-    def send_socket_mode_response(self, response: SocketModeResponse) -> None:
-        self.acks.append(response)
 
 
 @pytest.fixture
