@@ -37,6 +37,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+try:  # the compiled scoring loop (setup.py builds it when a C compiler is there)
+    from . import _bm25_kernel as kernel
+except ImportError:  # pragma: no cover - depends on the install
+    kernel = None
+
 _HEADER = struct.Struct("<BBIIHI")  # gap width, tf kind, count, tf exceptions, bound pairs, first id
 _WIDTH_DTYPES = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
 _U4 = np.dtype("<u4")
@@ -279,8 +284,9 @@ class Collection:
 class Scorer:
     """Exact BM25Okapi top-k over query terms' postings; not thread-safe (callers lock)."""
 
-    def __init__(self, collection: Collection) -> None:
+    def __init__(self, collection: Collection, compiled: bool = True) -> None:
         self.collection = collection
+        self.compiled = compiled and kernel is not None
         p = collection.params
         self._k1_plus_1 = p.k1 + 1
         self._buffer = np.zeros(len(collection.doc_len), dtype=np.float64)
@@ -290,8 +296,28 @@ class Scorer:
         self._index: np.ndarray | None = None  # work arrays, made on the first query
         self._values: np.ndarray | None = None
         self._mask = np.zeros(0, dtype=bool)
+        self._tables = self._length_tables() if self.compiled else None
+        self.compiled = self._tables is not None
         # Bounds need the factor to grow with tf and shrink with the length.
         self._prunable = p.k1 >= 0 and p.b >= 0
+
+    def _length_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """For the compiled loop: passage lengths (uint16) and the per-length norm and tf-1 factor.
+
+        A passage's factor depends only on its length, so a table by length
+        (computed with the same operations as ``_norm``/``_unit``, hence the
+        same values) replaces two float arrays as large as the index with one
+        a quarter of the size: the loop then runs in the CPU cache.
+        """
+        doc_len = self.collection.doc_len
+        longest = int(doc_len.max()) if len(doc_len) else 0
+        if longest >= 1 << 16:
+            return None
+        norm = self._norm_of(np.arange(longest + 1, dtype=np.int64))
+        unit = self._k1_plus_1 / (1.0 + norm)
+        assert kernel is not None
+        touched = np.zeros(kernel.BLOCK, dtype=np.uint32)
+        return doc_len.astype(np.uint16), unit, norm, touched
 
     def _norm_of(self, lengths: np.ndarray) -> np.ndarray:
         c, p = self.collection, self.collection.params
@@ -341,6 +367,8 @@ class Scorer:
         if exclude is not None and len(exclude) == 0:
             exclude = None
         if self._prunable and all(t.weight > 0 for t in merged):
+            if self.compiled:
+                return self._top_compiled(merged, k, exclude)
             return self._top_positive(merged, k, exclude)
         return self._top_exhaustive(merged, k, exclude)
 
@@ -356,6 +384,23 @@ class Scorer:
             raise
         candidates, scores = _collect(buffer, touched, exclude)
         return _best(candidates, scores, k)
+
+    def _top_compiled(self, terms: list[QueryTerm], k: int, exclude: np.ndarray | None) -> list[tuple[int, float]]:
+        """``_top_positive`` in C: the same scores, from factor tables indexed by passage length."""
+        assert kernel is not None and self._tables is not None
+        lengths, unit, norm, touched = self._tables
+        work = []
+        for term in terms:
+            ids = np.ascontiguousarray(term.postings.ids, dtype=np.uint32)
+            tfs = term.postings.tfs
+            if tfs is not None:
+                if tfs.dtype.kind != "u" or tfs.dtype.itemsize not in (1, 2, 4) or not tfs.dtype.isnative:
+                    tfs = tfs.astype(np.uint32)
+                tfs = np.ascontiguousarray(tfs)
+            work.append((term.weight, ids, tfs, 1 if tfs is None else tfs.dtype.itemsize))
+        if exclude is not None:
+            exclude = np.unique(exclude).astype(np.intp, copy=False)
+        return kernel.top_positive(self._buffer, lengths, unit, norm, self._k1_plus_1, work, exclude, k, touched)
 
     def _top_positive(self, terms: list[QueryTerm], k: int, exclude: np.ndarray | None) -> list[tuple[int, float]]:
         """Every posting scored (one scatter-add per term), then only passages that can be in the top k read back.

@@ -7,7 +7,7 @@ import numpy as np
 from index.bm25 import BM25Params, Collection, Postings, Scorer, decode, encode_postings
 
 
-def scorer_for(lists: list[list[str]]) -> tuple[Scorer, dict[str, tuple[int, Postings]], float]:
+def scorer_for(lists: list[list[str]], compiled: bool = True) -> tuple[Scorer, dict[str, tuple[int, Postings]], float]:
     doc_len = np.array([len(x) for x in lists])
     postings = {}
     for term in sorted({t for x in lists for t in x}):
@@ -18,4 +18,4 @@ def scorer_for(lists: list[list[str]]) -> tuple[Scorer, dict[str, tuple[int, Pos
     n = len(lists)
     mean = float(np.mean(np.log(n - dfs + 0.5) - np.log(dfs + 0.5)))
     collection = Collection(n, doc_len.sum() / n, mean, doc_len.astype("<u4"), BM25Params())
-    return Scorer(collection), postings, mean
+    return Scorer(collection, compiled=compiled), postings, mean

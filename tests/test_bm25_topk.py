@@ -30,16 +30,25 @@ def expected_top(reference: np.ndarray, k: int, exclude: set[int]) -> list[float
     return sorted(scores[scores > 0].tolist(), reverse=True)[:k]
 
 
-@pytest.mark.parametrize("dense_share", [0, 10**9])  # always the sparse read-back, always the dense one
-@pytest.mark.parametrize("floor_sample", [3, 4096])
+@pytest.mark.parametrize(
+    ("compiled", "dense_share", "floor_sample"),
+    [
+        (False, 0, 3),  # numpy: always the sparse read-back, a tiny floor sample
+        (False, 0, 4096),
+        (False, 10**9, 3),  # numpy: always the dense read-back
+        (False, 10**9, 4096),
+        (True, 0, 3),  # the compiled loop (the numpy settings do not apply to it)
+    ],
+)
 def test_top_k_equals_rank_bm25_with_exclusions(
-    monkeypatch: pytest.MonkeyPatch, dense_share: int, floor_sample: int
+    monkeypatch: pytest.MonkeyPatch, compiled: bool, dense_share: int, floor_sample: int
 ) -> None:
     monkeypatch.setattr(bm25, "DENSE_SHARE", dense_share)
     monkeypatch.setattr(bm25, "FLOOR_SAMPLE", floor_sample)
-    lists = corpus(seed=floor_sample + dense_share % 7)
+    lists = corpus(seed=floor_sample + dense_share % 7 + compiled)
     model = BM25Okapi(lists)
-    scorer, postings, mean = scorer_for(lists)
+    scorer, postings, mean = scorer_for(lists, compiled=compiled)
+    assert scorer.compiled == compiled
     rng = np.random.default_rng(1)
     terms = sorted(postings)
     for n in range(60):
@@ -64,7 +73,7 @@ def test_top_k_equals_rank_bm25_with_exclusions(
 
 def test_the_score_buffer_is_clean_after_an_interrupted_query(monkeypatch: pytest.MonkeyPatch) -> None:
     lists = corpus(seed=3)
-    scorer, postings, mean = scorer_for(lists)
+    scorer, postings, mean = scorer_for(lists, compiled=False)
     weighted = [QueryTerm(idf(len(lists), postings[t][0], mean, BM25Params()), postings[t][1]) for t in ("w0", "w1")]
 
     def fail(*args: object) -> float:

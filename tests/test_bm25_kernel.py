@@ -1,0 +1,76 @@
+"""The compiled scoring loop gives the numpy path's results bit for bit, and refuses damaged postings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from index import bm25
+from index.bm25 import BM25Params, Collection, Postings, QueryTerm, Scorer
+
+
+def test_the_compiled_kernel_is_built() -> None:
+    assert bm25.kernel is not None, "index/_bm25_kernel.c was not compiled: reinstall with `pip install -e '.[dev]'`"
+
+
+def random_index(seed: int, n_docs: int, max_len: int = 300) -> tuple[Collection, list[Postings]]:
+    rng = np.random.default_rng(seed)
+    doc_len = rng.integers(1, max_len, size=n_docs).astype("<u4")
+    doc_len[rng.integers(0, n_docs, size=n_docs // 50)] = 0  # holes left by removed passages
+    postings = []
+    for size, top_tf in ((n_docs // 2, 3), (n_docs // 5, 300), (n_docs // 40, 70_000), (3, 1)):
+        ids = np.sort(rng.choice(n_docs, size=size, replace=False)).astype(np.uint32)
+        tfs = rng.integers(1, top_tf + 1, size=size)
+        if top_tf == 1:
+            stored = None
+        else:
+            stored = tfs.astype(np.uint8 if top_tf < 256 else np.uint16 if top_tf < 65536 else np.uint32)
+        postings.append(Postings(ids, stored, np.zeros((0, 2), dtype=np.uint32)))
+    collection = Collection(n_docs, float(doc_len.mean()), 1.3, doc_len, BM25Params())
+    return collection, postings
+
+
+@pytest.mark.parametrize("n_docs", [7, 1_000, 70_000])  # one block, several blocks, a partial last block
+def test_compiled_and_numpy_scores_are_identical(n_docs: int) -> None:
+    collection, postings = random_index(n_docs, n_docs)
+    compiled, plain = Scorer(collection), Scorer(collection, compiled=False)
+    assert compiled.compiled and not plain.compiled
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        chosen = rng.choice(len(postings), size=rng.integers(1, len(postings) + 1), replace=False)
+        terms = [QueryTerm(float(rng.uniform(0.1, 5)), postings[i]) for i in chosen]
+        exclude = rng.integers(0, n_docs, size=rng.integers(0, 20)) if rng.random() < 0.5 else None
+        for k in (1, 10, n_docs + 5):
+            assert compiled.top(terms, k, exclude) == plain.top(terms, k, exclude)
+    assert not compiled._buffer.any()
+
+
+def test_repeated_terms_and_ties_break_by_passage_id() -> None:
+    doc_len = np.full(40, 10, dtype="<u4")
+    ids = np.arange(0, 40, 2, dtype=np.uint32)
+    same = Postings(ids, None, np.zeros((0, 2), dtype=np.uint32))
+    collection = Collection(40, 10.0, 1.0, doc_len, BM25Params())
+    got = Scorer(collection).top([QueryTerm(1.5, same), QueryTerm(1.5, same)], 5)
+    assert [pid for pid, _ in got] == [0, 2, 4, 6, 8]
+    assert got == Scorer(collection, compiled=False).top([QueryTerm(1.5, same), QueryTerm(1.5, same)], 5)
+
+
+@pytest.mark.parametrize("bad_ids", [[3, 50], [20]])
+def test_postings_beyond_the_last_passage_are_refused_and_leave_the_buffer_clean(bad_ids: list[int]) -> None:
+    collection = Collection(20, 5.0, 1.0, np.full(20, 5, dtype="<u4"), BM25Params())
+    scorer = Scorer(collection)
+    good = Postings(np.arange(0, 20, dtype=np.uint32), None, np.zeros((0, 2), dtype=np.uint32))
+    bad = Postings(np.array(bad_ids, dtype=np.uint32), None, np.zeros((0, 2), dtype=np.uint32))
+    with pytest.raises(ValueError, match="passage"):
+        scorer.top([QueryTerm(1.0, good), QueryTerm(2.0, bad)], 3)
+    assert not scorer._buffer.any()
+    assert len(scorer.top([QueryTerm(1.0, good)], 3)) == 3  # still usable
+
+
+def test_passages_too_long_for_the_length_tables_use_numpy() -> None:
+    doc_len = np.array([5, 70_000, 8], dtype="<u4")
+    collection = Collection(3, float(doc_len.mean()), 1.0, doc_len, BM25Params())
+    scorer = Scorer(collection)
+    assert not scorer.compiled
+    postings = Postings(np.arange(3, dtype=np.uint32), None, np.zeros((0, 2), dtype=np.uint32))
+    assert [pid for pid, _ in scorer.top([QueryTerm(1.0, postings)], 3)] == [0, 2, 1]
