@@ -33,6 +33,7 @@ import struct
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -290,9 +291,6 @@ class Scorer:
         p = collection.params
         self._k1_plus_1 = p.k1 + 1
         self._buffer = np.zeros(len(collection.doc_len), dtype=np.float64)
-        # Precomputed exactly as rank-bm25 writes it: k1 * (1 - b + b * doc_len / avgdl).
-        self._norm = self._norm_of(collection.doc_len)
-        self._unit = self._k1_plus_1 / (1.0 + self._norm)  # the factor at tf 1, the same operations
         self._index: np.ndarray | None = None  # work arrays, made on the first query
         self._values: np.ndarray | None = None
         self._mask = np.zeros(0, dtype=bool)
@@ -318,6 +316,16 @@ class Scorer:
         assert kernel is not None
         touched = np.zeros(kernel.BLOCK, dtype=np.uint32)
         return doc_len.astype(np.uint16), unit, norm, touched
+
+    @cached_property
+    def _norm(self) -> np.ndarray:
+        """Per passage, exactly as rank-bm25 writes it: k1 * (1 - b + b * doc_len / avgdl) (numpy path only)."""
+        return self._norm_of(self.collection.doc_len)
+
+    @cached_property
+    def _unit(self) -> np.ndarray:
+        """Per passage, the factor at tf 1 with the same operations (numpy path only)."""
+        return self._k1_plus_1 / (1.0 + self._norm)
 
     def _norm_of(self, lengths: np.ndarray) -> np.ndarray:
         c, p = self.collection, self.collection.params
