@@ -10,9 +10,11 @@
  * numbers bit for bit (the build turns floating-point contraction off).
  *
  * The caller (index/bm25.py) owns the arrays and guarantees their types:
- * float64 buffer/unit/norm of one length n, uint32 ids, uint8/16/32 tfs,
- * intp excluded ids, and a uint32 work array of length n. Lengths and ids
- * are still checked here, so a damaged index cannot write out of bounds.
+ * a float64 score buffer with one zero per passage, uint16 passage lengths,
+ * float64 factor tables indexed by length, uint32 ids, uint8/16/32 tfs,
+ * sorted intp excluded ids, and a uint32 work array of more than BLOCK items.
+ * Sizes, lengths and ids are still checked here, so a damaged index cannot
+ * make it read or write out of bounds.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -155,7 +157,8 @@ static Py_ssize_t score_blocks(double *scores, const uint16_t *lengths, const do
                 double old = scores[id];
                 double now = old + factor * weight;
                 scores[id] = now;
-                if (old == 0.0 && now != 0.0) touched[n_touched++] = id;
+                touched[n_touched] = id; /* kept (counted) only when this is the passage's first score */
+                n_touched += (old == 0.0) & (now != 0.0);
             }
             term->at = i;
         }
@@ -191,7 +194,8 @@ PyDoc_STRVAR(top_positive_doc,
              "Exact BM25 top k (score desc, id asc; scores > 0) for terms with positive weights.\n"
              "buffer: float64 zeros, one per passage (zeros again on return); lengths: uint16 passage lengths;\n"
              "unit/norm: float64 factor at tf 1 and length norm, by length; terms: (weight, uint32 ascending ids,\n"
-             "tfs or None, tf width in bytes); exclude: sorted intp ids or None; touched: uint32 work array.");
+             "tfs or None, tf width in bytes); exclude: sorted intp ids or None; touched: uint32 work array\n"
+             "of more than BLOCK items.");
 
 static PyObject *top_positive(PyObject *self, PyObject *args) {
     PyObject *buffer_obj, *lengths_obj, *unit_obj, *norm_obj, *terms_obj, *exclude_obj, *touched_obj;
@@ -212,7 +216,7 @@ static PyObject *top_positive(PyObject *self, PyObject *args) {
     if (get_buffer(norm_obj, &norm, 0, sizeof(double), "norm") < 0) goto done;
     if (get_buffer(touched_obj, &touched, 1, sizeof(uint32_t), "touched") < 0) goto done;
     Py_ssize_t n = buffer.len / (Py_ssize_t)sizeof(double);
-    if (lengths.len / (Py_ssize_t)sizeof(uint16_t) != n || touched.len / (Py_ssize_t)sizeof(uint32_t) < BLOCK ||
+    if (lengths.len / (Py_ssize_t)sizeof(uint16_t) != n || touched.len / (Py_ssize_t)sizeof(uint32_t) <= BLOCK ||
         unit.len != norm.len || unit.len < (Py_ssize_t)sizeof(double)) {
         PyErr_SetString(PyExc_ValueError, "buffer and lengths must cover the same passages, unit and norm all lengths");
         goto done;

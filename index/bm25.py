@@ -314,7 +314,7 @@ class Scorer:
         norm = self._norm_of(np.arange(longest + 1, dtype=np.int64))
         unit = self._k1_plus_1 / (1.0 + norm)
         assert kernel is not None
-        touched = np.zeros(kernel.BLOCK, dtype=np.uint32)
+        touched = np.zeros(kernel.BLOCK + 1, dtype=np.uint32)
         return doc_len.astype(np.uint16), unit, norm, touched
 
     @cached_property

@@ -26,6 +26,8 @@ def random_index(seed: int, n_docs: int, max_len: int = 300) -> tuple[Collection
         else:
             stored = tfs.astype(np.uint8 if top_tf < 256 else np.uint16 if top_tf < 65536 else np.uint32)
         postings.append(Postings(ids, stored, np.zeros((0, 2), dtype=np.uint32)))
+    every = np.arange(n_docs, dtype=np.uint32)  # touches every passage of every block
+    postings.append(Postings(every, None, np.zeros((0, 2), dtype=np.uint32)))
     collection = Collection(n_docs, float(doc_len.mean()), 1.3, doc_len, BM25Params())
     return collection, postings
 
