@@ -21,7 +21,7 @@ def print_check(report: CheckReport, as_json: bool) -> None:
 
 
 def register(cli: click.Group) -> None:
-    # Imported here: bot.cli imports this module while it registers its commands.
+    # Imported here, not at the top: bot.cli imports this module (lazily, through bot.commands.load).
     from bot.cli import db_option, json_option
 
     @cli.command("check")

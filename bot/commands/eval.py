@@ -25,7 +25,7 @@ SNIPPET_CHARS = 160
 
 
 def register(cli: click.Group) -> None:
-    # Imported here: bot.cli imports this module while it registers its commands.
+    # Imported here, not at the top: bot.cli imports this module (lazily, through bot.commands.load).
     from bot import config
     from bot.cli import db_option, json_option, open_service
 
