@@ -82,10 +82,12 @@ static int get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t i
 
 typedef struct {
     double weight;
+    double bound; /* the largest score the term adds to any passage */
     const uint32_t *ids;
     const void *tfs;
     int width;
     Py_ssize_t count, at;
+    Py_ssize_t from, to; /* the postings in the current block */
     Py_buffer ids_view, tfs_view;
 } Term;
 
@@ -98,7 +100,7 @@ static void release_terms(Term *terms, Py_ssize_t n) {
 
 static int read_term(PyObject *item, Term *term) {
     PyObject *ids_obj, *tfs_obj;
-    if (!PyArg_ParseTuple(item, "dOOi", &term->weight, &ids_obj, &tfs_obj, &term->width)) return -1;
+    if (!PyArg_ParseTuple(item, "dOOid", &term->weight, &ids_obj, &tfs_obj, &term->width, &term->bound)) return -1;
     if (term->width != 1 && term->width != 2 && term->width != 4) {
         PyErr_Format(PyExc_ValueError, "tf width must be 1, 2 or 4, not %d", term->width);
         return -1;
@@ -122,22 +124,90 @@ static int read_term(PyObject *item, Term *term) {
  * The passages are scored in blocks small enough for their scores to stay in
  * the CPU cache: each term's postings are consumed block by block (ids are
  * ascending), then the block's touched passages are offered to the heap and
- * their scores reset. A passage's contributions are still added term by term,
- * in the order of the terms, so the sums are those of the numpy path.
+ * their scores reset.
+ *
+ * Terms come largest upper bound first. Once the heap holds k passages, its
+ * lowest score is a floor the final k-th score can only exceed; the longest
+ * suffix of terms whose bounds add up to less than that floor is "optional"
+ * (MaxScore, Turtle & Flood 1995): a passage only they match cannot reach the
+ * top k. The other terms are scored as usual; a passage whose partial score
+ * plus the optional bounds cannot reach the floor is dropped, and the others
+ * get the optional terms' contributions, either looked up by id (few such
+ * passages) or by scanning those terms' postings in the block (many).
+ *
+ * Either way a passage's score is the sum of its contributions added in the
+ * order of the terms, starting from 0.0: the same operations as the numpy
+ * path, which receives the terms in the same order, so the same bits.
  */
 #define BLOCK 16384
+#define SLACK 1e-9 /* relative margin on the floor: bounds summed in another order may differ in their last bits */
+#define LOOKUP_COST 8 /* a binary-search step against a sequential posting, roughly */
+
+static inline double contribution(const Term *term, Py_ssize_t i, uint32_t id, const uint16_t *lengths,
+                                  const double *unit, const double *norm, double k1_plus_1) {
+    uint32_t tf = term->tfs ? tf_at(term->tfs, term->width, i) : 1;
+    double factor;
+    if (tf == 1) {
+        factor = unit[lengths[id]];
+    } else {
+        double f = (double)tf;
+        factor = f * k1_plus_1 / (f + norm[lengths[id]]);
+    }
+    return factor * term->weight;
+}
+
+/* The first position in [lo, hi) whose id is >= value (hi when none). */
+static inline Py_ssize_t lower_bound(const uint32_t *ids, Py_ssize_t lo, Py_ssize_t hi, uint32_t value) {
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (ids[mid] < value)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static inline Py_ssize_t log2_ceil(Py_ssize_t n) {
+    Py_ssize_t bits = 1;
+    while (n > 1) {
+        n >>= 1;
+        bits++;
+    }
+    return bits;
+}
+
+static inline void offer(Entry *heap, Py_ssize_t *size, Py_ssize_t k, Entry entry) {
+    if (*size < k) {
+        heap[*size] = entry;
+        sift_up(heap, (*size)++);
+    } else if (ranks_below(heap[0], entry)) {
+        heap[0] = entry;
+        sift_down(heap, *size, 0);
+    }
+}
 
 static Py_ssize_t score_blocks(double *scores, const uint16_t *lengths, const double *unit, const double *norm,
                                uint16_t longest, Py_ssize_t n, double k1_plus_1, Term *terms, Py_ssize_t n_terms,
-                               const Py_ssize_t *excluded, Py_ssize_t n_excluded, uint32_t *touched, Entry *heap,
-                               Py_ssize_t k, uint32_t *bad) {
+                               const double *bound_after, const Py_ssize_t *excluded, Py_ssize_t n_excluded,
+                               uint32_t *touched, Entry *heap, Py_ssize_t k, uint32_t *bad, Py_ssize_t *skipped) {
     Py_ssize_t size = 0, next_excluded = 0;
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         uint32_t end = (uint32_t)(start + BLOCK < n ? start + BLOCK : n);
+        double floor = size == k && k > 0 ? heap[0].score : 0.0;
+        double reachable = floor - SLACK * floor;
+        /* bound_after[j]: the bounds of terms j.. summed; the optional terms start at `first_optional`. */
+        Py_ssize_t first_optional = n_terms;
+        while (floor > 0.0 && first_optional > 0 && bound_after[first_optional - 1] < reachable) first_optional--;
+
         Py_ssize_t n_touched = 0;
         for (Py_ssize_t t = 0; t < n_terms; t++) {
             Term *term = &terms[t];
-            const double weight = term->weight;
+            term->from = term->at;
+            if (t >= first_optional) {
+                term->to = term->at = lower_bound(term->ids, term->at, term->count, end);
+                continue;
+            }
             Py_ssize_t i = term->at;
             for (; i < term->count && term->ids[i] < end; i++) {
                 uint32_t id = term->ids[i];
@@ -146,37 +216,67 @@ static Py_ssize_t score_blocks(double *scores, const uint16_t *lengths, const do
                     *bad = id;
                     return -1;
                 }
-                uint32_t tf = term->tfs ? tf_at(term->tfs, term->width, i) : 1;
-                double factor;
-                if (tf == 1) {
-                    factor = unit[lengths[id]];
-                } else {
-                    double f = (double)tf;
-                    factor = f * k1_plus_1 / (f + norm[lengths[id]]);
-                }
                 double old = scores[id];
-                double now = old + factor * weight;
+                double now = old + contribution(term, i, id, lengths, unit, norm, k1_plus_1);
                 scores[id] = now;
                 touched[n_touched] = id; /* kept (counted) only when this is the passage's first score */
                 n_touched += (old == 0.0) & (now != 0.0);
             }
-            term->at = i;
+            term->to = term->at = i;
         }
         while (next_excluded < n_excluded && excluded[next_excluded] < (Py_ssize_t)end) {
             if (excluded[next_excluded] >= start) scores[excluded[next_excluded]] = 0.0;
             next_excluded++;
         }
-        for (Py_ssize_t j = 0; j < n_touched; j++) {
-            Entry entry = {scores[touched[j]], touched[j]};
-            scores[touched[j]] = 0.0;
-            if (!(entry.score > 0.0)) continue;
-            if (size < k) {
-                heap[size] = entry;
-                sift_up(heap, size++);
-            } else if (ranks_below(heap[0], entry)) {
-                heap[0] = entry;
-                sift_down(heap, size, 0);
+        if (first_optional < n_terms) {
+            /* Drop the passages that cannot reach the floor; the rest are candidates. */
+            Py_ssize_t candidates = 0, optional_postings = 0, lookup_steps = 0;
+            double optional_bound = bound_after[first_optional];
+            for (Py_ssize_t j = 0; j < n_touched; j++) {
+                uint32_t id = touched[j];
+                if (scores[id] > 0.0 && scores[id] + optional_bound >= reachable)
+                    touched[candidates++] = id;
+                else
+                    scores[id] = 0.0;
             }
+            n_touched = candidates;
+            for (Py_ssize_t t = first_optional; t < n_terms; t++) {
+                optional_postings += terms[t].to - terms[t].from;
+                lookup_steps += log2_ceil(terms[t].to - terms[t].from + 1);
+            }
+            if (candidates * lookup_steps * LOOKUP_COST < optional_postings) {
+                for (Py_ssize_t j = 0; j < n_touched; j++) {
+                    uint32_t id = touched[j];
+                    double total = scores[id];
+                    for (Py_ssize_t t = first_optional; t < n_terms && total > 0.0; t++) {
+                        if (total + bound_after[t] < reachable) {
+                            total = 0.0; /* cannot reach the floor any more */
+                            break;
+                        }
+                        const Term *term = &terms[t];
+                        Py_ssize_t at = lower_bound(term->ids, term->from, term->to, id);
+                        if (at < term->to && term->ids[at] == id)
+                            total = total + contribution(term, at, id, lengths, unit, norm, k1_plus_1);
+                    }
+                    scores[id] = total;
+                }
+                *skipped += optional_postings;
+            } else {
+                for (Py_ssize_t t = first_optional; t < n_terms; t++) {
+                    const Term *term = &terms[t];
+                    for (Py_ssize_t i = term->from; i < term->to; i++) {
+                        uint32_t id = term->ids[i];
+                        if (scores[id] != 0.0)
+                            scores[id] = scores[id] + contribution(term, i, id, lengths, unit, norm, k1_plus_1);
+                    }
+                }
+            }
+        }
+        for (Py_ssize_t j = 0; j < n_touched; j++) {
+            uint32_t id = touched[j];
+            Entry entry = {scores[id], id};
+            scores[id] = 0.0;
+            if (entry.score > 0.0) offer(heap, &size, k, entry);
         }
     }
     for (Py_ssize_t t = 0; t < n_terms; t++) {
@@ -190,12 +290,14 @@ static Py_ssize_t score_blocks(double *scores, const uint16_t *lengths, const do
 }
 
 PyDoc_STRVAR(top_positive_doc,
-             "top_positive(buffer, lengths, unit, norm, k1_plus_1, terms, exclude, k, touched) -> list[(id, score)]\n\n"
+             "top_positive(buffer, lengths, unit, norm, k1_plus_1, terms, exclude, k, touched)\n"
+             "-> (list[(id, score)], postings skipped)\n\n"
              "Exact BM25 top k (score desc, id asc; scores > 0) for terms with positive weights.\n"
              "buffer: float64 zeros, one per passage (zeros again on return); lengths: uint16 passage lengths;\n"
              "unit/norm: float64 factor at tf 1 and length norm, by length; terms: (weight, uint32 ascending ids,\n"
-             "tfs or None, tf width in bytes); exclude: sorted intp ids or None; touched: uint32 work array\n"
-             "of more than BLOCK items.");
+             "tfs or None, tf width in bytes, upper bound of its score), largest bound first; exclude: sorted\n"
+             "intp ids or None; "
+             "touched: uint32 work array of more than BLOCK items.");
 
 static PyObject *top_positive(PyObject *self, PyObject *args) {
     PyObject *buffer_obj, *lengths_obj, *unit_obj, *norm_obj, *terms_obj, *exclude_obj, *touched_obj;
@@ -208,6 +310,7 @@ static PyObject *top_positive(PyObject *self, PyObject *args) {
     PyObject *result = NULL, *sequence = NULL;
     Entry *heap = NULL;
     Term *terms = NULL;
+    double *bound_after = NULL;
     Py_ssize_t n_terms = 0, size = 0;
 
     if (get_buffer(buffer_obj, &buffer, 1, sizeof(double), "buffer") < 0) goto done;
@@ -257,10 +360,24 @@ static PyObject *top_positive(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
+    bound_after = PyMem_Malloc(sizeof(double) * (size_t)(n_terms + 1));
+    if (bound_after == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    bound_after[n_terms] = 0.0;
+    for (Py_ssize_t t = n_terms - 1; t >= 0; t--) {
+        if (!(terms[t].bound >= 0.0) || (t + 1 < n_terms && terms[t].bound < terms[t + 1].bound)) {
+            PyErr_SetString(PyExc_ValueError, "terms must come largest (non-negative) upper bound first");
+            goto done;
+        }
+        bound_after[t] = bound_after[t + 1] + terms[t].bound;
+    }
     uint32_t bad = 0;
+    Py_ssize_t skipped = 0;
     Py_BEGIN_ALLOW_THREADS
-    size = score_blocks(buffer.buf, length_of, unit.buf, norm.buf, longest, n, k1_plus_1, terms, n_terms, excluded,
-                        n_excluded, touched.buf, heap, k, &bad);
+    size = score_blocks(buffer.buf, length_of, unit.buf, norm.buf, longest, n, k1_plus_1, terms, n_terms, bound_after,
+                        excluded, n_excluded, touched.buf, heap, k, &bad, &skipped);
     Py_END_ALLOW_THREADS
     if (size < 0) {
         if (size == -1)
@@ -270,21 +387,23 @@ static PyObject *top_positive(PyObject *self, PyObject *args) {
         size = 0;
         goto done;
     }
-    result = PyList_New(size);
-    if (result == NULL) goto done;
+    PyObject *best = PyList_New(size);
+    if (best == NULL) goto done;
     for (Py_ssize_t i = 0; i < size; i++) {
         PyObject *pair = Py_BuildValue("(kd)", (unsigned long)heap[i].id, heap[i].score);
         if (pair == NULL) {
-            Py_CLEAR(result);
+            Py_DECREF(best);
             goto done;
         }
-        PyList_SET_ITEM(result, i, pair);
+        PyList_SET_ITEM(best, i, pair);
     }
+    result = Py_BuildValue("(Nn)", best, skipped);
 
 done:
     if (terms) release_terms(terms, n_terms);
     PyMem_Free(terms);
     PyMem_Free(heap);
+    PyMem_Free(bound_after);
     Py_XDECREF(sequence);
     if (buffer.obj) PyBuffer_Release(&buffer);
     if (lengths.obj) PyBuffer_Release(&lengths);

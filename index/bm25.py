@@ -295,6 +295,7 @@ class Scorer:
         self._values: np.ndarray | None = None
         self._mask = np.zeros(0, dtype=bool)
         self._tables = self._length_tables() if self.compiled else None
+        self.skipped_postings = 0
         self.compiled = self._tables is not None
         # Bounds need the factor to grow with tf and shrink with the length.
         self._prunable = p.k1 >= 0 and p.b >= 0
@@ -327,6 +328,11 @@ class Scorer:
         """Per passage, the factor at tf 1 with the same operations (numpy path only)."""
         return self._k1_plus_1 / (1.0 + self._norm)
 
+    @cached_property
+    def _shortest(self) -> int:
+        positive = self.collection.doc_len[self.collection.doc_len > 0]
+        return int(positive.min()) if len(positive) else 0
+
     def _norm_of(self, lengths: np.ndarray) -> np.ndarray:
         c, p = self.collection, self.collection.params
         if c.avgdl > 0:
@@ -347,8 +353,7 @@ class Scorer:
         pairs = term.postings.bounds.tolist()
         if not pairs:  # postings built without pairs: use the largest tf and the shortest passage
             tfs = term.postings.tfs
-            positive = self.collection.doc_len[self.collection.doc_len > 0]
-            pairs = [[1 if tfs is None else int(tfs.max()), int(positive.min()) if len(positive) else 0]]
+            pairs = [[1 if tfs is None else int(tfs.max()), self._shortest]]
         c, p = self.collection, self.collection.params
         best = 0.0
         for tf, length in pairs:
@@ -375,8 +380,13 @@ class Scorer:
         if exclude is not None and len(exclude) == 0:
             exclude = None
         if self._prunable and all(t.weight > 0 for t in merged):
+            # Largest bounds first, in both paths: the compiled loop may then leave out a suffix of
+            # terms for passages that cannot reach the top k, and still add in the same order.
+            bounds = [self.upper_bound(t) for t in merged]
+            order = sorted(range(len(merged)), key=lambda i: -bounds[i])
+            merged, bounds = [merged[i] for i in order], [bounds[i] for i in order]
             if self.compiled:
-                return self._top_compiled(merged, k, exclude)
+                return self._top_compiled(merged, bounds, k, exclude)
             return self._top_positive(merged, k, exclude)
         return self._top_exhaustive(merged, k, exclude)
 
@@ -393,22 +403,33 @@ class Scorer:
         candidates, scores = _collect(buffer, touched, exclude)
         return _best(candidates, scores, k)
 
-    def _top_compiled(self, terms: list[QueryTerm], k: int, exclude: np.ndarray | None) -> list[tuple[int, float]]:
-        """``_top_positive`` in C: the same scores, from factor tables indexed by passage length."""
+    def _top_compiled(
+        self, terms: list[QueryTerm], bounds: list[float], k: int, exclude: np.ndarray | None
+    ) -> list[tuple[int, float]]:
+        """``_top_positive`` in C: the same scores, from factor tables indexed by passage length.
+
+        Each term's upper bound lets the loop skip the postings of terms that
+        can no longer bring a passage into the top k (``skipped_postings``
+        counts them, for tests and benchmarks).
+        """
         assert kernel is not None and self._tables is not None
         lengths, unit, norm, touched = self._tables
         work = []
-        for term in terms:
+        for term, bound in zip(terms, bounds, strict=True):
             ids = np.ascontiguousarray(term.postings.ids, dtype=np.uint32)
             tfs = term.postings.tfs
             if tfs is not None:
                 if tfs.dtype.kind != "u" or tfs.dtype.itemsize not in (1, 2, 4) or not tfs.dtype.isnative:
                     tfs = tfs.astype(np.uint32)
                 tfs = np.ascontiguousarray(tfs)
-            work.append((term.weight, ids, tfs, 1 if tfs is None else tfs.dtype.itemsize))
+            width = 1 if tfs is None else tfs.dtype.itemsize
+            work.append((term.weight, ids, tfs, width, bound))
         if exclude is not None:
             exclude = np.unique(exclude).astype(np.intp, copy=False)
-        return kernel.top_positive(self._buffer, lengths, unit, norm, self._k1_plus_1, work, exclude, k, touched)
+        best, self.skipped_postings = kernel.top_positive(
+            self._buffer, lengths, unit, norm, self._k1_plus_1, work, exclude, k, touched
+        )
+        return best
 
     def _top_positive(self, terms: list[QueryTerm], k: int, exclude: np.ndarray | None) -> list[tuple[int, float]]:
         """Every posting scored (one scatter-add per term), then only passages that can be in the top k read back.

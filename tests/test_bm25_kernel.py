@@ -18,15 +18,16 @@ def random_index(seed: int, n_docs: int, max_len: int = 300) -> tuple[Collection
     doc_len = rng.integers(1, max_len, size=n_docs).astype("<u4")
     doc_len[rng.integers(0, n_docs, size=n_docs // 50)] = 0  # holes left by removed passages
     postings = []
+    present = np.flatnonzero(doc_len)  # a hole (removed passage) has no postings
     for size, top_tf in ((n_docs // 2, 3), (n_docs // 5, 300), (n_docs // 40, 70_000), (3, 1)):
-        ids = np.sort(rng.choice(n_docs, size=size, replace=False)).astype(np.uint32)
-        tfs = rng.integers(1, top_tf + 1, size=size)
+        ids = np.sort(rng.choice(present, size=min(size, len(present)), replace=False)).astype(np.uint32)
+        tfs = rng.integers(1, top_tf + 1, size=len(ids))
         if top_tf == 1:
             stored = None
         else:
             stored = tfs.astype(np.uint8 if top_tf < 256 else np.uint16 if top_tf < 65536 else np.uint32)
         postings.append(Postings(ids, stored, np.zeros((0, 2), dtype=np.uint32)))
-    every = np.arange(n_docs, dtype=np.uint32)  # touches every passage of every block
+    every = present.astype(np.uint32)  # touches every passage of every block
     postings.append(Postings(every, None, np.zeros((0, 2), dtype=np.uint32)))
     collection = Collection(n_docs, float(doc_len.mean()), 1.3, doc_len, BM25Params())
     return collection, postings
@@ -76,3 +77,24 @@ def test_passages_too_long_for_the_length_tables_use_numpy() -> None:
     assert not scorer.compiled
     postings = Postings(np.arange(3, dtype=np.uint32), None, np.zeros((0, 2), dtype=np.uint32))
     assert [pid for pid, _ in scorer.top([QueryTerm(1.0, postings)], 3)] == [0, 2, 1]
+
+
+def test_terms_that_cannot_lift_a_passage_into_the_top_k_are_skipped_exactly() -> None:
+    # One rare, heavy term and two common, light ones over several blocks: once the heap is full, a
+    # passage holding only the light terms cannot reach it, so their postings are skipped.
+    rng = np.random.default_rng(11)
+    n_docs = 200_000
+    doc_len = rng.integers(20, 120, size=n_docs).astype("<u4")
+    collection = Collection(n_docs, float(doc_len.mean()), 1.0, doc_len, BM25Params())
+    no_pairs = np.zeros((0, 2), dtype=np.uint32)
+    rare = Postings(np.sort(rng.choice(n_docs, 3_000, replace=False)).astype(np.uint32), None, no_pairs)
+    common = [Postings(np.sort(rng.choice(n_docs, 90_000, replace=False)).astype(np.uint32), None, no_pairs)]
+    common.append(Postings(np.arange(0, n_docs, 2, dtype=np.uint32), None, no_pairs))
+    terms = [QueryTerm(0.4, common[0]), QueryTerm(9.0, rare), QueryTerm(0.3, common[1])]
+    compiled, plain = Scorer(collection), Scorer(collection, compiled=False)
+    for k in (1, 10, 100):
+        assert compiled.top(terms, k) == plain.top(terms, k)
+        assert compiled.skipped_postings > 0
+    many = compiled.top(terms, n_docs)  # the heap never fills: nothing can be skipped
+    assert compiled.skipped_postings == 0
+    assert many == plain.top(terms, n_docs)
