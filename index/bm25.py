@@ -18,11 +18,14 @@ A term's postings are one blob (little-endian):
 
 Queries only touch their own terms' postings; the per-passage token counts
 live in one array loaded once per index generation. Ranking is exact
-BM25Okapi top-k: every posting of the query terms is scored into a dense
-score array (one scatter-add per term; measured faster in numpy than
-skipping postings by score bounds, which on real-word frequencies rarely
-skip much), then a lower bound of the k-th score, taken from a sample, keeps
-all but a few hundred passages from being read back and sorted.
+BM25Okapi top-k. The compiled loop (``_bm25_kernel.c``) scores passages in
+cache-sized blocks, keeps a k-sized heap, and once the heap is full skips the
+postings of terms whose upper bounds cannot lift a passage into it
+(MaxScore). Without it, numpy scores every posting into a dense score array
+(one scatter-add per term), then a lower bound of the k-th score, taken from
+a sample, keeps all but a few hundred passages from being read back and
+sorted. Both add a passage's contributions in the same order with the same
+operations, so they return the same scores to the bit.
 """
 
 from __future__ import annotations
