@@ -355,6 +355,7 @@ static PyObject *top_positive(PyObject *self, PyObject *args) {
         }
     }
     if (k < 0) k = 0;
+    if (k > n) k = n; /* no more results than passages (and no huge heap for a huge k) */
     heap = PyMem_Malloc(sizeof(Entry) * (size_t)(k > 0 ? k : 1));
     if (heap == NULL) {
         PyErr_NoMemory();
