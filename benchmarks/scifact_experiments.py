@@ -13,6 +13,8 @@ passage splitter, tokenizer pieces and metrics) scores variants of:
 - query terms: repeated words counted twice (rank-bm25) or once;
 - stopwords (corpusbot's list, Lucene's 33 words, none) and stemming (Snowball
   English, Porter, none); acronym plurals ("RXRs" -> "rxr"); hyphen compounds;
+  letters and digits as separate runs ("IL6" -> "il 6", corpusbot's tokenizer since
+  v4) or joined as before; single Greek letters spelled out ("TNF-α" -> "tnf alpha");
 - proximity: adjacent query-word pairs as bigram terms, or within an 8-term
   window in any order (SDM-like); BM25+ (delta); RM3-style pseudo-relevance feedback.
 
@@ -21,7 +23,7 @@ by their aggregated passage scores, top 100) and the dev questions' hit@1 /
 hit@3 / MRR@10 on the bundled corpus (passages ranked the same way; plain BM25,
 without the service's query analysis and reranking).
 
-Usage: python benchmarks/scifact_experiments.py /path/to/scifact [--set single|combinations] [--grid]
+Usage: python benchmarks/scifact_experiments.py /path/to/scifact [--set single|combinations|tokenizer] [--grid]
 """
 
 from __future__ import annotations
@@ -56,6 +58,13 @@ _POSSESSIVE = re.compile(r"'s$")
 _COUNTRY_FORMS = frozenset({"US", "USA", "U.S.", "U.S.A."})
 _ACRONYM_PLURAL = re.compile(r"^(?=(?:[^A-Z]*[A-Z]){2})[A-Za-z0-9]+[A-Z0-9]s$")
 _COMPOUND = re.compile(r"[^\W_]+(?:[-/][^\W_]+)+")
+# corpusbot's word pattern before v4: a run of letters and digits was one word ("IL6", "p53", "400mg").
+_JOINED_WORD = re.compile(r"U\.S\.(?:A\.)?|\d+(?:[.,]\d+)+|[^\W_]+(?:['’][^\W_]+)*")
+_GREEK = "\u0370-\u03ff\u1f00-\u1fff"
+# For "greek": Greek letters make their own runs, so "IFNγ" is "IFN" + "γ" as "IFN-γ" is.
+_GREEK_WORD = re.compile(
+    rf"U\.S\.(?:A\.)?|\d+(?:[.,]\d+)+|(?:(?=[^\W_])[{_GREEK}])+|[^\W\d_{_GREEK}]+(?:['’][^\W\d_{_GREEK}]+)*|\d+"
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,8 @@ class Variant:
     delta: float = 0.0  # BM25+ (Lv & Zhai 2011): a matching term adds at least idf x delta
     compounds: bool = False  # also index hyphen/slash compounds joined ("IL-6" -> "il6")
     acronym_plurals: bool = False  # "RXRs", "NPCs", "miRNAs" -> the acronym's term ("rxr", ...)
+    digit_split: bool = False  # letters and digits as separate runs (corpusbot's _WORD since tokenizer v4)
+    greek: bool = False  # a lone Greek letter is its English name ("α" -> "alpha"); implies digit_split
     bigram_weight: float = 0.0  # adjacent query-term pairs found adjacent in a passage, as extra terms
     window_weight: float = 0.0  # adjacent query-term pairs found within WINDOW terms in any order (SDM-like)
     prf_terms: int = 0  # RM3-style feedback: terms added from the top documents
@@ -89,9 +100,19 @@ class Variant:
 class VariantTokenizer:
     """corpusbot's tokenizer pipeline with the stopword list and stemmer swappable."""
 
-    def __init__(self, stopwords: str, stemmer: str, compounds: bool = False, acronym_plurals: bool = False) -> None:
+    def __init__(
+        self,
+        stopwords: str,
+        stemmer: str,
+        compounds: bool = False,
+        acronym_plurals: bool = False,
+        digit_split: bool = False,
+        greek: bool = False,
+    ) -> None:
         self.compounds = compounds
         self.acronym_plurals = acronym_plurals
+        self.greek = greek
+        self.word = _GREEK_WORD if greek else _WORD if digit_split else _JOINED_WORD
         self.stopwords = {"corpusbot": STOPWORDS, "lucene": LUCENE_STOPWORDS, "none": frozenset()}[stopwords]
         self.stemmer = None if stemmer == "none" else Stemmer.Stemmer(stemmer)
         self.normalise = lru_cache(maxsize=200_000)(self._normalise)
@@ -102,6 +123,10 @@ class VariantTokenizer:
         word = unicodedata.normalize("NFKC", raw)
         if word in _COUNTRY_FORMS:
             return COUNTRY_US
+        if self.greek and len(word) == 1 and re.match(f"[{_GREEK}]", word):
+            name = unicodedata.name(word.casefold(), "").split()  # GREEK SMALL LETTER [FINAL] ALPHA
+            if "LETTER" in name:
+                return next(part for part in name[name.index("LETTER") + 1 :] if part != "FINAL").lower()
         word = "".join(word.casefold().replace("’", "'").split())
         if word in self.stopwords:
             return ""
@@ -114,7 +139,7 @@ class VariantTokenizer:
         return americanise(word)
 
     def terms(self, text: str) -> list[str]:
-        words = [w for w in (self.normalise(m.group()) for m in _WORD.finditer(text)) if w]
+        words = [w for w in (self.normalise(m.group()) for m in self.word.finditer(text)) if w]
         if self.stemmer is None:
             out = words
         else:
@@ -386,17 +411,28 @@ class Data:
         self.beir = load_beir(beir_dir)
         self.questions = load_questions(questions)
         self.articles = {"scifact": load_articles([str(self.beir.corpus)]), "dev": load_articles([BUNDLED])}
-        self._tokenizers: dict[tuple[str, str, bool, bool], VariantTokenizer] = {}
-        self._corpora: dict[tuple[str, str, bool, bool, str], Corpus] = {}
+        self._tokenizers: dict[tuple[str, str, bool, bool, bool, bool], VariantTokenizer] = {}
+        self._corpora: dict[tuple[tuple[str, str, bool, bool, bool, bool], str], Corpus] = {}
+
+    @staticmethod
+    def _key(variant: Variant) -> tuple[str, str, bool, bool, bool, bool]:
+        return (
+            variant.stopwords,
+            variant.stemmer,
+            variant.compounds,
+            variant.acronym_plurals,
+            variant.digit_split,
+            variant.greek,
+        )
 
     def tokenizer(self, variant: Variant) -> VariantTokenizer:
-        key = (variant.stopwords, variant.stemmer, variant.compounds, variant.acronym_plurals)
+        key = self._key(variant)
         if key not in self._tokenizers:
             self._tokenizers[key] = VariantTokenizer(*key)
         return self._tokenizers[key]
 
     def corpus(self, variant: Variant, name: str) -> Corpus:
-        key = (variant.stopwords, variant.stemmer, variant.compounds, variant.acronym_plurals, name)
+        key = (self._key(variant), name)
         if key not in self._corpora:
             self._corpora[key] = tokenize_corpus(self.articles[name], self.tokenizer(variant))
         return self._corpora[key]
@@ -475,6 +511,28 @@ def combinations() -> list[Variant]:
     return out
 
 
+def tokenizer_variants() -> list[Variant]:
+    """Session 2: letter/digit runs, Greek letter names, repeated query words, on the service's combination."""
+    best = replace(
+        BASE,
+        name="title + max passage + 1.0 x article + bigrams 0.1 + acronym plurals",
+        title="every",
+        aggregate="max+doc",
+        doc_weight=1.0,
+        bigram_weight=0.1,
+        acronym_plurals=True,
+    )
+    split = replace(best, name=f"{best.name} + letter/digit split", digit_split=True)
+    return [
+        best,
+        replace(best, name=f"{best.name}, query terms once", dedup_query=True),
+        split,
+        replace(split, name=f"{split.name}, query terms once", dedup_query=True),
+        replace(split, name=f"{split.name} + Greek letter names", greek=True),
+        replace(split, name=f"{split.name} + Greek letter names, query terms once", greek=True, dedup_query=True),
+    ]
+
+
 def grid(base: Variant, k1s: Sequence[float], bs: Sequence[float]) -> list[Variant]:
     return [replace(base, name=f"{base.name}; k1 {k1}, b {b}", k1=k1, b=b) for k1 in k1s for b in bs]
 
@@ -495,15 +553,17 @@ def main() -> None:
     parser.add_argument(
         "--questions", default=str(Path(__file__).resolve().parents[1] / "tests/data/questions-dev.json")
     )
-    parser.add_argument("--set", choices=("single", "combinations"), default="single", help="Which variants to run.")
+    parser.add_argument(
+        "--set", choices=("single", "combinations", "tokenizer"), default="single", help="Which variants to run."
+    )
     parser.add_argument("--grid", action="store_true", help="Also a k1 x b grid for title + max passage + article.")
     args = parser.parse_args()
     started = time.perf_counter()
     data = Data(args.beir_dir, args.questions)
-    check = VariantTokenizer("corpusbot", "english")
+    check = VariantTokenizer("corpusbot", "english", digit_split=True)
     sample = data.articles["scifact"][0].text
     assert check.terms(sample) == default_tokenizer().terms(sample), "the variant tokenizer drifted from the core's"
-    todo = variants() if args.set == "single" else combinations()
+    todo = {"single": variants, "combinations": combinations, "tokenizer": tokenizer_variants}[args.set]()
     if args.grid:
         mixed = replace(
             BASE, name="title + max passage + 1.0 x article", title="every", aggregate="max+doc", doc_weight=1.0

@@ -349,10 +349,12 @@ def rank_documents(service: SearchService, query: str, *, docs: int = DOCS_PER_Q
     """The best ``docs`` documents for ``query``, each scored by its best passage, best first.
 
     Asks for passages in growing batches until ``docs`` distinct documents are found, every
-    matching passage has been seen, or MAX_PASSAGES_PER_QUERY passages were looked at. Rankings
-    are deterministic (score, then passage id), so a longer batch starts with the shorter one.
+    matching passage has been seen (a longer batch brings no more: a short batch is not enough to
+    tell, as near-duplicate passages are collapsed), or MAX_PASSAGES_PER_QUERY passages were looked
+    at. Rankings are deterministic (score, then passage id), so a longer batch starts with the shorter one.
     """
     depth = 2 * docs
+    previous = -1
     while True:
         ranked = service.rank(query, depth)
         best: dict[str, float] = {}
@@ -362,8 +364,9 @@ def rank_documents(service: SearchService, query: str, *, docs: int = DOCS_PER_Q
                 best[article_id] = score
                 if len(best) == docs:
                     return best
-        if len(ranked) < depth or depth >= MAX_PASSAGES_PER_QUERY:
+        if len(ranked) == previous or depth >= MAX_PASSAGES_PER_QUERY:
             return best
+        previous = len(ranked)
         depth = min(4 * depth, MAX_PASSAGES_PER_QUERY)
 
 

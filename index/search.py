@@ -75,6 +75,19 @@ class _Articles:
         return cls(article_of.astype(np.intp), length, count, float(length.sum()) / count if count else 0.0)
 
 
+def _each_term_once(terms: list[WeightedTerm]) -> list[WeightedTerm]:
+    """The first occurrence of each term: a question repeats words for grammar, not emphasis.
+
+    ("Ly6C hi monocytes ... than Ly6C lo monocytes".) This is BM25's query-term
+    saturation with k3 = 0 (Robertson et al. 1994); rank-bm25 and Lucene add a
+    repeated word's score twice instead.
+    """
+    first: dict[str, WeightedTerm] = {}
+    for term in terms:
+        first.setdefault(term.term, term)
+    return list(first.values())
+
+
 def _adjacent_pairs(parsed: ParsedQuery) -> set[tuple[str, str]]:
     words = parsed.query_terms
     return {(a, b) for a, b in itertools.pairwise(words) if a != b}
@@ -84,6 +97,16 @@ def _matching_sentences(text: str, tokens: list, weights: dict[str, float]) -> l
     """The sentences of ``text`` that hold at least one query term."""
     hits = [token.start for token in tokens if token.term in weights]
     return [text[s.start : s.end] for s in sentence_spans(text) if any(s.start <= at < s.end for at in hits)]
+
+
+def _tokenizer_notice(built_with: str | None, current: str) -> str | None:
+    """What to tell users of an index built by another tokenizer (its terms differ for some words)."""
+    if not built_with or built_with == current:
+        return None
+    return (
+        "The index was built with another version of the tokenizer, so some words may not match; "
+        "an admin should run `corpusbot index` (it rebuilds the index)."
+    )
 
 
 def _clean_question(question: str) -> tuple[str, list[str]]:
@@ -118,6 +141,7 @@ class SearchService:
         self._scorer: Scorer | None = None
         self._articles: _Articles | None = None
         self._examples: dict[int, list[str]] = {}  # per generation: the query scans and sorts every article
+        self._tokenizer_notice: str | None = None
         with self._snapshot():
             pass
 
@@ -157,6 +181,7 @@ class SearchService:
         self._articles = _Articles.from_arrays(np.frombuffer(row[0], dtype="<u4"), doc_len) if row else None
         self._postings_cache.clear()
         self._examples = {}
+        self._tokenizer_notice = _tokenizer_notice(meta.get("tokenizer"), self.tokenizer.name)
         self._meta = meta
         self._generation = meta.get("generation")
 
@@ -176,6 +201,9 @@ class SearchService:
             page = ranking.candidates[offset : offset + k]
             passages = self._passages(db, [c.passage_id for c in page])
             articles = self._article_infos(db, {p.article_id for p in passages.values()})
+            stale = self._tokenizer_notice
+        if stale:
+            notices.append(stale)
         if ranking.phrase_miss:
             notices.append("No passage contains the quoted phrase exactly.")
         weights = ranking.term_weights
@@ -222,7 +250,7 @@ class SearchService:
         postings = {term: (df, p.ids, p.term_frequencies()) for term, (df, p) in found.items()}
         n_docs = collection.n_docs
         unknown = tuple(dict.fromkeys(parsed.surface.get(t, t) for t in parsed.query_terms if t not in postings))
-        known = [t for t in parsed.terms if t.term in postings]
+        known = _each_term_once([t for t in parsed.terms if t.term in postings])
         raw = {t.term: raw_idf(n_docs, postings[t.term][0]) for t in known}
         weights = {term: max(value, 0.01) for term, value in raw.items()}
         ranking = _Ranking(unknown=unknown, term_weights=weights, postings=postings)
@@ -473,9 +501,13 @@ class SearchService:
         if not terms:
             return []
         best: dict[str, float] = {}
-        for article_id, _, score in self.rank(words, depth=200):
+        passage_of: dict[str, int] = {}
+        for article_id, passage_id, score in self.rank(words, depth=200):
             best.setdefault(article_id, score)
+            passage_of.setdefault(article_id, passage_id)
         with self._snapshot() as db:
+            whole = self._holding_a_whole_word(db, words, list(passage_of.values()))
+            best = {article_id: score for article_id, score in best.items() if passage_of[article_id] in whole}
             title_ids = [
                 row[0]
                 for row in db.execute("SELECT id, title FROM articles")
@@ -496,6 +528,26 @@ class SearchService:
         return [
             ArticleMatch(infos[i], best.get(i, 0.0), i in title_ids, int(counts.get(i, 0))) for i in ordered[:limit]
         ]
+
+    def _holding_a_whole_word(self, db: store.Reader, words: str, passage_ids: list[int]) -> set[int]:
+        """The passages of ``passage_ids`` whose article holds every term of at least one word of ``words``.
+
+        A word the tokenizer splits stands for one thing: "6b39" (part of an article id) is 6, b and 39,
+        and an article that only mentions a 6 does not match it.
+        """
+        groups = [set(group) for group in map(self.tokenizer.terms, words.split()) if group]
+        articles = self._articles
+        if articles is None or not groups or all(len(group) == 1 for group in groups):
+            return set(passage_ids)
+        found = self._postings(db, set().union(*groups))
+        numbers = articles.of[np.asarray(passage_ids, dtype=np.intp)]
+        keep = np.zeros(len(numbers), dtype=bool)
+        for group in groups:
+            inside = np.ones(len(numbers), dtype=bool)
+            for term in group:
+                inside &= np.isin(numbers, articles.of[found[term][1].ids]) if term in found else False
+            keep |= inside
+        return {passage_id for passage_id, kept in zip(passage_ids, keep.tolist(), strict=True) if kept}
 
     def example_questions(self, n: int = 3) -> list[str]:
         """Example questions built from article titles (for help texts)."""

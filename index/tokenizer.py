@@ -1,9 +1,10 @@
 """The one tokenizer, used for passages and questions alike.
 
-Pipeline: NFKC-normalise, find word-like runs (letters/digits, inner apostrophes,
-decimal numbers), map the country "US"/"U.S." to its own term before lowercasing
-so it does not vanish with the stopword "us", casefold, drop English stopwords,
-use American spelling for listed word families (licence -> license), then
+Pipeline: NFKC-normalise, find word-like runs (letters with inner apostrophes,
+numbers, decimal numbers; letters and digits make separate runs, so "IL6", "IL-6"
+and "IL 6" give the same terms), map the country "US"/"U.S." to its own term before
+lowercasing so it does not vanish with the stopword "us", casefold, drop English
+stopwords, use American spelling for listed word families (licence -> license), then
 Snowball-stem (PyStemmer).
 """
 
@@ -19,23 +20,32 @@ import Stemmer
 from .models import Token
 from .spelling import americanise
 
-TOKENIZER_NAME = "corpusbot-v3 (nfkc, casefold, en-stopwords, acronym-plurals, us-spelling, snowball-english)"
+TOKENIZER_NAME = (
+    "corpusbot-v4 (nfkc, casefold, en-stopwords, letter-digit-split, acronym-plurals, us-spelling, snowball-english)"
+)
 
 # The term the country abbreviation becomes. It cannot collide with a stemmed
 # English word because stems never contain an underscore.
 COUNTRY_US = "u_s"
 
+# Digits, including the superscript and subscript ones NFKC turns into digits (CO₂ is CO2 is CO 2).
+_DIGIT = r"[\d\u00b2\u00b3\u00b9\u2070\u2074-\u2079\u2080-\u2089]"
+_LETTER = r"[^\W\d\u00b2\u00b3\u00b9\u2070\u2074-\u2079\u2080-\u2089_]"
+# Letters and digits make separate runs, as Lucene's WordDelimiterFilter splits on numerics: product and
+# gene names are written joined, hyphenated or spaced (IL6 / IL-6 / IL 6, COVID19 / COVID-19, F35 / F-35,
+# 400mg / 400 mg) and should match each other; the adjacent-word bonus still favours the pair kept together.
 _WORD = re.compile(
-    r"""
-    U\.S\.(?:A\.)?               # U.S. / U.S.A. (kept whole, see COUNTRY_US)
-    | \d+(?:[.,]\d+)+            # 3.5  1,000  2025.06
-    | [^\W_]+(?:['’][^\W_]+)*    # words, with inner apostrophes (China's, don't)
+    rf"""
+    U\.S\.(?:A\.)?                          # U.S. / U.S.A. (kept whole, see COUNTRY_US)
+    | \d+(?:[.,]\d+)+                       # 3.5  1,000  2025.06
+    | {_LETTER}+(?:['’]{_LETTER}+)*         # words, with inner apostrophes (China's, don't)
+    | {_DIGIT}+                             # numbers (IL6 -> IL 6, 1990s -> 1990 s)
     """,
     re.VERBOSE,
 )
 _COUNTRY_FORMS = frozenset({"US", "USA", "U.S.", "U.S.A."})
 _POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
-_ACRONYM_PLURAL = re.compile(r"^[A-Z]{2,}[0-9]*s$")
+_ACRONYM_PLURAL = re.compile(r"^[A-Z]{2,}s$")
 
 # English function words. "us" is here as the pronoun; the country survives as COUNTRY_US.
 STOPWORDS = frozenset(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import re
 from pathlib import Path
 
@@ -179,3 +180,29 @@ def test_a_corpus_without_usable_documents_is_an_error(tmp_path: Path) -> None:
     (root / "corpus.jsonl").write_text('{"_id": "d", "title": "only a title"}\n', encoding="utf-8")
     with pytest.raises(CorpusbotError, match="gave no documents to index"):
         evaluate_beir(root)
+
+
+def test_rank_documents_looks_past_collapsed_near_duplicates(tmp_path: Path) -> None:
+    # Twenty-five copies of one story lead the ranking; the service collapses them into one passage, so a
+    # batch of passages comes back shorter than asked although more documents match further down.
+    corpus = tmp_path / "corpus.jsonl"
+    rng = random.Random(5)
+    story = "River delta silt and flood levees: the estuary survey of the river delta silt, season after season."
+    with corpus.open("w", encoding="utf-8") as handle:
+        for i in range(25):
+            handle.write(json.dumps({"_id": f"copy{i:02d}", "text": story}) + "\n")
+        for i in range(60):  # distinct random words: these passages are not near-duplicates of each other
+            words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(7)) for _ in range(30)]
+            other = "The river rose. " + " ".join(words) if i < 30 else " ".join(words)
+            handle.write(json.dumps({"_id": f"other{i:02d}", "text": other}) + "\n")
+    db = tmp_path / "dups.db"
+    index_corpus(db, [str(corpus)])
+    service = SearchService(db)
+    try:
+        assert len(service.rank("river delta silt", 20)) < 20  # the copies were collapsed
+        got = rank_documents(service, "river delta silt", docs=10)
+        first, *rest = got
+        assert first == "copy00" and len(rest) == 9
+        assert all(doc.startswith("other") for doc in rest)
+    finally:
+        service.close()

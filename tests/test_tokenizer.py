@@ -1,9 +1,11 @@
-"""The tokenizer: the country "US" vs the pronoun "us", hyphens, apostrophes, numbers and dates, unicode."""
+"""The tokenizer: the country "US" vs the pronoun "us", hyphens, apostrophes, numbers and dates, unicode,
+letters and digits as separate runs."""
 
 from __future__ import annotations
 
 import pytest
 
+from index.indexer import PassageTerms
 from index.tokenizer import COUNTRY_US, default_tokenizer
 
 terms = default_tokenizer().terms
@@ -67,7 +69,7 @@ def test_apostrophes(text: str, expected: list[str]) -> None:
         ("$1,000,000", ["1,000,000"]),
         ("20:30", ["20", "30"]),
         ("9/11", ["9", "11"]),
-        ("1st 2nd", ["1st", "2nd"]),
+        ("1st 2nd", ["1", "st", "2", "nd"]),
     ],
 )
 def test_numbers_and_dates(text: str, expected: list[str]) -> None:
@@ -114,3 +116,41 @@ def test_token_spans_point_into_the_original_text() -> None:
 
 def test_stopwords_only_give_no_terms() -> None:
     assert terms("the of and is it was to be who what") == []
+
+
+@pytest.mark.parametrize(
+    ("forms", "expected"),
+    [
+        (["IL6", "IL-6", "IL 6", "il6"], ["il", "6"]),
+        (["COVID19", "COVID-19", "Covid 19"], ["covid", "19"]),
+        (["F35", "F-35"], ["f", "35"]),
+        (["400mg", "400 mg"], ["400", "mg"]),
+        (["CO2", "CO₂", "CO 2"], ["co", "2"]),  # NFKC makes the subscript a digit
+        (["km²", "km2"], ["km", "2"]),
+        (["3.5mg", "3.5 mg"], ["3.5", "mg"]),
+    ],
+)
+def test_letters_and_digits_are_separate_terms(forms: list[str], expected: list[str]) -> None:
+    assert [terms(form) for form in forms] == [expected] * len(forms)
+
+
+def test_digit_runs_keep_their_spans() -> None:
+    text = "Serum IL6 and CO₂ rose"
+    tokens = default_tokenizer().tokens(text)
+    assert [(t.term, text[t.start : t.end]) for t in tokens] == [
+        ("serum", "Serum"),
+        ("il", "IL"),
+        ("6", "6"),
+        ("co", "CO"),
+        ("2", "₂"),
+        ("rose", "rose"),
+    ]
+
+
+def test_acronym_plurals_next_to_numbers() -> None:
+    assert terms("CEOs of G7 NGOs") == ["ceo", "g", "7", "ngo"]
+
+
+@pytest.mark.parametrize("text", ["IL6/IL-10 p53-null CO₂-rich 1990s H3K4me3 miR7a x²+y² 10am–5pm U.S.-made"])
+def test_the_indexer_word_cache_agrees_on_letter_digit_runs(text: str) -> None:
+    assert PassageTerms()(text) == terms(text)
