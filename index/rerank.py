@@ -56,4 +56,5 @@ def answer_type_matches(answer_type: str | None, sentences: Sequence[str]) -> bo
 def jaccard(a: set[str], b: set[str]) -> float:
     if not a and not b:
         return 1.0
-    return len(a & b) / len(a | b)
+    shared = len(a & b)
+    return shared / (len(a) + len(b) - shared)

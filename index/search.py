@@ -22,7 +22,7 @@ import numpy as np
 
 from . import store
 from .bm25 import BM25Params, Collection, Postings, QueryTerm, Scorer, idf, raw_idf
-from .models import Answer, ArticleInfo, ArticleMatch, Contribution, Hit, Passage, Span, Stats
+from .models import Answer, ArticleInfo, ArticleMatch, Contribution, Hit, Passage, Span, Stats, Token
 from .passages import sentence_spans
 from .query import ParsedQuery, Synonyms, WeightedTerm, parse_query
 from .rerank import ANSWER_TYPE_BOOST, NEAR_DUPLICATE_JACCARD, answer_type_matches, contains_phrase, jaccard
@@ -56,6 +56,7 @@ class _Ranking:
     scored_terms: list[tuple[WeightedTerm, float]] = field(default_factory=list)
     confident: bool = False
     phrase_miss: bool = False
+    tokens: dict[int, list[Token]] = field(default_factory=dict)  # passages tokenized with positions while ranking
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,7 @@ class SearchService:
                 score=c.score,
                 passage=passages[c.passage_id],
                 article=articles[passages[c.passage_id].article_id],
-                matches=self._matches(passages[c.passage_id].text, weights),
+                matches=self._matches(passages[c.passage_id].text, weights, ranking.tokens.get(c.passage_id)),
                 highlight=self._best_sentence(passages[c.passage_id].text, weights),
                 duplicates=c.duplicates,
                 bm25=c.bm25,
@@ -312,7 +313,11 @@ class SearchService:
         scored: list[_Candidate] = []
         for pid, score in head:
             text = texts[pid]
-            terms = self.tokenizer.terms(text)
+            if parsed.answer_type:  # the answer type needs where each term is; tokenize once for both
+                tokens = ranking.tokens[pid] = self.tokenizer.tokens(text)
+                terms = [token.term for token in tokens]
+            else:
+                terms = self.tokenizer.terms(text)
             if parsed.phrases and not all(contains_phrase(terms, phrase) for phrase in parsed.phrases):
                 continue
             boosts: list[str] = []
@@ -325,7 +330,7 @@ class SearchService:
                 boosts.append(f"adjacent query words +{proximity:.3f}")
             multiplier = 1.0
             if parsed.answer_type and answer_type_matches(
-                parsed.answer_type, _matching_sentences(text, self.tokenizer.tokens(text), weights)
+                parsed.answer_type, _matching_sentences(text, ranking.tokens[pid], weights)
             ):
                 boosts.append(f"answer type {parsed.answer_type} ×{1 + ANSWER_TYPE_BOOST:g}")
                 multiplier += ANSWER_TYPE_BOOST
@@ -411,8 +416,10 @@ class SearchService:
             parts.append(Contribution(term.term, term.weight, term_idf / term.weight, tf, score))
         return tuple(parts)
 
-    def _matches(self, text: str, weights: dict[str, float]) -> tuple[Span, ...]:
-        return tuple(Span(tok.start, tok.end) for tok in self.tokenizer.tokens(text) if tok.term in weights)
+    def _matches(self, text: str, weights: dict[str, float], tokens: list[Token] | None = None) -> tuple[Span, ...]:
+        if tokens is None:
+            tokens = self.tokenizer.tokens(text)
+        return tuple(Span(tok.start, tok.end) for tok in tokens if tok.term in weights)
 
     def _best_sentence(self, text: str, weights: dict[str, float]) -> Span | None:
         best: tuple[float, Span] | None = None

@@ -82,18 +82,24 @@ class Tokenizer:
 
     def tokens(self, text: str) -> list[Token]:
         """Terms with their character spans in ``text`` (spans index the original string)."""
-        term_of = self._term_of
+        cached = self._cache.get
         found = []
         for match in _WORD.finditer(text):
-            term = term_of(match.group())
+            raw = match.group()
+            term = cached(raw)
+            if term is None:
+                term = self._term_of(raw)
             if term:
-                found.append(Token(term, match.start(), match.end()))
+                found.append(Token(term, *match.span()))
         return found
 
     def terms(self, text: str) -> list[str]:
         """Just the terms, in order (duplicates kept: BM25 counts them)."""
-        term_of = self._term_of
-        return [term for term in map(term_of, _WORD.findall(text)) if term]
+        words = _WORD.findall(text)
+        terms = list(map(self._cache.get, words))  # C-level lookups: most words were seen before
+        if None in terms:
+            terms = [self._term_of(word) if term is None else term for term, word in zip(terms, words, strict=True)]
+        return list(filter(None, terms))  # stopwords map to ""
 
     def terms_many(self, texts: Iterable[str]) -> list[list[str]]:
         return [self.terms(text) for text in texts]
