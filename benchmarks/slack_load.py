@@ -1,7 +1,7 @@
 """A bounded load test of the Slack path: `corpusbot serve` in HTTP mode, signed requests, replies counted.
 
     python -m benchmarks.slack_load --mode mixed --requests 2000 --concurrency 16 --passages 20000
-    python -m benchmarks.slack_load --mode ask --requests 1000 --concurrency 8 --db path/to/1M.db
+    python -m benchmarks.slack_load --mode ask --requests 1000 --concurrency 8 --db path/to/1M.db --workers 2
 
 Everything is on 127.0.0.1 and stops by itself (``--max-seconds``). The bot
 is the real ``corpusbot serve`` (waitress, a subprocess, ``--log-format json``)
@@ -16,7 +16,11 @@ unique to the request that asked for it.
   reply latency, non-2xx and 5xx answers, lost, duplicated and unexpected
   replies, server errors in the log and failed reindexes. All must be 0.
 - ``ask`` (issue 5's Slack-path figure): signed ``/ask`` only; each request is
-  timed from sending it to its answer reaching the ``response_url`` sink.
+  timed from sending it to its answer reaching the ``response_url`` sink, and
+  to the later of that and its acknowledgement ("acknowledged and answered").
+
+``--workers N`` runs ``corpusbot serve --workers N``; the bot's request
+counter is then summed over the workers' ``/metrics`` (each counts its own).
 
 Each client thread sends a request, then waits for its reply (at most
 ``--reply-timeout``) before sending the next, so ``--concurrency`` is the
@@ -194,12 +198,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(sink: Sink, db: Path, workdir: Path, log_path: Path) -> Iterator[int]:
+def serving(sink: Sink, db: Path, workdir: Path, log_path: Path, workers: int = 1) -> Iterator[int]:
     """``corpusbot serve`` on a free loopback port, until ready; stopped with SIGINT (then killed) at the end."""
     port = free_port()
     env = {**os.environ, **environment(sink, db), "CORPUSBOT_RATE_LIMIT": "off", "PYTHONPATH": str(ROOT)}
     env.pop("SLACK_APP_TOKEN", None)
     command = [*SERVE, "serve", "--port", str(port), "--db", str(db), "--log-format", "json"]
+    command += ["--workers", str(workers)]
     with log_path.open("w", encoding="utf-8") as log:
         process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -233,13 +238,32 @@ def _generation(port: int) -> int:
 
 
 def _get(port: int, path: str) -> tuple[int, str]:
+    status, text, _ = _get_from_worker(port, path)
+    return status, text
+
+
+def _get_from_worker(port: int, path: str) -> tuple[int, str, str]:
+    """(status, body, the answering worker's pid from ``X-Corpusbot-Worker``)."""
     try:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         connection.request("GET", path)
         response = connection.getresponse()
-        return response.status, response.read().decode("utf-8", "replace")
+        worker = response.getheader("X-Corpusbot-Worker") or ""
+        return response.status, response.read().decode("utf-8", "replace"), worker
     except OSError:
-        return 0, ""
+        return 0, "", ""
+
+
+def _metrics_of_every_worker(port: int, workers: int, attempts: int = 500) -> list[str]:
+    """``/metrics`` of each worker: each process counts its own requests; connections land on any of them."""
+    seen: dict[str, str] = {}
+    for _ in range(attempts if workers > 1 else 1):
+        status, text, worker = _get_from_worker(port, "/metrics")
+        if status == 200:
+            seen[worker] = text
+        if len(seen) >= workers:
+            break
+    return list(seen.values())
 
 
 @dataclass
@@ -312,6 +336,7 @@ class Options:
     max_seconds: float = 900.0
     seed: int = 7
     workdir: Path | None = None
+    workers: int = 1
 
 
 @dataclass
@@ -325,6 +350,7 @@ class Report:
     throughput_per_s: float
     ack_ms: dict[str, float]
     reply_ms: dict[str, float]
+    done_ms: dict[str, float]  # acknowledged and answered: the later of the two, from sending
     by_kind: dict[str, int]
     non_2xx: int
     server_5xx: int
@@ -340,6 +366,8 @@ class Report:
     index_switches: int  # index generations the bot moved to while the load ran
     metrics_requests_total: float
     notes: list[str]
+    workers: int = 1
+    metrics_workers: int = 1  # workers whose /metrics were summed into metrics_requests_total
 
     @property
     def failed(self) -> bool:
@@ -362,11 +390,13 @@ class Report:
             ("requests sent / planned", f"{self.requests_sent} / {self.requests_planned}"),
             ("by kind", ", ".join(f"{k} {v}" for k, v in sorted(self.by_kind.items()))),
             ("concurrency", self.concurrency),
+            ("serve --workers", self.workers),
             ("index passages", f"{self.passages:,}"),
             ("wall time s", f"{self.seconds:.1f}"),
             ("throughput req/s", f"{self.throughput_per_s:.1f}"),
             ("ack ms p50 / p95 / p99", _triple(self.ack_ms)),
             ("reply ms p50 / p95 / p99 (send → reply at sink)", _triple(self.reply_ms)),
+            ("acknowledged and answered ms p50 / p95 / p99 (the later of the two)", _triple(self.done_ms)),
             ("non-2xx / 5xx / connection errors", f"{self.non_2xx} / {self.server_5xx} / {self.connection_errors}"),
             (
                 "lost / duplicated / unexpected replies",
@@ -379,7 +409,10 @@ class Report:
             ),
             ("reindex runs (failed)", f"{self.reindex_runs} ({self.reindex_failures})"),
             ("new index generations picked up during the load", self.index_switches),
-            ("corpusbot_slack_requests_total at the end", f"{self.metrics_requests_total:.0f}"),
+            (
+                "corpusbot_slack_requests_total at the end (summed over workers)",
+                f"{self.metrics_requests_total:.0f} ({self.metrics_workers} of {self.workers} workers)",
+            ),
         ]
         lines = ["| figure | value |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)]
         return "\n".join(lines + [f"\n{note}" for note in self.notes])
@@ -408,7 +441,7 @@ def run(options: Options) -> Report:
         run_id = secrets.token_hex(3)  # event ids are remembered in the database: a new run must not reuse them
         planned = plan(options.requests, queries, run_id, options.seed, mode)
         log_path = workdir / "serve.log"
-        with Sink() as sink, serving(sink, db, workdir, log_path) as port:
+        with Sink() as sink, serving(sink, db, workdir, log_path, options.workers) as port:
             reindexer = Reindexer(db, corpus_paths) if reindex else None
             if reindexer:
                 reindexer.start()
@@ -420,7 +453,8 @@ def run(options: Options) -> Report:
             finally:
                 if reindexer:
                     reindexer.stop()
-            metrics_total = _requests_total(_get(port, "/metrics")[1])
+            expositions = _metrics_of_every_worker(port, options.workers)
+            metrics_total = sum(_requests_total(text) for text in expositions)
         errors, unlabelled = _scan_log(log_path)
         expected = Counter(p.key for p in planned if p.expects_reply)
         counts = {key: len(times) for key, times in sink.arrivals.items()}
@@ -443,6 +477,7 @@ def run(options: Options) -> Report:
             throughput_per_s=outcome.sent / outcome.seconds if outcome.seconds else 0.0,
             ack_ms=percentiles(outcome.acks),
             reply_ms=percentiles(outcome.replies),
+            done_ms=percentiles(outcome.done),
             by_kind=dict(Counter(p.kind for p in planned[: outcome.sent])),
             non_2xx=sum(1 for s in outcome.statuses if not 200 <= s < 300),
             server_5xx=sum(1 for s in outcome.statuses if s >= 500),
@@ -458,6 +493,8 @@ def run(options: Options) -> Report:
             index_switches=max(0, generation_after - generation_before),
             metrics_requests_total=metrics_total,
             notes=notes,
+            workers=options.workers,
+            metrics_workers=len(expositions),
         )
 
 
@@ -468,6 +505,7 @@ class _Outcome:
     statuses: list[int] = field(default_factory=list)
     acks: list[float] = field(default_factory=list)
     replies: list[float] = field(default_factory=list)
+    done: list[float] = field(default_factory=list)
     connection_errors: int = 0
 
 
@@ -501,6 +539,7 @@ def _drive(port: int, sink: Sink, planned: list[Planned], options: Options) -> _
                 outcome.acks.append(acked_at - sent_at)
                 if arrived is not None:
                     outcome.replies.append(arrived - sent_at)
+                    outcome.done.append(max(arrived, acked_at) - sent_at)
 
     with ThreadPoolExecutor(options.concurrency) as pool:
         for future in [pool.submit(client) for _ in range(options.concurrency)]:
@@ -591,6 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=900.0, help="Stop sending after this long.")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", type=Path, help="Keep the generated corpus, database and server log here.")
+    parser.add_argument("--workers", type=int, default=1, help="corpusbot serve --workers (HTTP mode processes).")
     parser.add_argument("--json", type=Path, help="Also write the report as JSON here.")
     args = parser.parse_args(argv)
     options = Options(
@@ -605,6 +645,7 @@ def main(argv: list[str] | None = None) -> int:
         max_seconds=args.max_seconds,
         seed=args.seed,
         workdir=args.workdir,
+        workers=args.workers,
     )
     report = run(options)
     print(report.markdown())

@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 from index import SearchService
 
 from .config import Settings
-from .listeners import actions, commands, events
+from .listeners import EXECUTOR_KEY, actions, commands, events
 from .requestctx import ContextThreadPoolExecutor
 from .runtime import CONTEXT_KEY, Runtime, make_runtime, retry_handlers
 
@@ -34,22 +34,25 @@ def build_app(
 ) -> App:
     """The bolt app. With ``verify_token`` it calls ``auth.test`` once now, so a bad token fails at start-up.
 
-    Listeners run on ``executor`` after their ``ack()``; the default pool keeps each request's id for the logs.
+    Requests are acknowledged in the thread that received them; listeners then run on ``executor`` (the default
+    pool keeps each request's id for the logs).
     """
     runtime = runtime or make_runtime(settings, service)
     client = WebClient(token=settings.bot_token, base_url=settings.api_url, retry_handlers=retry_handlers(), logger=log)
     bolt_logger = logging.getLogger("corpusbot.bolt")
     if not any(isinstance(f, _ClientTokenNotice) for f in bolt_logger.filters):
         bolt_logger.addFilter(_ClientTokenNotice())
+    executor = executor or ContextThreadPoolExecutor(max_workers=LISTENER_THREADS)
     app = App(
         name="corpusbot",
         client=client,
         signing_secret=settings.signing_secret or "",
         token_verification_enabled=verify_token,
         logger=bolt_logger,
-        listener_executor=executor or ContextThreadPoolExecutor(max_workers=LISTENER_THREADS),
+        listener_executor=executor,
+        process_before_response=True,  # listeners ack in the request's thread, then go on in the pool: listeners.after_ack
     )
-    app.middleware(_attach(runtime))
+    app.middleware(_attach(runtime, executor))
     app.middleware(_skip_seen_events(runtime))
     app.error(_log_error)
     for listeners in (events, commands, actions):
@@ -64,9 +67,10 @@ class _ClientTokenNotice(logging.Filter):
         return "`token` will be unused" not in record.getMessage()
 
 
-def _attach(runtime: Runtime) -> Callable[..., Any]:
+def _attach(runtime: Runtime, executor: Executor) -> Callable[..., Any]:
     def attach_runtime(context: BoltContext, next: Callable[[], Any]) -> Any:
         context[CONTEXT_KEY] = runtime
+        context[EXECUTOR_KEY] = executor
         return next()
 
     return attach_runtime

@@ -72,6 +72,20 @@ class RateLimit:
 
 DEFAULT_RATE_LIMIT = RateLimit(20, 60.0)
 
+DEFAULT_WORKERS = 1  # one process: exact per-user rate limit and metrics, one index in memory; see docs/slack.md
+MAX_WORKERS = 64
+
+
+def serve_workers(environ: Mapping[str, str] | None = None) -> int:
+    """How many HTTP mode processes ``corpusbot serve`` runs (``CORPUSBOT_WORKERS``, default 1)."""
+    env = os.environ if environ is None else environ
+    value = (env.get("CORPUSBOT_WORKERS") or "").strip()
+    if not value:
+        return DEFAULT_WORKERS
+    if not value.isdigit() or not 1 <= int(value) <= MAX_WORKERS:
+        raise ConfigError(f"CORPUSBOT_WORKERS must be a whole number from 1 to {MAX_WORKERS}. {HOW_TO_SET}")
+    return int(value)
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -10,13 +10,17 @@ minutes old), and a body that parses as a Slack payload.
 Every HTTP request and Socket Mode envelope gets a request id (echoed in the
 ``X-Request-Id`` response header) that every log line written while handling
 it carries, and each Slack request ends with one access line and is counted
-in the metrics.
+in the metrics. ``X-Corpusbot-Worker`` (and ``pid`` in ``/healthz``) names the
+process that answered: with ``serve --workers N`` (:mod:`bot.prefork`) each
+worker process has its own metrics and its own per-user rate limit.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -98,6 +102,7 @@ class SlackWSGI:
                 ("Content-Type", reply.content_type),
                 ("Content-Length", str(len(reply.body))),
                 ("X-Request-Id", request_id),
+                ("X-Corpusbot-Worker", str(os.getpid())),
                 *reply.headers,
             ]
             start_response(status, headers)
@@ -105,7 +110,7 @@ class SlackWSGI:
 
     def route(self, method: str, path: str) -> Reply:
         """Everything but ``POST /slack/events``."""
-        readers = {"/healthz": lambda: _json(200, {"status": "ok"}), "/readyz": self.ready, "/metrics": self.metrics}
+        readers = {"/healthz": _healthy, "/readyz": self.ready, "/metrics": self.metrics}
         if path in readers:
             return readers[path]() if method in ("GET", "HEAD") else _text(405, "method not allowed")
         if path == EVENTS_PATH:
@@ -179,6 +184,10 @@ class SlackWSGI:
         return _text(status, why)
 
 
+def _healthy() -> Reply:
+    return _json(200, {"status": "ok", "pid": os.getpid()})
+
+
 def _headers(environ: dict[str, Any]) -> dict[str, str]:
     headers = {key[5:].lower().replace("_", "-"): value for key, value in environ.items() if key.startswith("HTTP_")}
     if environ.get("CONTENT_TYPE"):
@@ -194,12 +203,25 @@ def _from_bolt(response: BoltResponse) -> Reply:
     return Reply(response.status, body.encode("utf-8"), content_type)
 
 
-def serve_http(wsgi: SlackWSGI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, threads: int = 8) -> None:
-    """Serve until interrupted, with waitress (a production WSGI server)."""
-    from waitress import serve
+def serve_http(
+    wsgi: SlackWSGI,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    threads: int = 8,
+    *,
+    listener: socket.socket | None = None,
+) -> None:
+    """Serve until interrupted, with waitress (a production WSGI server); on ``listener`` when given (bound already)."""
+    from waitress import create_server
 
-    log.info("corpusbot listening on http://%s:%s%s (HTTP mode)", host, port, EVENTS_PATH)
-    serve(wsgi, host=host, port=port, threads=threads, max_request_body_size=MAX_BODY_BYTES, ident="corpusbot")
+    options: dict[str, Any] = {"threads": threads, "max_request_body_size": MAX_BODY_BYTES, "ident": "corpusbot"}
+    if listener is None:
+        server = create_server(wsgi, host=host, port=port, **options)
+        log.info("corpusbot listening on http://%s:%s%s (HTTP mode)", host, port, EVENTS_PATH)
+    else:
+        server = create_server(wsgi, sockets=[listener], **options)
+        log.info("Worker %d serving (HTTP mode)", os.getpid())
+    server.run()  # returns on KeyboardInterrupt, after waiting (at most 5 s) for requests being answered
 
 
 def _account(metrics: BotMetrics, kind: str, status: int, seconds: float) -> None:

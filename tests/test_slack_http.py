@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import time
 from pathlib import Path
@@ -179,7 +180,7 @@ def test_ssl_check_is_acknowledged(bot: Bot, slack: FakeSlack) -> None:
 
 def test_health_and_readiness(bot: Bot) -> None:
     health = bot.request("GET", "/healthz")
-    assert (health.status, json.loads(health.text)) == (200, {"status": "ok"})
+    assert (health.status, json.loads(health.text)) == (200, {"status": "ok", "pid": os.getpid()})
     ready = bot.request("GET", "/readyz")
     assert ready.status == 200
     assert json.loads(ready.text) == {"status": "ready", "generation": bot.runtime.service.generation}

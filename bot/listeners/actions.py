@@ -6,7 +6,7 @@ import logging
 import sqlite3
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext
+from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -14,6 +14,7 @@ from .. import blocks, replies
 from ..blocks import AnswerRef, Message, PageRef
 from ..runtime import Runtime, runtime_of
 from ..state import Feedback
+from . import after_ack
 
 log = logging.getLogger("corpusbot.slack")
 
@@ -26,8 +27,8 @@ def register(app: App) -> None:
     app.action(blocks.PASSAGES_PATTERN)(on_passages)
 
 
-def on_more(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-    ack()
+@after_ack
+def on_more(body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient) -> None:
     rt = runtime_of(context)
     ref = AnswerRef.from_value(action.get("value"))
     if ref is None or not _admitted(rt, body):
@@ -35,10 +36,8 @@ def on_more(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: Bol
     replace_message(rt, client, body, replies.answer(rt, ref.question, ref.offset, shareable=_is_ephemeral(body)))
 
 
-def on_passages(
-    ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient
-) -> None:
-    ack()
+@after_ack
+def on_passages(body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient) -> None:
     rt = runtime_of(context)
     ref = PageRef.from_value(action.get("value"))
     if ref is None or not _admitted(rt, body):
@@ -46,8 +45,8 @@ def on_passages(
     replace_message(rt, client, body, replies.passages(rt, ref))
 
 
-def on_share(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
-    ack()
+@after_ack
+def on_share(body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
     rt = runtime_of(context)
     ref = AnswerRef.from_value(action.get("value"))
     if ref is None or not _admitted(rt, body):
@@ -58,8 +57,8 @@ def on_share(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: Bo
         rt.responder.send(url, {"delete_original": True})
 
 
-def on_feedback(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
-    ack()
+@after_ack
+def on_feedback(body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
     rt = runtime_of(context)
     ref = AnswerRef.from_value(action.get("value"))
     if ref is None:

@@ -1,18 +1,19 @@
 """Slash commands: ``/ask`` (an answer only the asker sees, with Share in channel) and ``/article``.
 
-Each handler acknowledges first (Slack allows 3 seconds), then answers
-through the command's ``response_url``.
+Each handler is acknowledged first (Slack allows 3 seconds), then answers
+through the command's ``response_url`` from the listener pool.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext
+from slack_bolt import App, BoltContext
 
 from .. import replies
 from ..mrkdwn import decode_incoming
 from ..runtime import runtime_of
+from . import after_ack
 
 
 def register(app: App) -> None:
@@ -20,8 +21,8 @@ def register(app: App) -> None:
     app.command("/article")(on_article)
 
 
-def on_ask(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
-    ack()
+@after_ack
+def on_ask(command: dict[str, Any], context: BoltContext) -> None:
     rt = runtime_of(context)
     text = decode_incoming(command.get("text") or "")
     url = command.get("response_url")
@@ -38,8 +39,8 @@ def on_ask(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
         rt.responder.ephemeral(url, gate.reply)
 
 
-def on_article(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
-    ack()
+@after_ack
+def on_article(command: dict[str, Any], context: BoltContext) -> None:
     rt = runtime_of(context)
     text = decode_incoming(command.get("text") or "")
     url = command.get("response_url")

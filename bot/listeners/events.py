@@ -18,6 +18,7 @@ from .. import replies
 from ..blocks import Message
 from ..mrkdwn import decode_incoming
 from ..runtime import Runtime, runtime_of
+from . import after_ack
 
 log = logging.getLogger("corpusbot.slack")
 
@@ -29,6 +30,7 @@ def register(app: App) -> None:
     app.event(re.compile(".*"))(ignore_other_event)  # last: only events nothing above took
 
 
+@after_ack
 def on_mention(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
     channel = event.get("channel")
     if _from_a_bot(event) or not channel or channel.startswith("D"):  # DMs are answered by on_message
@@ -37,6 +39,7 @@ def on_mention(event: dict[str, Any], context: BoltContext, client: WebClient) -
     answer_question(runtime_of(context), client, event, channel, thread, context.bot_user_id)
 
 
+@after_ack
 def on_message(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
     channel = event.get("channel")
     if event.get("channel_type") != "im" or _from_a_bot(event) or not channel:
@@ -44,6 +47,7 @@ def on_message(event: dict[str, Any], context: BoltContext, client: WebClient) -
     answer_question(runtime_of(context), client, event, channel, event.get("thread_ts"), context.bot_user_id)
 
 
+@after_ack
 def on_home_opened(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
     user = event.get("user")
     if event.get("tab", "home") != "home" or not user:
