@@ -61,19 +61,46 @@ class _Ranking:
 
 @dataclass(frozen=True)
 class _Articles:
-    """Passage id -> article number, and each article's length in tokens (index generation-wide)."""
+    """Passage id -> article number, each article's length in tokens and passage-id range (index generation-wide).
+
+    An article's passages have consecutive ids and article numbers grow with
+    them; removed passages leave holes with article number 0.
+    """
 
     of: np.ndarray
     length: np.ndarray
+    first: np.ndarray  # by article number: its lowest and highest passage id
+    last: np.ndarray
     count: int
     average_length: float
+    df: dict[str, int] = field(default_factory=dict)  # by term: how many articles hold it (cached)
 
     @classmethod
     def from_arrays(cls, article_of: np.ndarray, doc_len: np.ndarray) -> _Articles:
-        length = np.bincount(article_of, weights=doc_len[: len(article_of)].astype(np.float64))
+        of = article_of.astype(np.intp)
+        length = np.bincount(of, weights=doc_len[: len(of)].astype(np.float64))
         length[0] = 0.0
-        count = int(np.count_nonzero(np.bincount(article_of)[1:]))
-        return cls(article_of.astype(np.intp), length, count, float(length.sum()) / count if count else 0.0)
+        count = int(np.count_nonzero(np.bincount(of)[1:]))
+        ids = np.arange(len(of), dtype=np.intp)
+        first = np.full(len(length), len(of), dtype=np.intp)
+        last = np.full(len(length), -1, dtype=np.intp)
+        np.minimum.at(first, of, ids)
+        np.maximum.at(last, of, ids)
+        return cls(of, length, first, last, count, float(length.sum()) / count if count else 0.0)
+
+    def document_frequency(self, term: str, ids: np.ndarray) -> int:
+        """How many articles hold ``term`` (``ids``: its postings); each article is one run of them."""
+        df = self.df.get(term)
+        if df is None:
+            numbers = self.of[ids]
+            df = self.df[term] = int(np.count_nonzero(numbers[1:] != numbers[:-1])) + 1 if len(numbers) else 0
+        return df
+
+    def term_frequencies(self, ids: np.ndarray, tfs: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+        """The term's frequency in each of the ``wanted`` articles (the sum over its passages there)."""
+        lo = np.searchsorted(ids, self.first[wanted])
+        hi = np.searchsorted(ids, self.last[wanted], side="right")
+        return np.array([tfs[a:b].sum() if b > a else 0 for a, b in zip(lo.tolist(), hi.tolist(), strict=True)])
 
 
 def _each_term_once(terms: list[WeightedTerm]) -> list[WeightedTerm]:
@@ -373,15 +400,11 @@ class SearchService:
         norm = p.k1 * (1 - p.b + p.b * articles.length[wanted] / articles.average_length)
         for term, _ in ranking.scored_terms:
             _, ids, tfs = ranking.postings[term.term]
-            numbers = of[ids]
-            df = int(np.count_nonzero(numbers[1:] != numbers[:-1])) + 1 if len(numbers) else 0
+            df = articles.document_frequency(term.term, ids)
             if df == 0:
                 continue
             term_idf = math.log(1 + (articles.count - df + 0.5) / (df + 0.5))
-            cumulative = np.concatenate(([0], np.cumsum(tfs, dtype=np.int64)))
-            tf = (
-                cumulative[np.searchsorted(numbers, wanted, "right")] - cumulative[np.searchsorted(numbers, wanted)]
-            ).astype(np.float64)
+            tf = articles.term_frequencies(ids, tfs, wanted).astype(np.float64)
             totals += term.weight * term_idf * tf * (p.k1 + 1) / (tf + norm)
         per_article = dict(zip(wanted.tolist(), (ARTICLE_WEIGHT * totals).tolist(), strict=True))
         return {pid: per_article[int(of[pid])] for pid in passage_ids}
