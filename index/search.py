@@ -22,7 +22,7 @@ import numpy as np
 
 from . import store
 from .bm25 import BM25Params, Collection, Postings, QueryTerm, Scorer, idf, raw_idf
-from .models import Answer, ArticleInfo, ArticleMatch, Contribution, Hit, Passage, Span, Stats, Token
+from .models import Answer, ArticleInfo, ArticleMatch, Contribution, Hit, Passage, Span, Stats
 from .passages import sentence_spans
 from .query import ParsedQuery, Synonyms, WeightedTerm, parse_query
 from .rerank import ANSWER_TYPE_BOOST, NEAR_DUPLICATE_JACCARD, answer_type_matches, contains_phrase, jaccard
@@ -56,7 +56,6 @@ class _Ranking:
     scored_terms: list[tuple[WeightedTerm, float]] = field(default_factory=list)
     confident: bool = False
     phrase_miss: bool = False
-    tokens: dict[int, list[Token]] = field(default_factory=dict)  # passages tokenized with positions while ranking
 
 
 @dataclass(frozen=True)
@@ -121,12 +120,6 @@ def _adjacent_pairs(parsed: ParsedQuery) -> set[tuple[str, str]]:
     return {(a, b) for a, b in itertools.pairwise(words) if a != b}
 
 
-def _matching_sentences(text: str, tokens: list, weights: dict[str, float]) -> list[str]:
-    """The sentences of ``text`` that hold at least one query term."""
-    hits = [token.start for token in tokens if token.term in weights]
-    return [text[s.start : s.end] for s in sentence_spans(text) if any(s.start <= at < s.end for at in hits)]
-
-
 def _tokenizer_notice(built_with: str | None, current: str) -> str | None:
     """What to tell users of an index built by another tokenizer (its terms differ for some words)."""
     if not built_with or built_with == current:
@@ -135,6 +128,24 @@ def _tokenizer_notice(built_with: str | None, current: str) -> str | None:
         "The index was built with another version of the tokenizer, so some words may not match; "
         "an admin should run `corpusbot index` (it rebuilds the index)."
     )
+
+
+def _collapse_near_duplicates(scored: list[_Candidate]) -> list[_Candidate]:
+    """Best first, each candidate whose term set is a near-duplicate of a better one's counted on that one instead."""
+    kept: list[tuple[int, frozenset[str], _Candidate]] = []
+    for candidate in scored:
+        terms = candidate.term_set
+        size = len(terms)
+        for other_size, other, twin in kept:
+            # Jaccard(a, b) <= min(|a|, |b|) / max(|a|, |b|): sets of very different sizes are never near-duplicates.
+            if min(size, other_size) < NEAR_DUPLICATE_JACCARD * max(size, other_size):
+                continue
+            if jaccard(terms, other) >= NEAR_DUPLICATE_JACCARD:
+                twin.duplicates += 1
+                break
+        else:
+            kept.append((size, terms, candidate))
+    return [candidate for _, _, candidate in kept]
 
 
 def _clean_question(question: str) -> tuple[str, list[str]]:
@@ -241,7 +252,7 @@ class SearchService:
                 score=c.score,
                 passage=passages[c.passage_id],
                 article=articles[passages[c.passage_id].article_id],
-                matches=self._matches(passages[c.passage_id].text, weights, ranking.tokens.get(c.passage_id)),
+                matches=self._matches(passages[c.passage_id].text, weights),
                 highlight=self._best_sentence(passages[c.passage_id].text, weights),
                 duplicates=c.duplicates,
                 bm25=c.bm25,
@@ -340,11 +351,7 @@ class SearchService:
         scored: list[_Candidate] = []
         for pid, score in head:
             text = texts[pid]
-            if parsed.answer_type:  # the answer type needs where each term is; tokenize once for both
-                tokens = ranking.tokens[pid] = self.tokenizer.tokens(text)
-                terms = [token.term for token in tokens]
-            else:
-                terms = self.tokenizer.terms(text)
+            terms = self.tokenizer.terms(text)
             if parsed.phrases and not all(contains_phrase(terms, phrase) for phrase in parsed.phrases):
                 continue
             boosts: list[str] = []
@@ -356,32 +363,25 @@ class SearchService:
             if proximity > 0:
                 boosts.append(f"adjacent query words +{proximity:.3f}")
             multiplier = 1.0
-            if parsed.answer_type and answer_type_matches(
-                parsed.answer_type, _matching_sentences(text, ranking.tokens[pid], weights)
-            ):
+            if parsed.answer_type and self._has_answer_type(parsed.answer_type, text, weights):
                 boosts.append(f"answer type {parsed.answer_type} ×{1 + ANSWER_TYPE_BOOST:g}")
                 multiplier += ANSWER_TYPE_BOOST
             final = (score + article + proximity) * multiplier
             scored.append(_Candidate(pid, final, score, boosts=tuple(boosts), term_set=frozenset(terms)))
         scored.sort(key=lambda c: (-c.score, c.passage_id))
-        kept: list[_Candidate] = []
-        for candidate in scored:
-            size = len(candidate.term_set)
-            # Jaccard(a, b) <= min(|a|, |b|) / max(|a|, |b|): sets of very different sizes are never near-duplicates.
-            twin = next(
-                (
-                    k
-                    for k in kept
-                    if min(size, len(k.term_set)) >= NEAR_DUPLICATE_JACCARD * max(size, len(k.term_set))
-                    and jaccard(k.term_set, candidate.term_set) >= NEAR_DUPLICATE_JACCARD
-                ),
-                None,
-            )
-            if twin is not None:
-                twin.duplicates += 1
-                continue
-            kept.append(candidate)
-        return kept
+        return _collapse_near_duplicates(scored)
+
+    def _has_answer_type(self, answer_type: str, text: str, weights: dict[str, float]) -> bool:
+        """Whether a sentence of ``text`` that holds a query term also holds the kind of answer asked for."""
+        if not answer_type_matches(answer_type, [text]):  # nothing answer-like anywhere: no sentence to look at
+            return False
+        for span in sentence_spans(text):
+            sentence = text[span.start : span.end]
+            if answer_type_matches(answer_type, [sentence]) and any(
+                term in weights for term in self.tokenizer.terms(sentence)
+            ):
+                return True
+        return False
 
     def _article_evidence(self, ranking: _Ranking, passage_ids: list[int]) -> dict[int, float]:
         """ARTICLE_WEIGHT × BM25 of each candidate's whole article (its passages' terms together).
@@ -439,10 +439,8 @@ class SearchService:
             parts.append(Contribution(term.term, term.weight, term_idf / term.weight, tf, score))
         return tuple(parts)
 
-    def _matches(self, text: str, weights: dict[str, float], tokens: list[Token] | None = None) -> tuple[Span, ...]:
-        if tokens is None:
-            tokens = self.tokenizer.tokens(text)
-        return tuple(Span(tok.start, tok.end) for tok in tokens if tok.term in weights)
+    def _matches(self, text: str, weights: dict[str, float]) -> tuple[Span, ...]:
+        return tuple(Span(tok.start, tok.end) for tok in self.tokenizer.tokens(text) if tok.term in weights)
 
     def _best_sentence(self, text: str, weights: dict[str, float]) -> Span | None:
         best: tuple[float, Span] | None = None
