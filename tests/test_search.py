@@ -195,6 +195,18 @@ def test_who_question_prefers_a_passage_naming_a_person(make_service) -> None:
     assert answer.hits[0].boosts
 
 
+def test_answer_type_counts_only_in_a_sentence_that_matches_the_question(make_service) -> None:
+    service = make_service(
+        {
+            "a.txt": "The delegation arrived in Geneva after a long flight. Minister Anna Berg was not there. " + FILLER,
+            **OTHERS,
+        }
+    )
+    hit = service.ask("who leads the delegation?").hits[0]
+    assert hit.article.id == "a"
+    assert not any(boost.startswith("answer type") for boost in hit.boosts)
+
+
 def test_running_service_sees_a_reindex_without_restart(tmp_path: Path) -> None:
     folder = write_articles(tmp_path, {"a.txt": "Copper prices rose sharply this week. " + FILLER})
     db = tmp_path / "live.db"
