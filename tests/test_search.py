@@ -198,7 +198,8 @@ def test_who_question_prefers_a_passage_naming_a_person(make_service) -> None:
 def test_answer_type_counts_only_in_a_sentence_that_matches_the_question(make_service) -> None:
     service = make_service(
         {
-            "a.txt": "The delegation arrived in Geneva after a long flight. Minister Anna Berg was not there. " + FILLER,
+            "a.txt": "The delegation arrived in Geneva after a long flight. Minister Anna Berg was not there. "
+            + FILLER,
             **OTHERS,
         }
     )
