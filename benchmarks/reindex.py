@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -89,6 +90,7 @@ def step(db: Path, corpus: Path, full: bool) -> dict:
     """One timed ``index_corpus`` in this (fresh) process."""
     from index.indexer import index_corpus
 
+    load = os.getloadavg()[0]  # other work on the machine skews the timing: reported with it
     started = time.perf_counter()
     summary = index_corpus(db, [str(corpus)], full=full, title_weight=TITLE_WEIGHT)
     seconds = time.perf_counter() - started
@@ -99,6 +101,7 @@ def step(db: Path, corpus: Path, full: bool) -> dict:
         "passages": summary.passages,
         "articles": summary.articles,
         "files_changed": len(summary.added) + len(summary.updated),
+        "load_1min": load,
     }
 
 
@@ -184,8 +187,10 @@ def scenario_run(name: str, work: Path, lines: list[str], changed: set[int], que
         "initial_s": initial["seconds"],
         "incremental_s": incremental["seconds"],
         "incremental_peak_rss_mb": incremental["peak_rss_mb"],
+        "incremental_load_1min": incremental["load_1min"],
         "full_s": full["seconds"],
         "full_peak_rss_mb": full["peak_rss_mb"],
+        "full_load_1min": full["load_1min"],
         "files_changed": incremental["files_changed"],
         "passages": full["passages"],
         "identical_top10": identical,

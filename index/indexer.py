@@ -1,8 +1,10 @@
 """Build or update the index: files -> articles -> passages -> postings, in one transaction.
 
 Incremental by default: a file whose content hash is unchanged is not read
-again, articles of removed files are dropped, and only the postings of terms
-that occur in added or removed passages are rewritten. Everything is written
+again; in a changed JSONL file, a line whose hash is stored for one of its
+articles is that article, unchanged, and is not parsed again; articles of
+removed files are dropped, and only the postings of terms that occur in added
+or removed passages are rewritten. Everything is written
 in a single ``BEGIN IMMEDIATE`` transaction, so a reader sees the old index or
 the new one and a killed run leaves the old one in place.
 
@@ -13,6 +15,7 @@ Splitting and tokenizing run in worker processes on large corpora.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import gc
 import hashlib
@@ -42,9 +45,8 @@ from .passages import split_passages
 from .tokenizer import _WORD, _normalise, default_tokenizer
 
 if TYPE_CHECKING:  # the readers pull in bs4/yaml/charset_normalizer: imported when indexing starts
-    import sqlite_utils
-
     from .corpus import CorpusFile
+    from .readers import ReadResult
 
 T = TypeVar("T")
 Progress = Callable[[Iterable[T], int], Iterator[T]]
@@ -111,7 +113,8 @@ def index_corpus(
     if title_weight is not None and title_weight < 0:
         raise ValueError("title_weight must be 0 or more")
     started = time.perf_counter()
-    db = store.connect(db_path, create=True)
+    db = store.connect_plain(db_path, create=True)  # not sqlite_utils: it takes ~0.3 s to import
+    db.conn.isolation_level = None  # autocommit; the index is written in one explicit transaction
     try:
         return _index(db, db_path, paths, full, params, progress, workers, title_weight, started)
     finally:
@@ -119,7 +122,7 @@ def index_corpus(
 
 
 def _index(
-    db: sqlite_utils.Database,
+    db: store.Connection,
     db_path: str | os.PathLike[str],
     paths: list[str] | None,
     full: bool,
@@ -130,17 +133,21 @@ def _index(
     started: float,
 ) -> IndexSummary:
     from .corpus import BUNDLED, discover
-    from .readers import Unreadable, read_file
+    from .readers import Unreadable
 
     meta = store.read_meta(db)
     version = meta.get("schema_version")
     if version is not None and version != store.SCHEMA_VERSION and not full:
         store.check_schema(meta, db_path)
-    if version is not None and version != store.SCHEMA_VERSION:
-        _drop_all(db)
-        meta = {}
-    store.create_schema(db)
-    db.conn.isolation_level = None  # explicit transactions only
+    # The tables of another schema are dropped inside the write transaction that builds the new index,
+    # so a run that stops before its COMMIT leaves them as they were.
+    replace_schema = version is not None and version != store.SCHEMA_VERSION
+    if replace_schema:  # nothing of the old index is reused but the corpus it was built from
+        remembered = meta.get("corpus_paths")
+        valid = isinstance(remembered, list) and remembered and all(isinstance(p, str) for p in remembered)
+        meta = {"corpus_paths": remembered} if valid else {}
+    else:
+        store.create_schema(db)
 
     roots = [str(Path(p).absolute()) if p != BUNDLED else p for p in paths] if paths else None
     roots = roots or meta.get("corpus_paths") or [BUNDLED]
@@ -159,10 +166,14 @@ def _index(
     summary = IndexSummary(full=full, corpus_paths=list(roots))
     corpus_files, summary.skipped = discover(roots)
 
-    known = {row["path"]: row for row in db.query("SELECT path, sha256, article_ids FROM files")}
+    known = {} if replace_schema else {row[0]: row for row in db.execute("SELECT path, sha256, article_ids FROM files")}
+    stored = {} if full else _stored_articles(db)
+    stored_lines = _lines_by_file(stored)
     new_articles: list[Article] = []
     changed_files: dict[str, tuple[str, int]] = {}
     file_articles: dict[str, list[str]] = {}
+    line_hashes: dict[str, bytes] = {}  # article path ("file:line") -> SHA-256 of the JSONL line it was read from
+    kept_lines: dict[str, tuple[str, str]] = {}  # id -> (file, path) of a stored article found on an unchanged line
     iterator: Iterable[CorpusFile] = progress(corpus_files, len(corpus_files)) if progress else corpus_files
     for corpus_file in iterator:
         key = str(corpus_file.path)
@@ -171,27 +182,38 @@ def _index(
         except OSError as error:
             summary.skipped.append((key, f"unreadable: {error.strerror}"))
             if key in known:
-                file_articles[key] = json.loads(known[key]["article_ids"])
+                file_articles[key] = json.loads(known[key][2])
             continue
         digest = hashlib.sha256(data).hexdigest()
         previous = known.get(key)
-        if previous and previous["sha256"] == digest and not full:
+        if previous and previous[1] == digest and not full:
             summary.unchanged.append(key)
-            file_articles[key] = json.loads(previous["article_ids"])
+            file_articles[key] = json.loads(previous[2])
             continue
+        lines = _plain_utf8_lines(data) if corpus_file.path.suffix.lower() == ".jsonl" else None
+        hashes = [hashlib.sha256(line).digest() for line in lines] if lines is not None else None
+        matched: dict[int, str] = {}  # line index -> id of the stored article read from that very line
+        if hashes is not None and previous and not full and key in stored_lines:
+            on_file = stored_lines[key]
+            matched = {i: on_file[h] for i, h in enumerate(hashes) if h in on_file}
         try:
-            result = read_file(corpus_file.path, data, corpus_file.article_id)
+            result, matched = _read_unmatched_lines(corpus_file, data, lines, matched)
         except Unreadable as error:
             reason = str(error) + ("; the previously indexed version is kept" if previous and not full else "")
             summary.skipped.append((key, reason))
             if previous and not full:
-                file_articles[key] = json.loads(previous["article_ids"])
+                file_articles[key] = json.loads(previous[2])
             continue
         summary.warnings.extend((key, problem) for problem in result.problems)
         (summary.updated if previous else summary.added).append(key)
         changed_files[key] = (digest, len(data))
-        file_articles[key] = [article.id for article in result.articles]
-        new_articles.extend(result.articles)
+        if hashes is not None:
+            line_hashes.update((a.path or "", hashes[_line_index(a)]) for a in result.articles)
+        if matched:
+            file_articles[key], fresh = _merge_lines(key, corpus_file.path, matched, result.articles, kept_lines)
+        else:
+            file_articles[key], fresh = [article.id for article in result.articles], result.articles
+        new_articles.extend(fresh)
 
     summary.removed = sorted(set(known) - set(file_articles))
 
@@ -219,18 +241,23 @@ def _index(
             unique_new.append(article)
     new_articles = unique_new
 
+    kept_paths: list[tuple[str, bytes | None, str]] = []  # (path, line hash or None to keep it, id)
     if full:
-        stale_article_ids = {row[0] for row in db.execute("SELECT id FROM articles")}
+        stale_article_ids = set() if replace_schema else {row[0] for row in db.execute("SELECT id FROM articles")}
     else:
         stale_article_ids = {
-            row[0]
-            for row in db.execute("SELECT id, file FROM articles")
-            if row[1] not in file_articles or row[1] in changed_files or owner.get(row[0]) != row[1]
+            article_id
+            for article_id, (file, _, _) in stored.items()
+            if file not in file_articles or file in changed_files or owner.get(article_id) != file
         }
-
-    kept_paths: list[tuple[str, str]] = []
-    if not full:
-        new_articles, kept_paths = _skip_unchanged_articles(db, new_articles, changed_files, known, stale_article_ids)
+        for article_id, (file, path) in kept_lines.items():
+            if owner.get(article_id) == file:  # still that file's article: its index entry stays
+                stale_article_ids.discard(article_id)
+                if path != stored[article_id][2]:
+                    kept_paths.append((path, None, article_id))
+        new_articles = _skip_unchanged_articles(
+            db, new_articles, changed_files, known, stored, stale_article_ids, line_hashes, kept_paths
+        )
 
     for key in lost:
         # No recorded hash: read again next run, when the id may be its own again (as a full rebuild would).
@@ -243,6 +270,11 @@ def _index(
     passages, lengths, doc_terms, vocabulary = _split_and_tokenize(new_articles, title_weight, workers)
 
     with _write_transaction(db):
+        if replace_schema:
+            _drop_all(db)
+            store.create_schema(db)
+        else:
+            store.add_source_hashes(db)  # an index written before the column: upgraded in this transaction
         _write(
             db,
             params,
@@ -256,9 +288,14 @@ def _index(
             vocabulary,
             changed_files,
             file_articles,
+            line_hashes,
             summary,
         )
-        db.conn.executemany("UPDATE articles SET path = ? WHERE id = ?", kept_paths)
+        db.conn.executemany(
+            f"UPDATE articles SET path = ?, {store.SOURCE_HASH_COLUMN} = coalesce(?, {store.SOURCE_HASH_COLUMN}) "
+            "WHERE id = ?",
+            kept_paths,
+        )
         _record_run(db, summary, started)
         store.write_meta(
             db,
@@ -279,42 +316,147 @@ def _index(
     return summary
 
 
+def _stored_articles(db: store.Connection) -> dict[str, tuple[str, bytes | None, str | None]]:
+    """id -> (file, line hash or None, path) of every indexed article."""
+    column = store.SOURCE_HASH_COLUMN if store.has_source_hashes(db) else "NULL"
+    return {row[0]: row[1:] for row in db.execute(f"SELECT id, file, {column}, path FROM articles")}
+
+
+def _lines_by_file(stored: dict[str, tuple[str, bytes | None, str | None]]) -> dict[str, dict[bytes, str]]:
+    """file -> {line hash: id} of the stored articles whose JSONL line hash is known."""
+    found: dict[str, dict[bytes, str]] = {}
+    for article_id, (file, line_hash, _) in stored.items():
+        if line_hash is not None:
+            found.setdefault(file, {})[line_hash] = article_id
+    return found
+
+
+def _plain_utf8_lines(data: bytes) -> list[bytes] | None:
+    """The file's lines, if the readers decode it as plain UTF-8 (no byte-order mark, no NUL byte).
+
+    Each line of such a file then reads the same on its own as inside the file: no UTF-8
+    sequence contains a newline byte, and NFC normalisation never joins characters across a
+    newline. Other encodings are decoded by guessing from the whole file: no line hashes then.
+    """
+    if data.startswith(b"\xef\xbb\xbf") or b"\x00" in data:
+        return None
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return data.split(b"\n")
+
+
+def _read_unmatched_lines(
+    corpus_file: CorpusFile, data: bytes, lines: list[bytes] | None, matched: dict[int, str]
+) -> tuple[ReadResult, dict[int, str]]:
+    """Parse the lines of the file that no stored article was read from (every line if none was).
+
+    The matched lines are blanked, which keeps the line numbers of the others. If what is left
+    does not read (e.g. only malformed lines), the whole file is read instead, as a full rebuild
+    would: then nothing counts as matched. Returns the result and the matched lines it relied on.
+    """
+    from .readers import ReadResult, Unreadable, read_file
+
+    if not matched or lines is None:
+        return read_file(corpus_file.path, data, corpus_file.article_id), {}
+    rest = b"\n".join(b"" if i in matched else line for i, line in enumerate(lines))
+    if not rest.strip():
+        return ReadResult(), matched
+    try:
+        return read_file(corpus_file.path, rest, corpus_file.article_id), matched
+    except Unreadable:
+        return read_file(corpus_file.path, data, corpus_file.article_id), {}
+
+
+def _merge_lines(
+    key: str,
+    path: Path,
+    matched: dict[int, str],
+    parsed: list[Article],
+    kept_lines: dict[str, tuple[str, str]],
+) -> tuple[list[str], list[Article]]:
+    """A file's article ids in line order, from its matched and its parsed lines, and the parsed articles to index.
+
+    The first line of an id is its article (as when the whole file is parsed): a matched first
+    line goes into ``kept_lines``; a parsed article whose id came earlier is left out.
+    """
+    first_line = {article_id: line for line, article_id in reversed(matched.items())}  # each id's first
+    order = sorted(matched)
+    ids: list[str] = []
+    taken = 0
+    fresh: list[Article] = []
+    for article in sorted(parsed, key=_line_index):
+        line = _line_index(article)
+        at = bisect.bisect_left(order, line, lo=taken)
+        ids.extend(matched[i] for i in order[taken:at])
+        ids.append(article.id)
+        taken = at
+        earlier = first_line.get(article.id)
+        if earlier is not None and earlier < line:
+            continue  # a repeated id: the matched line above is its article
+        if earlier is not None:
+            del first_line[article.id]  # this line comes first: the matched one below is the repeat
+        fresh.append(article)
+    ids.extend(matched[i] for i in order[taken:])
+    for article_id, line in first_line.items():
+        kept_lines[article_id] = (key, f"{path}:{line + 1}")
+    return ids, fresh
+
+
+def _line_index(article: Article) -> int:
+    """The 0-based line of a JSONL article (its path is "file:line")."""
+    return int((article.path or "").rpartition(":")[2]) - 1
+
+
 def _skip_unchanged_articles(
-    db: sqlite_utils.Database,
+    db: store.Connection,
     new_articles: list[Article],
     changed_files: dict[str, tuple[str, int]],
     known: dict[str, object],
+    stored: dict[str, tuple[str, bytes | None, str | None]],
     stale_article_ids: set[str],
-) -> tuple[list[Article], list[tuple[str, str]]]:
-    """Keep the indexed copy of articles that a changed file (e.g. a JSONL of many) still holds unchanged.
+    line_hashes: dict[str, bytes],
+    kept_paths: list[tuple[str, bytes | None, str]],
+) -> list[Article]:
+    """Keep the indexed copy of parsed articles of a changed file that are the same as the stored ones.
 
-    Removes them from ``new_articles`` and ``stale_article_ids`` (in place for the latter) and
-    returns the (new path, id) of those whose JSONL line moved.
+    These are lines changed without changing their article (e.g. keys reordered), and the lines of
+    files whose line hashes are not stored yet. Removes them from ``new_articles`` (returned) and
+    ``stale_article_ids`` (in place), and adds their (path, line hash, id) to ``kept_paths``.
     """
-    reread = [key for key in changed_files if key in known]
-    fresh = {a.id: a for a in new_articles if _file_key(a) in set(reread)}
+    reread = {key for key in changed_files if key in known}
+    fresh: dict[str, Article] = {}
+    for article in new_articles:
+        file = _file_key(article)
+        if file in reread and article.id in stored and stored[article.id][0] == file:
+            fresh[article.id] = article
     if not fresh:
-        return new_articles, []
+        return new_articles
     unchanged: set[str] = set()
-    moved: list[tuple[str, str]] = []
-    for start in range(0, len(reread), 500):
-        chunk = reread[start : start + 500]
+    candidates = list(fresh)
+    for start in range(0, len(candidates), 500):
+        chunk = candidates[start : start + 500]
         rows = db.execute(
-            "SELECT id, file, title, text, url, source, published, author, path FROM articles "
-            f"WHERE file IN ({','.join('?' * len(chunk))})",
+            "SELECT id, title, text, url, source, published, author FROM articles "
+            f"WHERE id IN ({','.join('?' * len(chunk))})",
             chunk,
         )
         for row in rows:
-            article = fresh.get(row[0])
-            if article is None or row[1] != _file_key(article):
-                continue
-            same = (article.title, article.text, article.url, article.source, article.published, article.author)
-            if tuple(row[2:8]) == same:
+            article = fresh[row[0]]
+            if tuple(row[1:]) == (
+                article.title,
+                article.text,
+                article.url,
+                article.source,
+                article.published,
+                article.author,
+            ):
                 unchanged.add(article.id)
-                if row[8] != article.path:
-                    moved.append((article.path or "", article.id))
+                kept_paths.append((article.path or "", line_hashes.get(article.path or ""), article.id))
     stale_article_ids.difference_update(unchanged)
-    return [a for a in new_articles if a.id not in unchanged], moved
+    return [a for a in new_articles if a.id not in unchanged]
 
 
 def _file_key(article: Article) -> str:
@@ -325,7 +467,7 @@ def _file_key(article: Article) -> str:
 
 
 def _record_unchanged(
-    db: sqlite_utils.Database, summary: IndexSummary, roots: list[str], meta: dict, started: float
+    db: store.Connection, summary: IndexSummary, roots: list[str], meta: dict, started: float
 ) -> None:
     with _write_transaction(db):
         _record_run(db, summary, started)
@@ -333,7 +475,7 @@ def _record_unchanged(
             store.write_meta(db, {"corpus_paths": roots})
 
 
-def _record_run(db: sqlite_utils.Database, summary: IndexSummary, started: float) -> None:
+def _record_run(db: store.Connection, summary: IndexSummary, started: float) -> None:
     """Counts and duration into ``summary``; this run's skipped files into the ``skipped`` table."""
     summary.articles, summary.passages = db.execute(
         "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM passages)"
@@ -344,7 +486,7 @@ def _record_run(db: sqlite_utils.Database, summary: IndexSummary, started: float
 
 
 @contextlib.contextmanager
-def _write_transaction(db: sqlite_utils.Database) -> Iterator[None]:
+def _write_transaction(db: store.Connection) -> Iterator[None]:
     """One ``BEGIN IMMEDIATE`` ... ``COMMIT``; anything raised (KeyboardInterrupt too) rolls it back."""
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -401,6 +543,13 @@ class PassageTerms:
         with self.lock:
             ids, _ = self._expand(self._codes(text.split()))
             return list(map(self._terms.__getitem__, ids.tolist()))
+
+    def distinct(self, texts: Iterable[str]) -> set[str]:
+        """Every term of ``texts``, found in one pass over all their tokens (no per-text overhead)."""
+        tokens = [token for text in texts for token in text.split()]
+        with self.lock:
+            ids, _ = self._expand(self._codes(tokens))
+            return set(map(self._terms.__getitem__, np.unique(ids).tolist()))
 
     def passage(self, title_terms: list[str], text: str) -> list[str]:
         return title_terms + self(text)
@@ -699,7 +848,7 @@ def _encode_forked_chunk(number: int) -> _ChunkResult:
 
 
 def _write(
-    db: sqlite_utils.Database,
+    db: store.Connection,
     params: BM25Params,
     title_weight: int,
     full: bool,
@@ -711,6 +860,7 @@ def _write(
     vocabulary: list[str],
     changed_files: dict[str, tuple[str, int]],
     file_articles: dict[str, list[str]],
+    line_hashes: dict[str, bytes],
     summary: IndexSummary,
 ) -> None:
     conn = db.conn
@@ -733,8 +883,8 @@ def _write(
     for passage in passages:
         per_article[passage.article_id] = per_article.get(passage.article_id, 0) + 1
     conn.executemany(
-        "INSERT INTO articles(id, title, url, source, published, author, path, file, text, passage_count) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?)",
+        "INSERT INTO articles(id, title, url, source, published, author, path, file, text, passage_count, "
+        f"{store.SOURCE_HASH_COLUMN}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         [
             (
                 a.id,
@@ -747,6 +897,7 @@ def _write(
                 _file_key(a),
                 a.text,
                 per_article.get(a.id, 0),
+                line_hashes.get(a.path or ""),
             )
             for a in new_articles
         ],
@@ -815,7 +966,7 @@ def _write(
 
 
 def _article_numbers(
-    db: sqlite_utils.Database,
+    db: store.Connection,
     full: bool,
     removed_ids: np.ndarray,
     passage_ids: np.ndarray,
@@ -854,13 +1005,10 @@ def _remove_articles(conn: sqlite3.Connection, article_ids: set[str], title_weig
     ).fetchall()
     terms_of = passage_terms()
     terms: set[str] = set()
-    titles: set[str] = set()
-    for _, text, title in rows:
-        terms.update(terms_of(text))
-        titles.add(title or "")
+    for start in range(0, len(rows), 20_000):  # bounded token lists however much is removed
+        terms |= terms_of.distinct(row[1] for row in rows[start : start + 20_000])
     if title_weight:
-        for title in titles:
-            terms.update(terms_of(title))
+        terms |= terms_of.distinct({row[2] or "" for row in rows})
     conn.execute("DELETE FROM passages WHERE article_id IN (SELECT id FROM stale)")
     conn.execute("DELETE FROM articles WHERE id IN (SELECT id FROM stale)")
     return np.array([row[0] for row in rows], dtype=np.int64), terms
@@ -884,21 +1032,20 @@ def _merge_postings(
     """
     affected = sorted(set(new_index) | removed_terms)
     n = len(affected)
-    old = _stored_postings(conn, affected)
+    stored = _stored_postings(conn, affected)
+    present = [j for j, term in enumerate(affected) if term in stored]
+    decoded = [decode(stored[affected[j]]) for j in present]
+    del stored
     old_counts = np.zeros(n, dtype=np.int64)
-    old_ids_parts: list[np.ndarray] = []
-    old_tfs_parts: list[np.ndarray] = []
-    for j, term in enumerate(affected):
-        blob = old.get(term)
-        if blob is not None:
-            postings = decode(blob)
-            old_ids_parts.append(postings.ids)
-            old_tfs_parts.append(postings.term_frequencies())
-            old_counts[j] = len(postings.ids)
+    old_counts[present] = [len(postings.ids) for postings in decoded]
     # Four bytes a posting: a 1% update still rewrites most of the postings of a large index.
-    old_ids = np.concatenate(old_ids_parts) if old_ids_parts else np.zeros(0, dtype=np.uint32)
-    old_tfs = np.concatenate(old_tfs_parts).astype(np.uint32) if old_tfs_parts else np.zeros(0, dtype=np.uint32)
-    del old_ids_parts, old_tfs_parts
+    old_ids = np.concatenate([p.ids for p in decoded]) if decoded else np.zeros(0, dtype=np.uint32)
+    old_tfs = (
+        np.concatenate([p.term_frequencies() for p in decoded], dtype=np.uint32)
+        if decoded
+        else np.zeros(0, dtype=np.uint32)
+    )
+    del decoded
     if len(removed_ids) and len(old_ids):
         removed = np.zeros(len(doc_len), dtype=bool)
         removed[removed_ids] = True
@@ -906,31 +1053,28 @@ def _merge_postings(
         dropped = np.flatnonzero(gone)  # few: the postings of the removed passages
         owners = np.searchsorted(np.cumsum(old_counts), dropped, side="right")
         old_counts = old_counts - np.bincount(owners, minlength=n)
-        keep = ~gone
-        old_ids, old_tfs = old_ids[keep], old_tfs[keep]
-    old_at = (np.cumsum(old_counts) - old_counts).tolist()
-    old_n = old_counts.tolist()
-    offs = offsets.tolist()
-    id_parts: list[np.ndarray] = []
-    tf_parts: list[np.ndarray] = []
-    merged_counts = []
-    for j, term in enumerate(affected):
-        a, n_old = old_at[j], old_n[j]
-        id_parts.append(old_ids[a : a + n_old])
-        tf_parts.append(old_tfs[a : a + n_old])
-        t = new_index.get(term)
-        n_new = 0
-        if t is not None:
-            b, e = offs[t], offs[t + 1]
-            id_parts.append(ids[b:e])
-            tf_parts.append(tfs[b:e])
-            n_new = e - b
-        merged_counts.append(n_old + n_new)
+        old_ids, old_tfs = np.delete(old_ids, dropped), np.delete(old_tfs, dropped)  # faster than a mask here
+    # Each term's new postings go right after its old ones: work out where the (few) new postings
+    # land in the merged arrays; the old postings fill the other places, in order.
+    position = dict(zip(affected, range(n), strict=True))
+    vocab_of = np.fromiter(new_index.values(), dtype=np.int64, count=len(new_index))
+    affected_of = np.fromiter(map(position.__getitem__, new_index), dtype=np.int64, count=len(new_index))
+    new_counts = np.zeros(n, dtype=np.int64)
+    new_counts[affected_of] = offsets[vocab_of + 1] - offsets[vocab_of]
     merged_offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(merged_counts, out=merged_offsets[1:])
-    all_ids = np.concatenate(id_parts).astype(np.uint32, copy=False) if id_parts else np.zeros(0, dtype=np.uint32)
-    all_tfs = np.concatenate(tf_parts).astype(np.uint32, copy=False) if tf_parts else np.zeros(0, dtype=np.uint32)
-    del id_parts, tf_parts, old_ids, old_tfs
+    np.cumsum(old_counts + new_counts, out=merged_offsets[1:])
+    shift = np.zeros(len(offsets) - 1, dtype=np.int64)
+    shift[vocab_of] = merged_offsets[affected_of] + old_counts[affected_of] - offsets[vocab_of]
+    new_at = np.arange(len(ids), dtype=np.int64) + np.repeat(shift, np.diff(offsets))
+    is_old = np.ones(int(merged_offsets[-1]), dtype=bool)
+    is_old[new_at] = False
+    all_ids = np.empty(len(is_old), dtype=np.uint32)
+    all_tfs = np.empty(len(is_old), dtype=np.uint32)
+    all_ids[is_old] = old_ids
+    all_ids[new_at] = ids
+    all_tfs[is_old] = old_tfs
+    all_tfs[new_at] = tfs
+    del old_ids, old_tfs, is_old
     blobs = encode_many(merged_offsets, all_ids, all_tfs, doc_len.astype(np.uint32)[all_ids])
     counts = np.diff(merged_offsets).tolist()
     conn.executemany(
@@ -954,21 +1098,22 @@ def _stored_postings(conn: sqlite3.Connection, terms: list[str]) -> dict[str, by
     return found
 
 
-def _load_doc_len(db: sqlite_utils.Database) -> np.ndarray:
+def _load_doc_len(db: store.Connection) -> np.ndarray:
     row = db.execute("SELECT data FROM blobs WHERE name = 'doc_len'").fetchone()
     if row is None:
         return np.zeros(1, dtype=np.int64)
     return np.frombuffer(row[0], dtype="<u4").astype(np.int64)
 
 
-def _drop_all(db: sqlite_utils.Database) -> None:
+def _drop_all(db: store.Connection) -> None:
     """Drop the index tables of an old schema; tables of the front ends (``bot_*``, e.g. feedback) stay."""
     for table in db.table_names():
-        if not table.startswith("bot_"):
-            db[table].drop()
+        if not table.startswith(("bot_", "sqlite_")):
+            # IF EXISTS: dropping a virtual table (full-text search) has dropped its shadow tables already
+            db.execute(f'DROP TABLE IF EXISTS "{table.replace(chr(34), chr(34) * 2)}"')
 
 
-def _checkpoint(db: sqlite_utils.Database) -> None:
+def _checkpoint(db: store.Connection) -> None:
     # A reader may hold the WAL; SQLite then checkpoints later on its own.
     with contextlib.suppress(sqlite3.OperationalError):
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
