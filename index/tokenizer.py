@@ -21,7 +21,8 @@ from .models import Token
 from .spelling import americanise
 
 TOKENIZER_NAME = (
-    "corpusbot-v4 (nfkc, casefold, en-stopwords, letter-digit-split, acronym-plurals, us-spelling, snowball-english)"
+    "corpusbot-v4 (nfkc, casefold, en-stopwords, letter-digit-split, combining-marks, acronym-plurals, us-spelling, "
+    "snowball-english)"
 )
 
 # The term the country abbreviation becomes. It cannot collide with a stemmed
@@ -31,6 +32,26 @@ COUNTRY_US = "u_s"
 # Digits, including the superscript and subscript ones NFKC turns into digits (CO₂ is CO2 is CO 2).
 _DIGIT = r"[\d\u00b2\u00b3\u00b9\u2070\u2074-\u2079\u2080-\u2089]"
 _LETTER = r"[^\W\d\u00b2\u00b3\u00b9\u2070\u2074-\u2079\u2080-\u2089_]"
+
+
+def _mark_class() -> str:
+    """A character class of the combining marks (Mn, Mc, Me) of the scripts in the Basic Multilingual Plane.
+
+    Python's ``\\w`` has no marks, so without them a Devanagari word such as हिन्दी would fall apart at its vowel
+    signs; a mark continues the word it follows (it never starts one).
+    """
+    ranges: list[list[int]] = []
+    for code in (*range(0x0300, 0x2000), *range(0x20D0, 0x2100), *range(0xFE20, 0xFE30)):
+        if unicodedata.category(chr(code)) in ("Mn", "Mc", "Me"):
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+    return "[" + "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges) + "]"
+
+
+_MARK = _mark_class()
+_LETTERS = rf"{_LETTER}+(?:{_MARK}+{_LETTER}*)*"  # letters, with combining marks inside or at the end
 # Letters and digits make separate runs, as Lucene's WordDelimiterFilter splits on numerics: product and
 # gene names are written joined, hyphenated or spaced (IL6 / IL-6 / IL 6, COVID19 / COVID-19, F35 / F-35,
 # 400mg / 400 mg) and should match each other; the adjacent-word bonus still favours the pair kept together.
@@ -38,7 +59,7 @@ _WORD = re.compile(
     rf"""
     U\.S\.(?:A\.)?                          # U.S. / U.S.A. (kept whole, see COUNTRY_US)
     | \d+(?:[.,]\d+)+                       # 3.5  1,000  2025.06
-    | {_LETTER}+(?:['’]{_LETTER}+)*         # words, with inner apostrophes (China's, don't)
+    | {_LETTERS}(?:['’]{_LETTERS})*        # words, with inner apostrophes (China's, don't)
     | {_DIGIT}+                             # numbers (IL6 -> IL 6, 1990s -> 1990 s)
     """,
     re.VERBOSE,

@@ -97,6 +97,22 @@ def test_other_scripts_are_words_and_emoji_are_not() -> None:
     assert terms("🦀 🚀 😀 ❤️") == []
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("हिन्दी भाषा में समाचार", ["हिन्दी", "भाषा", "में", "समाचार"]),  # vowel signs and virama are marks (Mn/Mc)
+        ("বাংলা ভাষা", ["বাংলা", "ভাষা"]),
+        ("ภาษาไทย", ["ภาษาไทย"]),
+        ("\u0301abc", ["abc"]),  # a mark never starts a word
+    ],
+)
+def test_combining_marks_stay_inside_their_word(text: str, expected: list[str]) -> None:
+    assert terms(text) == expected
+    assert PassageTerms()(text) == expected  # the indexer's word cache splits the same way
+    spans = [text[t.start : t.end] for t in default_tokenizer().tokens(text)]
+    assert spans == expected
+
+
 def test_compatibility_characters_never_make_terms_with_spaces() -> None:
     # U+FDFA is one letter whose NFKC form is four words.
     assert all(" " not in term for term in terms("ﷺ ﷻ"))
