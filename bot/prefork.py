@@ -131,6 +131,7 @@ class Supervisor:
     def _spawn(self, number: int, old_mask: set[signal.Signals], previous: dict[signal.Signals, object]) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
+        parent = os.getpid()  # before the fork: a child asking later could already see its new parent (init)
         pid = os.fork()
         if pid:
             self.children[pid] = number
@@ -140,7 +141,7 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)  # the worker installs its own stop handlers
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-            _stop_when_orphaned(os.getppid())
+            _stop_when_orphaned(parent)
             status = self.worker(self.listener)
         except SystemExit as exit:
             status = exit.code if isinstance(exit.code, int) else 1

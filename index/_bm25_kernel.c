@@ -13,8 +13,8 @@
  * a float64 score buffer with one zero per passage, uint16 passage lengths,
  * float64 factor tables indexed by length, uint32 ids, uint8/16/32 tfs,
  * sorted intp excluded ids, and a uint32 work array of more than BLOCK items.
- * Sizes, lengths and ids are still checked here, so a damaged index cannot
- * make it read or write out of bounds.
+ * Sizes, lengths and ids (ascending, below the number of passages) are still
+ * checked here, so a damaged index cannot make it read or write out of bounds.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -98,7 +98,7 @@ static void release_terms(Term *terms, Py_ssize_t n) {
     }
 }
 
-static int read_term(PyObject *item, Term *term) {
+static int read_term(PyObject *item, Term *term, Py_ssize_t n) {
     PyObject *ids_obj, *tfs_obj;
     if (!PyArg_ParseTuple(item, "dOOid", &term->weight, &ids_obj, &tfs_obj, &term->width, &term->bound)) return -1;
     if (term->width != 1 && term->width != 2 && term->width != 4) {
@@ -116,6 +116,14 @@ static int read_term(PyObject *item, Term *term) {
             return -1;
         }
         term->tfs = term->tfs_view.buf;
+    }
+    /* Strictly ascending ids below n: the block loop, the touched array and the binary searches rely on it. */
+    for (Py_ssize_t i = 0; i < term->count; i++) {
+        if ((Py_ssize_t)term->ids[i] >= n || (i > 0 && term->ids[i] <= term->ids[i - 1])) {
+            PyErr_Format(PyExc_ValueError, "postings out of order or beyond the %zd passages of the index (id %u)", n,
+                         term->ids[i]);
+            return -1;
+        }
     }
     return 0;
 }
@@ -336,7 +344,7 @@ static PyObject *top_positive(PyObject *self, PyObject *args) {
         goto done;
     }
     for (; n_terms < wanted; n_terms++) {
-        if (read_term(PySequence_Fast_GET_ITEM(sequence, n_terms), &terms[n_terms]) < 0) {
+        if (read_term(PySequence_Fast_GET_ITEM(sequence, n_terms), &terms[n_terms], n) < 0) {
             n_terms++;
             goto done;
         }

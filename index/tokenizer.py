@@ -35,13 +35,13 @@ _LETTER = r"[^\W\d\u00b2\u00b3\u00b9\u2070\u2074-\u2079\u2080-\u2089_]"
 
 
 def _mark_class() -> str:
-    """A character class of the combining marks (Mn, Mc, Me) of the scripts in the Basic Multilingual Plane.
+    """A character class of the combining marks (Mn, Mc, Me) of the Basic Multilingual Plane (~2 ms at import).
 
     Python's ``\\w`` has no marks, so without them a Devanagari word such as हिन्दी would fall apart at its vowel
     signs; a mark continues the word it follows (it never starts one).
     """
     ranges: list[list[int]] = []
-    for code in (*range(0x0300, 0x2000), *range(0x20D0, 0x2100), *range(0xFE20, 0xFE30)):
+    for code in range(0x0300, 0x10000):
         if unicodedata.category(chr(code)) in ("Mn", "Mc", "Me"):
             if ranges and ranges[-1][1] == code - 1:
                 ranges[-1][1] = code

@@ -58,9 +58,18 @@ def test_repeated_terms_and_ties_break_by_passage_id() -> None:
     assert got == Scorer(collection, compiled=False).top([QueryTerm(1.5, same), QueryTerm(1.5, same)], 5)
 
 
-@pytest.mark.parametrize("bad_ids", [[3, 50], [20]])
-def test_postings_beyond_the_last_passage_are_refused_and_leave_the_buffer_clean(bad_ids: list[int]) -> None:
-    collection = Collection(20, 5.0, 1.0, np.full(20, 5, dtype="<u4"), BM25Params())
+@pytest.mark.parametrize(
+    ("n_docs", "bad_ids"),
+    [
+        (20, [3, 50]),  # beyond the last passage
+        (20, [20]),
+        (20, [9, 4]),  # out of order
+        (20, [7, 7]),  # repeated
+        (50_000, [40_000, *range(20_000)]),  # a block's worth of ids after a large one: would overflow the work array
+    ],
+)
+def test_damaged_postings_are_refused_and_leave_the_buffer_clean(n_docs: int, bad_ids: list[int]) -> None:
+    collection = Collection(n_docs, 5.0, 1.0, np.full(n_docs, 5, dtype="<u4"), BM25Params())
     scorer = Scorer(collection)
     good = Postings(np.arange(0, 20, dtype=np.uint32), None, np.zeros((0, 2), dtype=np.uint32))
     bad = Postings(np.array(bad_ids, dtype=np.uint32), None, np.zeros((0, 2), dtype=np.uint32))
