@@ -40,6 +40,7 @@ import numpy as np
 
 from . import store
 from .bm25 import BM25Params, average_idf, build_postings, decode, encode_many
+from .errors import CorpusbotError
 from .models import Article
 from .passages import split_passages
 from .tokenizer import _WORD, _normalise, default_tokenizer
@@ -136,6 +137,7 @@ def _index(
     from .readers import Unreadable
 
     meta = store.read_meta(db)
+    read_generation = meta.get("generation")
     version = meta.get("schema_version")
     if version is not None and version != store.SCHEMA_VERSION and not full:
         store.check_schema(meta, db_path)
@@ -270,6 +272,7 @@ def _index(
     passages, lengths, doc_terms, vocabulary = _split_and_tokenize(new_articles, title_weight, workers)
 
     with _write_transaction(db):
+        _check_not_reindexed_meanwhile(db, db_path, read_generation)
         if replace_schema:
             _drop_all(db)
             store.create_schema(db)
@@ -464,6 +467,19 @@ def _file_key(article: Article) -> str:
     # JSONL articles carry "file:line"; single-article files carry the file path.
     head, sep, tail = path.rpartition(":")
     return head if sep and tail.isdigit() else path
+
+
+def _check_not_reindexed_meanwhile(db: store.Connection, db_path: str | os.PathLike[str], read: object) -> None:
+    """Inside the write transaction: the index must still be the one this run compared the corpus with.
+
+    The corpus is read and tokenized before the write lock is taken (readers and the bot keep working
+    meanwhile), so another reindex may have committed in between; writing on top of it would mix the two.
+    """
+    if store.read_meta(db).get("generation") != read:
+        raise CorpusbotError(
+            f"Another `corpusbot index` updated {db_path} while this one was reading the corpus; nothing was "
+            "written by this run. Run it again."
+        )
 
 
 def _record_unchanged(

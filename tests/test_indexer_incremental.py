@@ -230,3 +230,37 @@ def test_fresh_process_answers_without_retokenizing(tmp_path: Path) -> None:
     assert result["top"] == 10 and result["hits"] == 3
     # Only the question and the few passages it reranks/highlights are tokenized, not the corpus.
     assert result["chars"] < corpus_chars / 5
+
+
+def test_a_reindex_that_committed_meanwhile_is_not_overwritten(tmp_path: Path) -> None:
+    # Two runs at once: the second one reads the corpus while the first commits. It must notice before writing
+    # (its picture of the stored index is stale), write nothing, and say to run again; the first run's index stays.
+    from index.errors import CorpusbotError
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for n in range(3):
+        write_article(corpus, f"a{n}.md", seed=n)
+    db = tmp_path / "index.db"
+    index_corpus(db, [str(corpus)])
+
+    def reindex_meanwhile(files, total):
+        for number, item in enumerate(files):
+            if number == 0:
+                write_article(corpus, "a0.md", seed=10)
+                write_article(corpus, "new.md", seed=11)
+                index_corpus(db)  # the other run, committing while this one reads
+            yield item
+
+    write_article(corpus, "a1.md", seed=12)
+    before = snapshot(db)
+    with pytest.raises(CorpusbotError, match="Run it again"):
+        index_corpus(db, progress=reindex_meanwhile)
+    full = tmp_path / "full.db"
+    index_corpus(full, [str(corpus)])
+    assert_same_index(db, full)  # what the other run committed, untouched by this one
+    assert snapshot(db) != before
+    generation = read_meta(connect_reader(db))["generation"]
+    index_corpus(db)  # run again: nothing left to do
+    assert read_meta(connect_reader(db))["generation"] == generation
+    assert_same_index(db, full)
