@@ -358,6 +358,10 @@ def _read_jsonl(path: Path, text: str) -> ReadResult:
         if not isinstance(record, dict):
             result.problems.append(f"malformed JSONL line {number}: expected an object")
             continue
+        if "\\u" in line and _has_lone_surrogate(record):
+            # "\udce9" alone is valid JSON but no character: SQLite (UTF-8) could not store it.
+            record = {key: _replace_lone_surrogates(value) for key, value in record.items()}
+            result.problems.append(f"JSONL line {number}: a \\u escape that is not a character was replaced by U+FFFD")
         raw_id = record.get("id", record.get("_id"))
         body = record.get("text")
         if raw_id is None or str(raw_id).strip() == "":
@@ -382,6 +386,17 @@ def _read_jsonl(path: Path, text: str) -> ReadResult:
     if not result.articles and result.problems:
         raise Unreadable("no usable lines: " + "; ".join(result.problems[:3]))
     return result
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_lone_surrogate(record: dict) -> bool:
+    return any(isinstance(v, str) and _LONE_SURROGATE.search(v) for v in record.values())
+
+
+def _replace_lone_surrogates(value: object) -> object:
+    return _LONE_SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
 
 
 def _string(value: object) -> str | None:

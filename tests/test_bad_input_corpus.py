@@ -216,6 +216,22 @@ def test_jsonl_malformed_lines_are_reported_by_number_and_the_rest_kept(corpus: 
     corpus.assert_earlier_data_intact()
 
 
+def test_jsonl_escapes_that_are_no_character_are_replaced_not_fatal(corpus: Corpus) -> None:
+    # "\udce9" alone is valid JSON but no character (SQLite's UTF-8 cannot hold it); a pair is one emoji.
+    corpus.add(
+        "escapes.jsonl",
+        '{"id": "s1", "title": "Caf\\udce9 opens", "text": "The caf\\udce9 on the harbour opened its doors."}\n'
+        '{"id": "s2", "text": "A smile \\ud83d\\ude00 in a headline about the harbour."}\n',
+    )
+    summary = corpus.reindex()
+    assert [Path(p).name for p in summary.added] == ["escapes.jsonl"], summary.skipped
+    assert any("JSONL line 1: a \\u escape that is not a character" in p for p in warnings(summary))
+    assert len(warnings(summary)) == 1
+    assert article_text(corpus.db, "s1") == "The caf\ufffd on the harbour opened its doors."
+    assert "\U0001f600" in (article_text(corpus.db, "s2") or "")
+    corpus.assert_earlier_data_intact()
+
+
 def test_a_jsonl_file_without_one_usable_line_is_skipped(corpus: Corpus) -> None:
     corpus.add("junk.jsonl", "not json\n{also not}\n")
     summary = corpus.reindex()
