@@ -152,7 +152,8 @@ def _serve_in_this_process(settings: config.Settings, host: str, port: int) -> N
     except KeyboardInterrupt:
         log.info("Stopping (interrupted)")
     finally:
-        # Replies not started yet are dropped; Slack retries unanswered events.
+        # Answers in progress finish (the pool's threads are joined at exit); queued ones are dropped, and as
+        # Slack already has their ack it will not retry them (only possible with more than the pool in flight).
         executor.shutdown(wait=False, cancel_futures=True)
 
 
