@@ -301,7 +301,7 @@ class Scorer:
         self.skipped_postings = 0
         self.compiled = self._tables is not None
         # Bounds need the factor to grow with tf and shrink with the length.
-        self._prunable = p.k1 >= 0 and p.b >= 0
+        self._prunable = p.k1 >= 0 and 0 <= p.b <= 1  # with b > 1 the length norm can go negative
 
     def _length_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """For the compiled loop: passage lengths (uint16) and the per-length norm and tf-1 factor.
