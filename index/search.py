@@ -581,10 +581,32 @@ class SearchService:
         """Example questions built from article titles (for help texts)."""
         with self._snapshot() as db:
             if n not in self._examples:
-                sql = "SELECT title FROM articles ORDER BY passage_count DESC, id LIMIT ?"
-                titles = [row[0] for row in db.execute(sql, (n,))]
+                titles = self._longest_article_titles(db, n)
                 self._examples[n] = [f"What does the corpus say about {t.rstrip('.…')}?" for t in titles if t]
             return list(self._examples[n])
+
+    def _longest_article_titles(self, db: store.Reader, n: int) -> list[str]:
+        """Titles of the ``n`` articles with the most passages (ties: the earlier indexed first).
+
+        From the in-memory passage -> article array: sorting the articles table by its
+        passage count would read every article's text (~0.3 s at 1M passages).
+        """
+        articles = self._articles
+        if articles is None or articles.count == 0 or n <= 0:
+            return []
+        counts = np.bincount(articles.of)
+        counts[0] = 0  # holes left by removed passages
+        numbers = np.flatnonzero(counts)
+        best = numbers[np.lexsort((numbers, -counts[numbers]))[:n]]
+        first = [int(articles.first[number]) for number in best]
+        marks = ",".join("?" * len(first))
+        owner = dict(db.execute(f"SELECT id, article_id FROM passages WHERE id IN ({marks})", first).fetchall())
+        ids = [owner[pid] for pid in first if pid in owner]
+        if not ids:
+            return []
+        rows = db.execute(f"SELECT id, title FROM articles WHERE id IN ({','.join('?' * len(ids))})", ids)
+        title = dict(rows.fetchall())
+        return [title[i] for i in ids if title.get(i)]
 
     # -- stats -------------------------------------------------------------
 

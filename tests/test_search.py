@@ -235,3 +235,18 @@ def test_decomposed_accents_in_a_question_match_composed_text(make_service) -> N
     answer = service.ask("cafe\u0301 reopened")
     assert answer.hits and "café" in answer.hits[0].passage.text
     assert answer.unknown_terms == ()
+
+
+def test_example_questions_come_from_the_articles_with_most_passages(make_service) -> None:
+    long_text = "\n\n".join(f"Paragraph {n} about harbour cranes. " + FILLER for n in range(6))
+    service = make_service(
+        {
+            "short.md": "# Short note\n\nA short note about tea. " + FILLER,
+            "long.md": "# Harbour cranes\n\n" + long_text,
+            "mid.md": "# Port fees\n\n" + "\n\n".join(f"Fees part {n}. " + FILLER for n in range(3)),
+        }
+    )
+    assert service.example_questions(2) == [
+        "What does the corpus say about Harbour cranes?",
+        "What does the corpus say about Port fees?",
+    ]
