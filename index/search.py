@@ -440,7 +440,7 @@ class SearchService:
         return tuple(parts)
 
     def _matches(self, text: str, weights: dict[str, float]) -> tuple[Span, ...]:
-        return tuple(Span(tok.start, tok.end) for tok in self.tokenizer.tokens(text) if tok.term in weights)
+        return tuple(Span(start, end) for start, end in self.tokenizer.spans(text, weights))
 
     def _best_sentence(self, text: str, weights: dict[str, float]) -> Span | None:
         best: tuple[float, Span] | None = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from functools import lru_cache
 
 import Stemmer
@@ -112,6 +112,19 @@ class Tokenizer:
                 term = self._term_of(raw)
             if term:
                 found.append(Token(term, *match.span()))
+        return found
+
+    def spans(self, text: str, wanted: Container[str]) -> list[tuple[int, int]]:
+        """Where the words whose terms are in ``wanted`` are (``tokens`` without building the others)."""
+        cached = self._cache.get
+        found = []
+        for match in _WORD.finditer(text):
+            raw = match.group()
+            term = cached(raw)
+            if term is None:
+                term = self._term_of(raw)
+            if term in wanted:
+                found.append(match.span())
         return found
 
     def terms(self, text: str) -> list[str]:

@@ -170,3 +170,12 @@ def test_acronym_plurals_next_to_numbers() -> None:
 @pytest.mark.parametrize("text", ["IL6/IL-10 p53-null CO₂-rich 1990s H3K4me3 miR7a x²+y² 10am–5pm U.S.-made"])
 def test_the_indexer_word_cache_agrees_on_letter_digit_runs(text: str) -> None:
     assert PassageTerms()(text) == terms(text)
+
+
+def test_spans_are_the_tokens_of_the_wanted_terms() -> None:
+    text = "The U.S. delegation met China's IL-6 researchers; the delegations' हिन्दी notes."
+    tokenizer = default_tokenizer()
+    wanted = {COUNTRY_US, "deleg", "6", "हिन्दी"}
+    expected = [(t.start, t.end) for t in tokenizer.tokens(text) if t.term in wanted]
+    assert tokenizer.spans(text, wanted) == expected
+    assert [text[a:b] for a, b in expected] == ["U.S.", "delegation", "6", "delegations", "हिन्दी"]
