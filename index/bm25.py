@@ -37,7 +37,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -47,7 +47,7 @@ except ImportError:  # pragma: no cover - depends on the install
     kernel = None
 
 _HEADER = struct.Struct("<BBIIHI")  # gap width, tf kind, count, tf exceptions, bound pairs, first id
-_WIDTH_DTYPES = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
+_WIDTH_DTYPES: dict[int, np.dtype[Any]] = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
 _U4 = np.dtype("<u4")
 _TF_ALL_ONES = 0
 _TF_SPARSE = 0x80  # or-ed with the value width
@@ -158,7 +158,11 @@ def _encode_batch(offsets: np.ndarray, ids: np.ndarray, tfs: np.ndarray, lengths
         gw = 1 if g < 256 else 2 if g < 65536 else 4
         tw = 1 if t < 256 else 2 if t < 65536 else 4
         pairs = pair_counts[j]
-        parts = [b"", pair_bytes[pair_at[j] * 8 : (pair_at[j] + pairs) * 8], gap_views[gw][(start + 1) * gw : end * gw]]
+        parts: list[bytes | memoryview] = [
+            b"",
+            pair_bytes[pair_at[j] * 8 : (pair_at[j] + pairs) * 8],
+            gap_views[gw][(start + 1) * gw : end * gw],
+        ]
         if n_exc == 0:
             kind = _TF_ALL_ONES
         elif n_exc * (4 + tw) < count * tw:
@@ -176,7 +180,7 @@ def _encode_batch(offsets: np.ndarray, ids: np.ndarray, tfs: np.ndarray, lengths
 
 def _width_views(values: np.ndarray, top: int) -> dict[int, memoryview]:
     """``values`` as bytes in each width up to the one ``top`` needs."""
-    return {w: memoryview(values.astype(_WIDTH_DTYPES[w])).cast("B") for w in _WIDTH_DTYPES if w <= _width(top)}
+    return {w: values.astype(_WIDTH_DTYPES[w]).data.cast("B") for w in _WIDTH_DTYPES if w <= _width(top)}
 
 
 def _bound_pairs(
@@ -208,7 +212,7 @@ def _bound_pairs(
         np.minimum.at(shortest[:, b], exception_owner[member], exception_lengths[member])
     has = shortest != none
     rows[:, :, 1] = np.where(has, shortest, 0)
-    return has.sum(axis=1), memoryview(np.ascontiguousarray(rows[has]).astype(_U4)).cast("B")
+    return has.sum(axis=1), np.ascontiguousarray(rows[has]).astype(_U4).data.cast("B")
 
 
 def encode_postings(ids: np.ndarray, tfs: np.ndarray, lengths: np.ndarray) -> bytes:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -80,7 +81,7 @@ class Synonyms:
         return self._alternatives.get(form, set())
 
     @classmethod
-    def load(cls, tokenizer: Tokenizer, extra: str | Path | None = None) -> Synonyms:
+    def load(cls, tokenizer: Tokenizer, extra: str | os.PathLike[str] | None = None) -> Synonyms:
         """The bundled synonyms, plus ``extra`` (a user file in the same format) if given."""
         texts = [(files("index") / "data" / "synonyms.txt").read_text(encoding="utf-8")]
         if extra:
@@ -107,9 +108,9 @@ class Synonyms:
 def parse_query(text: str, tokenizer: Tokenizer, synonyms: Synonyms | None = None) -> ParsedQuery:
     phrases = []
     for match in _QUOTED.finditer(text):
-        terms = tuple(tokenizer.terms(match.group(1)))
-        if len(terms) > 1:
-            phrases.append(terms)
+        phrase = tuple(tokenizer.terms(match.group(1)))
+        if len(phrase) > 1:
+            phrases.append(phrase)
     excluded = frozenset(term for match in _EXCLUDED.finditer(text) for term in tokenizer.terms(match.group(1)))
     positive_text = _EXCLUDED.sub(" ", text)
     tokens = tokenizer.tokens(positive_text)

@@ -123,10 +123,13 @@ def decode(data: bytes, *, html: bool = False) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    for codec in ([_declared_charset(data)] if html else []) + (["cp1252"] if _mostly_ascii(data) else []):
-        if codec:
+    candidates: list[str | None] = [_declared_charset(data)] if html else []
+    if _mostly_ascii(data):
+        candidates.append("cp1252")
+    for charset in candidates:
+        if charset:
             try:
-                return data.decode(codec)
+                return data.decode(charset)
             except UnicodeDecodeError:
                 continue
     from charset_normalizer import from_bytes

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 
 ANSWER_TYPE_BOOST = 0.10
 NEAR_DUPLICATE_JACCARD = 0.8
@@ -53,7 +54,7 @@ def answer_type_matches(answer_type: str | None, sentences: Sequence[str]) -> bo
     return any(pattern.search(sentence) for sentence in sentences)
 
 
-def jaccard(a: set[str], b: set[str]) -> float:
+def jaccard(a: AbstractSet[str], b: AbstractSet[str]) -> float:
     if not a and not b:
         return 1.0
     shared = len(a & b)
