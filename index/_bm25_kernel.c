@@ -287,12 +287,6 @@ static Py_ssize_t score_blocks(double *scores, const uint16_t *lengths, const do
             if (entry.score > 0.0) offer(heap, &size, k, entry);
         }
     }
-    for (Py_ssize_t t = 0; t < n_terms; t++) {
-        if (terms[t].at < terms[t].count) { /* ids past the last passage: a damaged index */
-            *bad = terms[t].ids[terms[t].at];
-            return -2;
-        }
-    }
     qsort(heap, (size_t)size, sizeof(Entry), best_first);
     return size;
 }
@@ -388,11 +382,8 @@ static PyObject *top_positive(PyObject *self, PyObject *args) {
     size = score_blocks(buffer.buf, length_of, unit.buf, norm.buf, longest, n, k1_plus_1, terms, n_terms, bound_after,
                         excluded, n_excluded, touched.buf, heap, k, &bad, &skipped);
     Py_END_ALLOW_THREADS
-    if (size < 0) {
-        if (size == -1)
-            PyErr_Format(PyExc_ValueError, "passage %u is longer than the factor tables", bad);
-        else
-            PyErr_Format(PyExc_ValueError, "posting for passage %u beyond the %zd passages of the index", bad, n);
+    if (size < 0) { /* ids were checked in read_term: only a length can be out of range here */
+        PyErr_Format(PyExc_ValueError, "passage %u is longer than the factor tables", bad);
         size = 0;
         goto done;
     }
