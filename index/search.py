@@ -70,6 +70,7 @@ class _Articles:
     length: np.ndarray
     first: np.ndarray  # by article number: its lowest and highest passage id
     last: np.ndarray
+    passages: np.ndarray  # by article number: how many passages it has (0 for number 0, the holes)
     count: int
     average_length: float
     df: dict[str, int] = field(default_factory=dict)  # by term: how many articles hold it (cached)
@@ -79,13 +80,15 @@ class _Articles:
         of = article_of.astype(np.intp)
         length = np.bincount(of, weights=doc_len[: len(of)].astype(np.float64))
         length[0] = 0.0
-        count = int(np.count_nonzero(np.bincount(of)[1:]))
+        passages = np.bincount(of, minlength=len(length))
+        passages[0] = 0
+        count = int(np.count_nonzero(passages))
         ids = np.arange(len(of), dtype=np.intp)
         first = np.full(len(length), len(of), dtype=np.intp)
         last = np.full(len(length), -1, dtype=np.intp)
         np.minimum.at(first, of, ids)
         np.maximum.at(last, of, ids)
-        return cls(of, length, first, last, count, float(length.sum()) / count if count else 0.0)
+        return cls(of, length, first, last, passages, count, float(length.sum()) / count if count else 0.0)
 
     def document_frequency(self, term: str, ids: np.ndarray) -> int:
         """How many articles hold ``term`` (``ids``: its postings); each article is one run of them."""
@@ -594,8 +597,7 @@ class SearchService:
         articles = self._articles
         if articles is None or articles.count == 0 or n <= 0:
             return []
-        counts = np.bincount(articles.of)
-        counts[0] = 0  # holes left by removed passages
+        counts = articles.passages
         numbers = np.flatnonzero(counts)
         best = numbers[np.lexsort((numbers, -counts[numbers]))[:n]]
         first = [int(articles.first[number]) for number in best]
