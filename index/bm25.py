@@ -504,11 +504,14 @@ class Scorer:
         return out
 
     def _kth_floor(self, terms: list[QueryTerm], k: int, exclude: np.ndarray | None) -> float:
-        """A lower bound of the final k-th best score (0.0 when no sample has k passages)."""
-        big_enough = [t for t in terms if len(t.postings.ids) >= k]
-        if not big_enough:
+        """A lower bound of the final k-th best score (0.0 when no sample has k passages).
+
+        ``terms`` come largest upper bound first (``top`` sorts them), so the first
+        one with k postings is the one most likely to hold the best passages.
+        """
+        sample = next((t.postings.ids for t in terms if len(t.postings.ids) >= k), None)
+        if sample is None:
             return 0.0
-        sample = max(big_enough, key=self.upper_bound).postings.ids
         if len(sample) > FLOOR_SAMPLE:
             sample = sample[:: len(sample) // FLOOR_SAMPLE]
         return _kth_largest(self._buffer[_without(sample, exclude)], k)
