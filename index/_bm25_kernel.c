@@ -10,9 +10,11 @@
  * numbers bit for bit (the build turns floating-point contraction off).
  *
  * The caller (index/bm25.py) owns the arrays and guarantees their types:
- * a float64 score buffer with one zero per passage, uint16 passage lengths,
- * float64 factor tables indexed by length, uint32 ids, uint8/16/32 tfs,
- * sorted intp excluded ids, and a uint32 work array of more than BLOCK items.
+ * a float64 score buffer of BLOCK zeros, one uint16 length per passage,
+ * float64 factor tables indexed by length, native uint32 ids or uint8/16/32
+ * gaps between ids (as the postings blobs store them: reading them here saves
+ * decoding them into ids first), uint8/16/32 tfs, sorted intp excluded ids,
+ * and a uint32 work array of more than BLOCK items.
  * Sizes, lengths and ids (ascending, below the number of passages) are still
  * checked here, so a damaged index cannot make it read or write out of bounds.
  */
@@ -83,11 +85,15 @@ static int get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t i
 typedef struct {
     double weight;
     double bound; /* the largest score the term adds to any passage */
-    const uint32_t *ids;
+    const uint32_t *ids; /* the ids themselves (gap_width 0) */
+    const void *gaps;    /* or the gaps between them (1, 2 or 4 bytes each), after `first` */
+    int gap_width;
     const void *tfs;
     int width;
-    Py_ssize_t count, at;
-    Py_ssize_t from, to; /* the postings in the current block */
+    Py_ssize_t count, at; /* postings; the next one to read */
+    uint64_t next;        /* the id of posting `at` (when at < count) */
+    Py_ssize_t from, to;  /* the postings in the current block */
+    const uint32_t *block; /* their ids, when the term is optional in the block */
     Py_buffer ids_view, tfs_view;
 } Term;
 
@@ -98,16 +104,78 @@ static void release_terms(Term *terms, Py_ssize_t n) {
     }
 }
 
+static inline uint32_t gap_at(const void *gaps, int width, Py_ssize_t i) {
+    switch (width) {
+        case 1: return ((const uint8_t *)gaps)[i];
+        case 2: return ((const uint16_t *)gaps)[i];
+        default: return ((const uint32_t *)gaps)[i];
+    }
+}
+
+/* Strictly ascending ids below n: the block loop, the touched array and the binary searches rely on it. */
+static int check_ids(const Term *term, Py_ssize_t n) {
+    if (term->gap_width == 0) {
+        for (Py_ssize_t i = 0; i < term->count; i++) {
+            if ((Py_ssize_t)term->ids[i] >= n || (i > 0 && term->ids[i] <= term->ids[i - 1])) goto bad;
+        }
+        return 0;
+    }
+    /* Gaps: the sum gives the last id; a zero gap is a repeated id. One pass the compiler vectorises. */
+    uint64_t sum = term->next;
+    int zero = 0;
+    Py_ssize_t gaps = term->count - 1;
+    switch (term->gap_width) {
+        case 1:
+            for (Py_ssize_t i = 0; i < gaps; i++) {
+                uint8_t g = ((const uint8_t *)term->gaps)[i];
+                sum += g;
+                zero |= g == 0;
+            }
+            break;
+        case 2:
+            for (Py_ssize_t i = 0; i < gaps; i++) {
+                uint16_t g = ((const uint16_t *)term->gaps)[i];
+                sum += g;
+                zero |= g == 0;
+            }
+            break;
+        default:
+            for (Py_ssize_t i = 0; i < gaps; i++) {
+                uint32_t g = ((const uint32_t *)term->gaps)[i];
+                sum += g;
+                zero |= g == 0;
+            }
+    }
+    if (!zero && sum < (uint64_t)n) return 0;
+bad:
+    PyErr_Format(PyExc_ValueError, "postings out of order or beyond the %zd passages of the index", n);
+    return -1;
+}
+
 static int read_term(PyObject *item, Term *term, Py_ssize_t n) {
     PyObject *ids_obj, *tfs_obj;
-    if (!PyArg_ParseTuple(item, "dOOid", &term->weight, &ids_obj, &tfs_obj, &term->width, &term->bound)) return -1;
+    unsigned long long first;
+    if (!PyArg_ParseTuple(item, "dOiKOid", &term->weight, &ids_obj, &term->gap_width, &first, &tfs_obj, &term->width,
+                          &term->bound))
+        return -1;
     if (term->width != 1 && term->width != 2 && term->width != 4) {
         PyErr_Format(PyExc_ValueError, "tf width must be 1, 2 or 4, not %d", term->width);
         return -1;
     }
-    if (get_buffer(ids_obj, &term->ids_view, 0, sizeof(uint32_t), "ids") < 0) return -1;
-    term->ids = term->ids_view.buf;
-    term->count = term->ids_view.len / (Py_ssize_t)sizeof(uint32_t);
+    if (term->gap_width == 0) {
+        if (get_buffer(ids_obj, &term->ids_view, 0, sizeof(uint32_t), "ids") < 0) return -1;
+        term->ids = term->ids_view.buf;
+        term->count = term->ids_view.len / (Py_ssize_t)sizeof(uint32_t);
+        term->next = term->count ? term->ids[0] : 0;
+    } else if (term->gap_width == 1 || term->gap_width == 2 || term->gap_width == 4) {
+        if (get_buffer(ids_obj, &term->ids_view, 0, term->gap_width, "gaps") < 0) return -1;
+        term->gaps = term->ids_view.buf;
+        term->count = term->ids_view.len / term->gap_width + 1;
+        term->next = first;
+    } else {
+        PyErr_Format(PyExc_ValueError, "gap width must be 0 (ids), 1, 2 or 4, not %d", term->gap_width);
+        return -1;
+    }
     term->tfs = NULL;
     if (tfs_obj != Py_None) {
         if (get_buffer(tfs_obj, &term->tfs_view, 0, term->width, "tfs") < 0) return -1;
@@ -117,20 +185,14 @@ static int read_term(PyObject *item, Term *term, Py_ssize_t n) {
         }
         term->tfs = term->tfs_view.buf;
     }
-    /* Strictly ascending ids below n: the block loop, the touched array and the binary searches rely on it. */
-    for (Py_ssize_t i = 0; i < term->count; i++) {
-        if ((Py_ssize_t)term->ids[i] >= n || (i > 0 && term->ids[i] <= term->ids[i - 1])) {
-            PyErr_Format(PyExc_ValueError, "postings out of order or beyond the %zd passages of the index (id %u)", n,
-                         term->ids[i]);
-            return -1;
-        }
-    }
-    return 0;
+    return check_ids(term, n);
 }
 
 /*
- * The passages are scored in blocks small enough for their scores to stay in
- * the CPU cache: each term's postings are consumed block by block (ids are
+ * The passages are scored in blocks of BLOCK ids, all in one BLOCK-sized
+ * score array that stays in the CPU cache from block to block and query to
+ * query (a score array over every passage would be fetched from memory anew
+ * by each query): each term's postings are consumed block by block (ids are
  * ascending), then the block's touched passages are offered to the heap and
  * their scores reset.
  *
@@ -195,10 +257,103 @@ static inline void offer(Entry *heap, Py_ssize_t *size, Py_ssize_t k, Entry entr
     }
 }
 
+/*
+ * Adds the term's postings below `end` to the scores and returns the new
+ * number of touched passages, or -1 (with *bad set) on a passage longer than
+ * the tables. Written once, compiled for each id and tf encoding (gw: 0 for
+ * ids, else the gap width; tw: 0 when every tf is 1, else the tf width):
+ * reading the gaps here saves decoding them into ids first.
+ */
+static inline __attribute__((always_inline)) Py_ssize_t
+score_postings(Term *term, uint32_t start, uint32_t end, double *scores, const uint16_t *lengths, const double *unit,
+               const double *norm, uint16_t longest, double k1_plus_1, uint32_t *touched, Py_ssize_t n_touched,
+               uint32_t *bad, const int gw, const int tw) {
+    const Py_ssize_t count = term->count;
+    const double weight = term->weight;
+    Py_ssize_t i = term->at;
+    uint64_t id = term->next;
+    while (i < count && id < end) {
+        uint16_t length = lengths[id];
+        if (length > longest) {
+            *bad = (uint32_t)id;
+            return -1;
+        }
+        uint32_t tf = tw == 0   ? 1
+                      : tw == 1 ? ((const uint8_t *)term->tfs)[i]
+                      : tw == 2 ? ((const uint16_t *)term->tfs)[i]
+                                : ((const uint32_t *)term->tfs)[i];
+        double factor;
+        if (tf == 1) {
+            factor = unit[length];
+        } else {
+            double f = (double)tf;
+            factor = f * k1_plus_1 / (f + norm[length]);
+        }
+        double old = scores[id - start];
+        double now = old + factor * weight;
+        scores[id - start] = now;
+        touched[n_touched] = (uint32_t)id; /* kept (counted) only when this is the passage's first score */
+        n_touched += (old == 0.0) & (now != 0.0);
+        i++;
+        if (i < count) {
+            id = gw == 0   ? term->ids[i]
+                 : gw == 1 ? id + ((const uint8_t *)term->gaps)[i - 1]
+                 : gw == 2 ? id + ((const uint16_t *)term->gaps)[i - 1]
+                           : id + ((const uint32_t *)term->gaps)[i - 1];
+        }
+    }
+    term->at = i;
+    term->next = id;
+    return n_touched;
+}
+
+#define SCORE_WITH_TFS(gw)                                                                                         \
+    switch (tw) {                                                                                                  \
+        case 0: return score_postings(term, start, end, scores, lengths, unit, norm, longest, k1p1, touched, nt, bad, gw, 0); \
+        case 1: return score_postings(term, start, end, scores, lengths, unit, norm, longest, k1p1, touched, nt, bad, gw, 1); \
+        case 2: return score_postings(term, start, end, scores, lengths, unit, norm, longest, k1p1, touched, nt, bad, gw, 2); \
+        default: return score_postings(term, start, end, scores, lengths, unit, norm, longest, k1p1, touched, nt, bad, gw, 4); \
+    }
+
+static Py_ssize_t score_term(Term *term, uint32_t start, uint32_t end, double *scores, const uint16_t *lengths, const double *unit,
+                             const double *norm, uint16_t longest, double k1p1, uint32_t *touched, Py_ssize_t nt,
+                             uint32_t *bad) {
+    int tw = term->tfs ? term->width : 0;
+    switch (term->gap_width) {
+        case 0: SCORE_WITH_TFS(0)
+        case 1: SCORE_WITH_TFS(1)
+        case 2: SCORE_WITH_TFS(2)
+        default: SCORE_WITH_TFS(4)
+    }
+}
+
+/* Moves past the term's postings below `end`, leaving their ids in term->block (decoded into `scratch` from gaps). */
+static void skip_block(Term *term, uint32_t end, uint32_t *scratch) {
+    term->from = term->at;
+    if (term->gap_width == 0) {
+        term->to = term->at = lower_bound(term->ids, term->at, term->count, end);
+        term->block = term->ids + term->from;
+        if (term->at < term->count) term->next = term->ids[term->at];
+        return;
+    }
+    Py_ssize_t i = term->at, count = term->count;
+    uint64_t id = term->next;
+    uint32_t *out = scratch;
+    while (i < count && id < end) {
+        *out++ = (uint32_t)id;
+        i++;
+        if (i < count) id += gap_at(term->gaps, term->gap_width, i - 1);
+    }
+    term->block = scratch;
+    term->to = term->at = i;
+    term->next = id;
+}
+
 static Py_ssize_t score_blocks(double *scores, const uint16_t *lengths, const double *unit, const double *norm,
                                uint16_t longest, Py_ssize_t n, double k1_plus_1, Term *terms, Py_ssize_t n_terms,
                                const double *bound_after, const Py_ssize_t *excluded, Py_ssize_t n_excluded,
-                               uint32_t *touched, Entry *heap, Py_ssize_t k, uint32_t *bad, Py_ssize_t *skipped) {
+                               uint32_t *touched, uint32_t **scratch, Entry *heap, Py_ssize_t k, uint32_t *bad,
+                               Py_ssize_t *skipped) {
     Py_ssize_t size = 0, next_excluded = 0;
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         uint32_t end = (uint32_t)(start + BLOCK < n ? start + BLOCK : n);
@@ -211,29 +366,18 @@ static Py_ssize_t score_blocks(double *scores, const uint16_t *lengths, const do
         Py_ssize_t n_touched = 0;
         for (Py_ssize_t t = 0; t < n_terms; t++) {
             Term *term = &terms[t];
-            term->from = term->at;
             if (t >= first_optional) {
-                term->to = term->at = lower_bound(term->ids, term->at, term->count, end);
+                skip_block(term, end, scratch[t]);
                 continue;
             }
-            Py_ssize_t i = term->at;
-            for (; i < term->count && term->ids[i] < end; i++) {
-                uint32_t id = term->ids[i];
-                if (lengths[id] > longest) {
-                    for (Py_ssize_t j = 0; j < n_touched; j++) scores[touched[j]] = 0.0;
-                    *bad = id;
-                    return -1;
-                }
-                double old = scores[id];
-                double now = old + contribution(term, i, id, lengths, unit, norm, k1_plus_1);
-                scores[id] = now;
-                touched[n_touched] = id; /* kept (counted) only when this is the passage's first score */
-                n_touched += (old == 0.0) & (now != 0.0);
+            n_touched = score_term(term, (uint32_t)start, end, scores, lengths, unit, norm, longest, k1_plus_1, touched, n_touched, bad);
+            if (n_touched < 0) {
+                for (Py_ssize_t j = 0; j < BLOCK; j++) scores[j] = 0.0; /* zeros again on return */
+                return -1;
             }
-            term->to = term->at = i;
         }
         while (next_excluded < n_excluded && excluded[next_excluded] < (Py_ssize_t)end) {
-            if (excluded[next_excluded] >= start) scores[excluded[next_excluded]] = 0.0;
+            if (excluded[next_excluded] >= start) scores[excluded[next_excluded] - start] = 0.0;
             next_excluded++;
         }
         if (first_optional < n_terms) {
@@ -242,10 +386,11 @@ static Py_ssize_t score_blocks(double *scores, const uint16_t *lengths, const do
             double optional_bound = bound_after[first_optional];
             for (Py_ssize_t j = 0; j < n_touched; j++) {
                 uint32_t id = touched[j];
-                if (scores[id] > 0.0 && scores[id] + optional_bound >= reachable)
+                double score = scores[id - start];
+                if (score > 0.0 && score + optional_bound >= reachable)
                     touched[candidates++] = id;
                 else
-                    scores[id] = 0.0;
+                    scores[id - start] = 0.0;
             }
             n_touched = candidates;
             for (Py_ssize_t t = first_optional; t < n_terms; t++) {
@@ -255,35 +400,36 @@ static Py_ssize_t score_blocks(double *scores, const uint16_t *lengths, const do
             if (candidates * lookup_steps * LOOKUP_COST < optional_postings) {
                 for (Py_ssize_t j = 0; j < n_touched; j++) {
                     uint32_t id = touched[j];
-                    double total = scores[id];
+                    double total = scores[id - start];
                     for (Py_ssize_t t = first_optional; t < n_terms && total > 0.0; t++) {
                         if (total + bound_after[t] < reachable) {
                             total = 0.0; /* cannot reach the floor any more */
                             break;
                         }
                         const Term *term = &terms[t];
-                        Py_ssize_t at = lower_bound(term->ids, term->from, term->to, id);
-                        if (at < term->to && term->ids[at] == id)
-                            total = total + contribution(term, at, id, lengths, unit, norm, k1_plus_1);
+                        Py_ssize_t in_block = term->to - term->from;
+                        Py_ssize_t at = lower_bound(term->block, 0, in_block, id);
+                        if (at < in_block && term->block[at] == id)
+                            total = total + contribution(term, term->from + at, id, lengths, unit, norm, k1_plus_1);
                     }
-                    scores[id] = total;
+                    scores[id - start] = total;
                 }
                 *skipped += optional_postings;
             } else {
                 for (Py_ssize_t t = first_optional; t < n_terms; t++) {
                     const Term *term = &terms[t];
                     for (Py_ssize_t i = term->from; i < term->to; i++) {
-                        uint32_t id = term->ids[i];
-                        if (scores[id] != 0.0)
-                            scores[id] = scores[id] + contribution(term, i, id, lengths, unit, norm, k1_plus_1);
+                        uint32_t id = term->block[i - term->from];
+                        double *score = &scores[id - start];
+                        if (*score != 0.0) *score = *score + contribution(term, i, id, lengths, unit, norm, k1_plus_1);
                     }
                 }
             }
         }
         for (Py_ssize_t j = 0; j < n_touched; j++) {
             uint32_t id = touched[j];
-            Entry entry = {scores[id], id};
-            scores[id] = 0.0;
+            Entry entry = {scores[id - start], id};
+            scores[id - start] = 0.0;
             if (entry.score > 0.0) offer(heap, &size, k, entry);
         }
     }
@@ -295,8 +441,9 @@ PyDoc_STRVAR(top_positive_doc,
              "top_positive(buffer, lengths, unit, norm, k1_plus_1, terms, exclude, k, touched)\n"
              "-> (list[(id, score)], postings skipped)\n\n"
              "Exact BM25 top k (score desc, id asc; scores > 0) for terms with positive weights.\n"
-             "buffer: float64 zeros, one per passage (zeros again on return); lengths: uint16 passage lengths;\n"
-             "unit/norm: float64 factor at tf 1 and length norm, by length; terms: (weight, uint32 ascending ids,\n"
+             "buffer: float64 zeros, BLOCK of them (zeros again on return); lengths: uint16, one per passage;\n"
+             "unit/norm: float64 factor at tf 1 and length norm, by length; terms: (weight, ids or gaps, gap width\n"
+             "(0: uint32 ascending ids; 1, 2 or 4: the gaps between them, in bytes), first id (with gaps),\n"
              "tfs or None, tf width in bytes, upper bound of its score), largest bound first; exclude: sorted\n"
              "intp ids or None; "
              "touched: uint32 work array of more than BLOCK items.");
@@ -313,6 +460,7 @@ static PyObject *top_positive(PyObject *self, PyObject *args) {
     Entry *heap = NULL;
     Term *terms = NULL;
     double *bound_after = NULL;
+    uint32_t *scratch_items = NULL, **scratch = NULL;
     Py_ssize_t n_terms = 0, size = 0;
 
     if (get_buffer(buffer_obj, &buffer, 1, sizeof(double), "buffer") < 0) goto done;
@@ -320,10 +468,10 @@ static PyObject *top_positive(PyObject *self, PyObject *args) {
     if (get_buffer(unit_obj, &unit, 0, sizeof(double), "unit") < 0) goto done;
     if (get_buffer(norm_obj, &norm, 0, sizeof(double), "norm") < 0) goto done;
     if (get_buffer(touched_obj, &touched, 1, sizeof(uint32_t), "touched") < 0) goto done;
-    Py_ssize_t n = buffer.len / (Py_ssize_t)sizeof(double);
-    if (lengths.len / (Py_ssize_t)sizeof(uint16_t) != n || touched.len / (Py_ssize_t)sizeof(uint32_t) <= BLOCK ||
+    Py_ssize_t n = lengths.len / (Py_ssize_t)sizeof(uint16_t);
+    if (buffer.len / (Py_ssize_t)sizeof(double) < BLOCK || touched.len / (Py_ssize_t)sizeof(uint32_t) <= BLOCK ||
         unit.len != norm.len || unit.len < (Py_ssize_t)sizeof(double)) {
-        PyErr_SetString(PyExc_ValueError, "buffer and lengths must cover the same passages, unit and norm all lengths");
+        PyErr_SetString(PyExc_ValueError, "buffer needs BLOCK items, touched more, unit and norm all lengths");
         goto done;
     }
     const uint16_t *length_of = lengths.buf;
@@ -376,11 +524,25 @@ static PyObject *top_positive(PyObject *self, PyObject *args) {
         }
         bound_after[t] = bound_after[t + 1] + terms[t].bound;
     }
+    /* Where an optional term's ids in a block are decoded from its gaps: at most one block's worth each. */
+    scratch = PyMem_Calloc((size_t)(n_terms > 0 ? n_terms : 1), sizeof(uint32_t *));
+    Py_ssize_t scratch_size = 0;
+    for (Py_ssize_t t = 0; t < n_terms; t++)
+        if (terms[t].gap_width) scratch_size += terms[t].count < BLOCK ? terms[t].count : BLOCK;
+    scratch_items = PyMem_Malloc(sizeof(uint32_t) * (size_t)(scratch_size > 0 ? scratch_size : 1));
+    if (scratch == NULL || scratch_items == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t t = 0, at = 0; t < n_terms; t++) {
+        scratch[t] = scratch_items + at;
+        if (terms[t].gap_width) at += terms[t].count < BLOCK ? terms[t].count : BLOCK;
+    }
     uint32_t bad = 0;
     Py_ssize_t skipped = 0;
     Py_BEGIN_ALLOW_THREADS
     size = score_blocks(buffer.buf, length_of, unit.buf, norm.buf, longest, n, k1_plus_1, terms, n_terms, bound_after,
-                        excluded, n_excluded, touched.buf, heap, k, &bad, &skipped);
+                        excluded, n_excluded, touched.buf, scratch, heap, k, &bad, &skipped);
     Py_END_ALLOW_THREADS
     if (size < 0) { /* ids were checked in read_term: only a length can be out of range here */
         PyErr_Format(PyExc_ValueError, "passage %u is longer than the factor tables", bad);
@@ -404,6 +566,8 @@ done:
     PyMem_Free(terms);
     PyMem_Free(heap);
     PyMem_Free(bound_after);
+    PyMem_Free(scratch);
+    PyMem_Free(scratch_items);
     Py_XDECREF(sequence);
     if (buffer.obj) PyBuffer_Release(&buffer);
     if (lengths.obj) PyBuffer_Release(&lengths);

@@ -66,19 +66,55 @@ class BM25Params:
         return {"k1": self.k1, "b": self.b, "epsilon": self.epsilon}
 
 
-class Postings(NamedTuple):
-    """One term's postings: ascending passage ids, their tfs (None when all are 1), bound pairs."""
+class Postings:
+    """One term's postings: ascending passage ids, their tfs (None when all are 1), bound pairs.
 
-    ids: np.ndarray  # uint32
-    tfs: np.ndarray | None
-    bounds: np.ndarray  # (n, 2) uint32 rows of (tf, shortest passage length)
+    Decoded from a blob, the ids stay gaps (``gaps`` after ``first``, a view
+    of the blob) until something asks for ``ids``: the compiled loop reads
+    the gaps directly, and a first query then costs no decoding pass.
+    """
+
+    __slots__ = ("_ids", "bounds", "count", "first", "gaps", "tfs")
+
+    def __init__(
+        self,
+        ids: np.ndarray | None,
+        tfs: np.ndarray | None,
+        bounds: np.ndarray,
+        *,
+        gaps: np.ndarray | None = None,
+        first: int = 0,
+    ) -> None:
+        if ids is None and gaps is None:
+            raise ValueError("postings need ids or gaps")
+        self._ids = ids
+        self.tfs = tfs
+        self.bounds = bounds  # (n, 2) uint32 rows of (tf, shortest passage length)
+        self.gaps = gaps
+        self.first = first
+        self.count = len(ids) if ids is not None else len(gaps) + 1  # type: ignore[arg-type]
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Ascending passage ids (uint32), decoded from the gaps on first use."""
+        if self._ids is None:
+            assert self.gaps is not None
+            ids = np.empty(self.count, dtype=_U4)
+            ids[0] = self.first
+            ids[1:] = self.gaps
+            np.cumsum(ids, out=ids)
+            self._ids = ids
+        return self._ids
 
     def term_frequencies(self) -> np.ndarray:
-        return np.ones(len(self.ids), dtype=np.uint8) if self.tfs is None else self.tfs
+        return np.ones(self.count, dtype=np.uint8) if self.tfs is None else self.tfs
 
     @property
     def nbytes(self) -> int:
-        return self.ids.nbytes + (0 if self.tfs is None else self.tfs.nbytes) + self.bounds.nbytes
+        """Memory held, counting the ids as decoded (they may be, once asked for)."""
+        gaps = 0 if self.gaps is None else self.gaps.nbytes
+        tfs = 0 if self.tfs is None else self.tfs.nbytes
+        return 4 * self.count + gaps + tfs + self.bounds.nbytes
 
 
 class QueryTerm(NamedTuple):
@@ -228,11 +264,7 @@ def decode(blob: bytes) -> Postings:
     pos = _HEADER.size
     bounds = np.frombuffer(blob, dtype=_U4, count=2 * n_pairs, offset=pos).reshape(-1, 2)
     pos += 8 * n_pairs
-    ids = np.empty(count, dtype=_U4)
-    ids[0] = first
-    if count > 1:
-        ids[1:] = np.frombuffer(blob, dtype=_WIDTH_DTYPES[gw], count=count - 1, offset=pos)
-        np.cumsum(ids, out=ids)
+    gaps = np.frombuffer(blob, dtype=_WIDTH_DTYPES[gw], count=count - 1, offset=pos)
     pos += gw * (count - 1)
     tfs: np.ndarray | None
     if kind == _TF_ALL_ONES:
@@ -245,7 +277,7 @@ def decode(blob: bytes) -> Postings:
         tfs[where] = values
     else:
         tfs = np.frombuffer(blob, dtype=_WIDTH_DTYPES[kind], count=count, offset=pos)
-    return Postings(ids, tfs, bounds)
+    return Postings(None, tfs, bounds, gaps=gaps, first=first)
 
 
 def decode_postings(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -289,6 +321,16 @@ class Collection:
     params: BM25Params
 
 
+class _KernelTables(NamedTuple):
+    """What the compiled loop reads besides the postings, made once per index generation."""
+
+    lengths: np.ndarray  # uint16 per passage
+    unit: np.ndarray  # float64 factor at tf 1, by length
+    norm: np.ndarray  # float64 length norm, by length
+    touched: np.ndarray  # uint32 work array
+    scores: np.ndarray  # float64 scores of one block of passages (zeros between queries)
+
+
 class Scorer:
     """Exact BM25Okapi top-k over query terms' postings; not thread-safe (callers lock)."""
 
@@ -307,7 +349,7 @@ class Scorer:
         # Bounds need the factor to grow with tf and shrink with the length.
         self._prunable = p.k1 >= 0 and 0 <= p.b <= 1  # with b > 1 the length norm can go negative
 
-    def _length_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    def _length_tables(self) -> _KernelTables | None:
         """For the compiled loop: passage lengths (uint16) and the per-length norm and tf-1 factor.
 
         A passage's factor depends only on its length, so a table by length
@@ -323,7 +365,7 @@ class Scorer:
         unit = self._k1_plus_1 / (1.0 + norm)
         assert kernel is not None
         touched = np.zeros(kernel.BLOCK + 1, dtype=np.uint32)
-        return doc_len.astype(np.uint16), unit, norm, touched
+        return _KernelTables(doc_len.astype(np.uint16), unit, norm, touched, np.zeros(kernel.BLOCK, dtype=np.float64))
 
     @cached_property
     def _norm(self) -> np.ndarray:
@@ -420,21 +462,22 @@ class Scorer:
         counts them, for tests and benchmarks).
         """
         assert kernel is not None and self._tables is not None
-        lengths, unit, norm, touched = self._tables
+        lengths, unit, norm, touched, block_scores = self._tables
         work = []
         for term, bound in zip(terms, bounds, strict=True):
-            ids = np.ascontiguousarray(term.postings.ids, dtype=np.uint32)
-            tfs = term.postings.tfs
-            if tfs is not None:
-                if tfs.dtype.kind != "u" or tfs.dtype.itemsize not in (1, 2, 4) or not tfs.dtype.isnative:
-                    tfs = tfs.astype(np.uint32)
-                tfs = np.ascontiguousarray(tfs)
+            postings = term.postings
+            tfs = _native_unsigned(postings.tfs)
             width = 1 if tfs is None else tfs.dtype.itemsize
-            work.append((term.weight, ids, tfs, width, bound))
+            gaps = _native_unsigned(postings.gaps)
+            if gaps is not None:
+                work.append((term.weight, gaps, gaps.dtype.itemsize, postings.first, tfs, width, bound))
+            else:
+                ids = np.ascontiguousarray(postings.ids, dtype=np.uint32)
+                work.append((term.weight, ids, 0, 0, tfs, width, bound))
         if exclude is not None:
             exclude = np.unique(exclude).astype(np.intp, copy=False)
         best, self.skipped_postings = kernel.top_positive(
-            self._buffer, lengths, unit, norm, self._k1_plus_1, work, exclude, k, touched
+            block_scores, lengths, unit, norm, self._k1_plus_1, work, exclude, k, touched
         )
         return best
 
@@ -521,6 +564,15 @@ DENSE_SHARE = 12  # read the whole score buffer back once the postings touch mor
 FLOOR_SAMPLE = 4_096
 
 
+def _native_unsigned(values: np.ndarray | None) -> np.ndarray | None:
+    """``values`` as the compiled loop reads them: contiguous native uint8/16/32."""
+    if values is None:
+        return None
+    if values.dtype.kind != "u" or values.dtype.itemsize not in (1, 2, 4) or not values.dtype.isnative:
+        values = values.astype(np.uint32)
+    return np.ascontiguousarray(values)
+
+
 def _merge(terms: Sequence[QueryTerm | tuple[float, np.ndarray, np.ndarray]]) -> list[QueryTerm]:
     merged: dict[int, QueryTerm] = {}
     for entry in terms:
@@ -531,7 +583,7 @@ def _merge(terms: Sequence[QueryTerm | tuple[float, np.ndarray, np.ndarray]]) ->
             ids = np.asarray(ids).astype(_U4, copy=False)
             tfs = None if tfs is None else np.asarray(tfs)
             term = QueryTerm(weight, Postings(ids, tfs, np.zeros((0, 2), dtype=_U4)))
-        if term.weight == 0 or len(term.postings.ids) == 0:
+        if term.weight == 0 or term.postings.count == 0:
             continue
         key = id(term.postings)
         if key in merged:

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from index import bm25
-from index.bm25 import BM25Params, Collection, Postings, QueryTerm, Scorer
+from index.bm25 import BM25Params, Collection, Postings, QueryTerm, Scorer, decode, encode_postings
+
+NO_PAIRS = np.zeros((0, 2), dtype=np.uint32)
 
 
 def test_the_compiled_kernel_is_built() -> None:
@@ -29,13 +31,36 @@ def random_index(seed: int, n_docs: int, max_len: int = 300) -> tuple[Collection
         postings.append(Postings(ids, stored, np.zeros((0, 2), dtype=np.uint32)))
     every = present.astype(np.uint32)  # touches every passage of every block
     postings.append(Postings(every, None, np.zeros((0, 2), dtype=np.uint32)))
+    mostly_ones = np.sort(rng.choice(present, size=len(present) // 3, replace=False)).astype(np.uint32)
+    few_tfs = np.where(rng.random(len(mostly_ones)) < 0.03, rng.integers(2, 9, size=len(mostly_ones)), 1)
+    postings.append(Postings(mostly_ones, few_tfs.astype(np.uint8), NO_PAIRS))  # stored as sparse tf exceptions
+    for far_apart in (present[[0, len(present) // 2, -1]], present[[0, -1]]):  # wider gaps (2, 4 bytes)
+        postings.append(Postings(np.unique(far_apart).astype(np.uint32), None, NO_PAIRS))
     collection = Collection(n_docs, float(doc_len.mean()), 1.3, doc_len, BM25Params())
     return collection, postings
 
 
+def stored(postings: Postings, doc_len: np.ndarray) -> Postings:
+    """The postings as a query reads them from the index: gaps, not ids, until something asks for the ids."""
+    ids = postings.ids
+    if len(ids) == 0:  # (no term of an index has no postings)
+        return postings
+    return decode(encode_postings(ids, postings.term_frequencies(), doc_len[ids]))
+
+
+def scores_are_zero(scorer: Scorer) -> bool:
+    return not scorer._buffer.any() and (scorer._tables is None or not scorer._tables.scores.any())
+
+
+@pytest.mark.parametrize("from_index", [False, True], ids=["ids", "gaps"])
 @pytest.mark.parametrize("n_docs", [7, 1_000, 70_000])  # one block, several blocks, a partial last block
-def test_compiled_and_numpy_scores_are_identical(n_docs: int) -> None:
+def test_compiled_and_numpy_scores_are_identical(n_docs: int, from_index: bool) -> None:
     collection, postings = random_index(n_docs, n_docs)
+    if from_index:
+        postings = [stored(p, collection.doc_len) for p in postings]
+        assert {p.gaps.dtype.itemsize for p in postings if p.gaps is not None} >= (
+            {1, 2, 4} if n_docs > 65_536 else {1}
+        )
     compiled, plain = Scorer(collection), Scorer(collection, compiled=False)
     assert compiled.compiled and not plain.compiled
     rng = np.random.default_rng(5)
@@ -45,7 +70,18 @@ def test_compiled_and_numpy_scores_are_identical(n_docs: int) -> None:
         exclude = rng.integers(0, n_docs, size=rng.integers(0, 20)) if rng.random() < 0.5 else None
         for k in (1, 10, n_docs + 5):
             assert compiled.top(terms, k, exclude) == plain.top(terms, k, exclude)
-    assert not compiled._buffer.any()
+    assert scores_are_zero(compiled)
+
+
+def test_the_compiled_loop_reads_stored_postings_without_decoding_their_ids() -> None:
+    collection, postings = random_index(3, 40_000)
+    terms = [QueryTerm(1.0 + i, stored(p, collection.doc_len)) for i, p in enumerate(postings)]
+    got = Scorer(collection).top(terms, 10)
+    assert all(t.postings._ids is None for t in terms)  # the loop read the gaps
+    assert got == Scorer(collection, compiled=False).top(terms, 10)  # (the numpy path decodes them)
+    assert all(t.postings._ids is not None for t in terms)
+    for term, original in zip(terms, postings, strict=True):
+        assert term.postings.ids.tolist() == original.ids.tolist()
 
 
 def test_repeated_terms_and_ties_break_by_passage_id() -> None:
@@ -75,8 +111,28 @@ def test_damaged_postings_are_refused_and_leave_the_buffer_clean(n_docs: int, ba
     bad = Postings(np.array(bad_ids, dtype=np.uint32), None, np.zeros((0, 2), dtype=np.uint32))
     with pytest.raises(ValueError, match="passage"):
         scorer.top([QueryTerm(1.0, good), QueryTerm(2.0, bad)], 3)
-    assert not scorer._buffer.any()
+    assert scores_are_zero(scorer)
     assert len(scorer.top([QueryTerm(1.0, good)], 3)) == 3  # still usable
+
+
+@pytest.mark.parametrize(
+    ("first", "gaps"),
+    [
+        (3, np.array([1, 0, 2], dtype=np.uint8)),  # a zero gap repeats an id
+        (20, np.array([], dtype=np.uint8)),  # the first id is beyond the last passage
+        (5, np.array([7, 8], dtype=np.uint8)),  # the gaps lead beyond it
+        (0, np.array([0xFFFF_FFFF, 0xFFFF_FFFF, 30], dtype=np.uint32)),  # would wrap around 2**32 back into range
+    ],
+)
+def test_damaged_gaps_are_refused_and_leave_the_buffer_clean(first: int, gaps: np.ndarray) -> None:
+    collection = Collection(20, 5.0, 1.0, np.full(20, 5, dtype="<u4"), BM25Params())
+    scorer = Scorer(collection)
+    good = Postings(np.arange(0, 20, dtype=np.uint32), None, NO_PAIRS)
+    bad = Postings(None, None, NO_PAIRS, gaps=gaps, first=first)
+    with pytest.raises(ValueError, match="passage"):
+        scorer.top([QueryTerm(1.0, good), QueryTerm(2.0, bad)], 3)
+    assert scores_are_zero(scorer)
+    assert len(scorer.top([QueryTerm(1.0, good)], 3)) == 3
 
 
 def test_passages_too_long_for_the_length_tables_use_numpy() -> None:
@@ -88,7 +144,8 @@ def test_passages_too_long_for_the_length_tables_use_numpy() -> None:
     assert [pid for pid, _ in scorer.top([QueryTerm(1.0, postings)], 3)] == [0, 2, 1]
 
 
-def test_terms_that_cannot_lift_a_passage_into_the_top_k_are_skipped_exactly() -> None:
+@pytest.mark.parametrize("from_index", [False, True], ids=["ids", "gaps"])
+def test_terms_that_cannot_lift_a_passage_into_the_top_k_are_skipped_exactly(from_index: bool) -> None:
     # One rare, heavy term and two common, light ones over several blocks: once the heap is full, a
     # passage holding only the light terms cannot reach it, so their postings are skipped.
     rng = np.random.default_rng(11)
@@ -100,6 +157,8 @@ def test_terms_that_cannot_lift_a_passage_into_the_top_k_are_skipped_exactly() -
     common = [Postings(np.sort(rng.choice(n_docs, 90_000, replace=False)).astype(np.uint32), None, no_pairs)]
     common.append(Postings(np.arange(0, n_docs, 2, dtype=np.uint32), None, no_pairs))
     terms = [QueryTerm(0.4, common[0]), QueryTerm(9.0, rare), QueryTerm(0.3, common[1])]
+    if from_index:
+        terms = [QueryTerm(t.weight, stored(t.postings, doc_len)) for t in terms]
     compiled, plain = Scorer(collection), Scorer(collection, compiled=False)
     for k in (1, 10, 100):
         assert compiled.top(terms, k) == plain.top(terms, k)
@@ -107,3 +166,21 @@ def test_terms_that_cannot_lift_a_passage_into_the_top_k_are_skipped_exactly() -
     many = compiled.top(terms, n_docs)  # the heap never fills: nothing can be skipped
     assert compiled.skipped_postings == 0
     assert many == plain.top(terms, n_docs)
+
+
+def test_a_passage_longer_than_the_factor_tables_is_refused_by_the_loop_itself() -> None:
+    # bm25.py builds the tables from the longest passage, so only a direct call can get this wrong.
+    kernel = bm25.kernel
+    assert kernel is not None
+    lengths = np.array([3, 4, 9, 2], dtype=np.uint16)  # 9: beyond the 5-entry tables below
+    unit, norm = np.linspace(1.0, 0.5, 5), np.linspace(0.5, 1.0, 5)
+    scores = np.zeros(kernel.BLOCK, dtype=np.float64)
+    touched = np.zeros(kernel.BLOCK + 1, dtype=np.uint32)
+    terms = [(1.0, np.array([1, 1], dtype=np.uint8), 1, 0, None, 1, 2.0)]  # ids 0, 1, 2 as gaps
+    with pytest.raises(ValueError, match="longer than the factor tables"):
+        kernel.top_positive(scores, lengths, unit, norm, 2.5, terms, None, 3, touched)
+    assert not scores.any()
+    best, _ = kernel.top_positive(
+        scores, lengths[:2], unit, norm, 2.5, [(1.0, np.array([1], np.uint8), 1, 0, None, 1, 2.0)], None, 3, touched
+    )
+    assert [pid for pid, _ in best] == [0, 1]
