@@ -64,6 +64,9 @@ _WORD = re.compile(
     """,
     re.VERBOSE,
 )
+# _WORD restricted to ASCII text, where it finds the same words about a third faster (no mark or Unicode classes);
+# most passages of English news are ASCII.
+_ASCII_WORD = re.compile(r"U\.S\.(?:A\.)?|\d+(?:[.,]\d+)+|[A-Za-z]+(?:'[A-Za-z]+)*|\d+")
 _COUNTRY_FORMS = frozenset({"US", "USA", "U.S.", "U.S.A."})
 _POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
 _ACRONYM_PLURAL = re.compile(r"^[A-Z]{2,}s$")
@@ -88,6 +91,10 @@ STOPWORDS = frozenset(
 )
 
 
+def _words_pattern(text: str) -> re.Pattern[str]:
+    return _ASCII_WORD if text.isascii() else _WORD
+
+
 class Tokenizer:
     """Turns text into BM25 terms; ``tokens`` also reports where each came from."""
 
@@ -105,7 +112,7 @@ class Tokenizer:
         """Terms with their character spans in ``text`` (spans index the original string)."""
         cached = self._cache.get
         found = []
-        for match in _WORD.finditer(text):
+        for match in _words_pattern(text).finditer(text):
             raw = match.group()
             term = cached(raw)
             if term is None:
@@ -118,7 +125,7 @@ class Tokenizer:
         """Where the words whose terms are in ``wanted`` are (``tokens`` without building the others)."""
         cached = self._cache.get
         found = []
-        for match in _WORD.finditer(text):
+        for match in _words_pattern(text).finditer(text):
             raw = match.group()
             term = cached(raw)
             if term is None:
@@ -129,7 +136,7 @@ class Tokenizer:
 
     def terms(self, text: str) -> list[str]:
         """Just the terms, in order (duplicates kept: BM25 counts them)."""
-        words = _WORD.findall(text)
+        words = _words_pattern(text).findall(text)
         terms = list(map(self._cache.get, words))  # C-level lookups: most words were seen before
         if None in terms:
             terms = [self._term_of(word) if term is None else term for term, word in zip(terms, words, strict=True)]

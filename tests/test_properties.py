@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from index.passages import _word_before, sentence_spans, split_passages
-from index.tokenizer import Tokenizer, default_tokenizer
+from index.tokenizer import _ASCII_WORD, _WORD, Tokenizer, default_tokenizer
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -56,6 +56,19 @@ def test_the_tokenizer_is_deterministic(text: str) -> None:
     first = default_tokenizer().terms(text)
     assert default_tokenizer().terms(text) == first
     assert Tokenizer().terms(text) == first  # a fresh instance (as a new process would build) agrees
+
+
+ascii_text = st.one_of(
+    newsy_text.map(lambda text: text.encode("ascii", "ignore").decode("ascii")),
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=300),
+)
+
+
+@SETTINGS
+@given(ascii_text)
+@example("U.S.A. and U.S. vs US's don't 3.5 1,000 2025.06 IL6 IL-6 o'clock '90s rock'n'roll _x_ a__b")
+def test_ascii_text_finds_the_same_words_with_the_ascii_pattern(text: str) -> None:
+    assert [m.span() for m in _ASCII_WORD.finditer(text)] == [m.span() for m in _WORD.finditer(text)]
 
 
 # -- passage splitter ---------------------------------------------------------------
