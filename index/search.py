@@ -11,6 +11,7 @@ import difflib
 import itertools
 import math
 import os
+import sqlite3
 import threading
 import unicodedata
 from collections.abc import Iterator
@@ -179,6 +180,7 @@ class SearchService:
         self._postings_cache = store.PostingsCache()
         self._lock = threading.RLock()
         self._generation: int | None = None
+        self._generation_text: str | None = None  # as stored, to see cheaply that it has not changed
         self._meta: dict = {}
         self._scorer: Scorer | None = None
         self._articles: _Articles | None = None
@@ -199,13 +201,25 @@ class SearchService:
             conn = self._db.conn
             conn.execute("BEGIN")
             try:
-                meta = store.read_meta(self._db)
-                store.check_schema(meta, self.db_path)
-                if meta.get("generation") != self._generation:
-                    self._load(meta)
+                stored = self._stored_generation(conn)
+                if stored is None or stored != self._generation_text:
+                    meta = store.read_meta(self._db)
+                    store.check_schema(meta, self.db_path)
+                    if meta.get("generation") != self._generation:
+                        self._load(meta)
+                    self._generation_text = stored
                 yield self._db
             finally:
                 conn.execute("COMMIT")
+
+    @staticmethod
+    def _stored_generation(conn: sqlite3.Connection) -> str | None:
+        """The index generation as stored (one row: cheaper than reading all metadata on every question)."""
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        except sqlite3.OperationalError:  # no meta table: read_meta and check_schema say what is wrong
+            return None
+        return row[0] if row else None
 
     def _load(self, meta: dict) -> None:
         row = self._db.execute("SELECT data FROM blobs WHERE name = 'doc_len'").fetchone()
