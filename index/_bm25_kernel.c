@@ -120,31 +120,40 @@ static int check_ids(const Term *term, Py_ssize_t n) {
         }
         return 0;
     }
-    /* Gaps: the sum gives the last id; a zero gap is a repeated id. One pass the compiler vectorises. */
+    /* Gaps: the sum gives the last id; a zero gap is a repeated id. Loops the compiler vectorises. */
     uint64_t sum = term->next;
-    int zero = 0;
     Py_ssize_t gaps = term->count - 1;
+    int zero = 0;
     switch (term->gap_width) {
-        case 1:
+        case 1: {
+            const uint8_t *g = term->gaps;
+            uint8_t least = UINT8_MAX;
             for (Py_ssize_t i = 0; i < gaps; i++) {
-                uint8_t g = ((const uint8_t *)term->gaps)[i];
-                sum += g;
-                zero |= g == 0;
+                sum += g[i];
+                least = g[i] < least ? g[i] : least;
             }
+            zero = gaps > 0 && least == 0;
             break;
-        case 2:
+        }
+        case 2: {
+            const uint16_t *g = term->gaps;
+            uint16_t least = UINT16_MAX;
             for (Py_ssize_t i = 0; i < gaps; i++) {
-                uint16_t g = ((const uint16_t *)term->gaps)[i];
-                sum += g;
-                zero |= g == 0;
+                sum += g[i];
+                least = g[i] < least ? g[i] : least;
             }
+            zero = gaps > 0 && least == 0;
             break;
-        default:
+        }
+        default: {
+            const uint32_t *g = term->gaps;
+            uint32_t least = UINT32_MAX;
             for (Py_ssize_t i = 0; i < gaps; i++) {
-                uint32_t g = ((const uint32_t *)term->gaps)[i];
-                sum += g;
-                zero |= g == 0;
+                sum += g[i];
+                least = g[i] < least ? g[i] : least;
             }
+            zero = gaps > 0 && least == 0;
+        }
     }
     if (!zero && sum < (uint64_t)n) return 0;
 bad:
@@ -327,6 +336,26 @@ static Py_ssize_t score_term(Term *term, uint32_t start, uint32_t end, double *s
     }
 }
 
+/* Decodes the ids below `end` into `out` (gaps of `gw` bytes); returns how many. */
+static inline __attribute__((always_inline)) Py_ssize_t decode_block(Term *term, uint32_t end, uint32_t *out,
+                                                                     const int gw) {
+    const Py_ssize_t count = term->count, from = term->at;
+    Py_ssize_t i = from;
+    uint64_t id = term->next;
+    while (i < count && id < end) {
+        out[i - from] = (uint32_t)id;
+        i++;
+        if (i < count) {
+            id += gw == 1 ? ((const uint8_t *)term->gaps)[i - 1]
+                  : gw == 2 ? ((const uint16_t *)term->gaps)[i - 1]
+                            : ((const uint32_t *)term->gaps)[i - 1];
+        }
+    }
+    term->at = i;
+    term->next = id;
+    return i - from;
+}
+
 /* Moves past the term's postings below `end`, leaving their ids in term->block (decoded into `scratch` from gaps). */
 static void skip_block(Term *term, uint32_t end, uint32_t *scratch) {
     term->from = term->at;
@@ -336,17 +365,13 @@ static void skip_block(Term *term, uint32_t end, uint32_t *scratch) {
         if (term->at < term->count) term->next = term->ids[term->at];
         return;
     }
-    Py_ssize_t i = term->at, count = term->count;
-    uint64_t id = term->next;
-    uint32_t *out = scratch;
-    while (i < count && id < end) {
-        *out++ = (uint32_t)id;
-        i++;
-        if (i < count) id += gap_at(term->gaps, term->gap_width, i - 1);
+    switch (term->gap_width) {
+        case 1: decode_block(term, end, scratch, 1); break;
+        case 2: decode_block(term, end, scratch, 2); break;
+        default: decode_block(term, end, scratch, 4);
     }
     term->block = scratch;
-    term->to = term->at = i;
-    term->next = id;
+    term->to = term->at;
 }
 
 static Py_ssize_t score_blocks(double *scores, const uint16_t *lengths, const double *unit, const double *norm,
