@@ -177,6 +177,9 @@ def check_schema(meta: dict[str, Any], db_path: str | os.PathLike[str]) -> None:
         )
 
 
+_TERMS_PER_SELECT = 500  # well under SQLite's limit of bound parameters
+
+
 class PostingsCache:
     """Decoded postings by term for one index generation, least recently used dropped first.
 
@@ -205,13 +208,13 @@ class PostingsCache:
             else:
                 self._entries.move_to_end(term)
                 found[term] = entry
-        for term in missing:
-            row = db.execute("SELECT df, postings FROM terms WHERE term = ?", (term,)).fetchone()
-            if row is None:
-                continue
-            entry = (int(row[0]), decode(row[1]))
-            found[term] = entry
-            self._remember(term, entry)
+        for at in range(0, len(missing), _TERMS_PER_SELECT):
+            batch = missing[at : at + _TERMS_PER_SELECT]
+            marks = ",".join("?" * len(batch))
+            for term, df, blob in db.execute(f"SELECT term, df, postings FROM terms WHERE term IN ({marks})", batch):
+                entry = (int(df), decode(blob))
+                found[term] = entry
+                self._remember(term, entry)
         return found
 
     def _remember(self, term: str, entry: tuple[int, Postings]) -> None:
