@@ -214,12 +214,18 @@ class SearchService:
 
     @staticmethod
     def _stored_generation(conn: sqlite3.Connection) -> str | None:
-        """The index generation as stored (one row: cheaper than reading all metadata on every question)."""
+        """The index generation and schema version as stored (two rows: cheaper than all metadata every question).
+
+        Every reindex changes the generation; the schema version is read too, so that a database
+        changed under the bot some other way is still checked (and refused) on the next question.
+        """
         try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+            rows = conn.execute(
+                "SELECT key, value FROM meta WHERE key IN ('generation', 'schema_version') ORDER BY key"
+            ).fetchall()
         except sqlite3.OperationalError:  # no meta table: read_meta and check_schema say what is wrong
             return None
-        return row[0] if row else None
+        return repr(rows) if len(rows) == 2 else None
 
     def _load(self, meta: dict) -> None:
         row = self._db.execute("SELECT data FROM blobs WHERE name = 'doc_len'").fetchone()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from index import SearchService, index_corpus
+from index.errors import CorpusbotError
 
 DEV_QUESTIONS = json.loads((Path(__file__).parent / "data" / "questions-dev.json").read_text())
 
@@ -250,3 +252,19 @@ def test_example_questions_come_from_the_articles_with_most_passages(make_servic
         "What does the corpus say about Harbour cranes?",
         "What does the corpus say about Port fees?",
     ]
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["DELETE FROM meta WHERE key = 'schema_version'", "UPDATE meta SET value = '99' WHERE key = 'schema_version'"],
+)
+def test_a_schema_change_under_a_running_service_is_refused_on_the_next_question(
+    sample_service: SearchService, sample_db: Path, change: str
+) -> None:
+    assert sample_service.ask("US delegation").hits  # the generation is known now
+    writer = sqlite3.connect(sample_db)
+    writer.execute(change)  # the generation stays the same
+    writer.commit()
+    writer.close()
+    with pytest.raises(CorpusbotError):  # (a missing version reads as no index, another as another schema)
+        sample_service.ask("US delegation")
