@@ -62,9 +62,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the fake Slack API and the request signing helpers live with the tests
 
 from fake_slack import BOT_USER_ID, Call, FakeSlack  # noqa: E402
-from slack_harness import Bot, environment  # noqa: E402
+from slack_harness import Bot, Response, environment, sign  # noqa: E402
 
 from bot.blocks import HELPFUL, MORE, NOT_HELPFUL, AnswerRef  # noqa: E402
+from bot.server import EVENTS_PATH  # noqa: E402
 from index import index_corpus  # noqa: E402
 
 from .corpus import generate  # noqa: E402
@@ -79,31 +80,35 @@ USERS = 50
 
 
 class Sink(FakeSlack):
-    """The fake Slack API keyed by request: ``response_url`` path or the thread a message was posted in."""
+    """The fake Slack API keyed by request: ``response_url`` path or the thread a message was posted in.
+
+    The arrival time is taken as soon as the request has been read, before the fake checks and answers it. Each key
+    has its own event, so a reply wakes only the client waiting for it.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.arrivals: dict[str, list[float]] = defaultdict(list)
-        self.arrived = threading.Condition()
+        self._lock = threading.Lock()
+        self._events: dict[str, threading.Event] = {}
 
     def _record(self, call: Call) -> None:
         at = time.perf_counter()
         super()._record(call)
         key = reply_key(call)
         if key is not None:
-            with self.arrived:
+            with self._lock:
                 self.arrivals[key].append(at)
-                self.arrived.notify_all()
+                event = self._events.setdefault(key, threading.Event())
+            event.set()
 
     def wait(self, key: str, timeout: float) -> float | None:
         """When the first reply for ``key`` arrived, waiting at most ``timeout`` seconds."""
-        deadline = time.perf_counter() + timeout
-        with self.arrived:
-            while not self.arrivals.get(key):
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    return None
-                self.arrived.wait(remaining)
+        with self._lock:
+            event = self._events.setdefault(key, threading.Event())
+        if not event.wait(timeout):
+            return None
+        with self._lock:
             return self.arrivals[key][0]
 
 
@@ -188,6 +193,80 @@ def _mention(question: str, user: str, ts: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A Slack request's body (built before the clock starts); it is signed when it is sent, as Slack does."""
+
+    body: bytes
+    content_type: str
+    extra: tuple[tuple[str, str], ...] = ()
+
+
+class _Preparing(Bot):
+    """The harness's Slack payloads (``Bot.command``, ``event``, ``click``), kept instead of sent."""
+
+    prepared: Prepared | None = None
+
+    def post_signed(  # type: ignore[override]
+        self, body: bytes, content_type: str, *, extra: dict[str, str] | None = None, **_: Any
+    ) -> Response:
+        self.prepared = Prepared(body, content_type, tuple((extra or {}).items()))
+        return Response(200, "")
+
+
+def prepare(planned: list[Planned], sink: Sink) -> list[Prepared]:
+    preparing = _Preparing("127.0.0.1", 0, app=None, runtime=None, slack=sink, executor=None)  # type: ignore[arg-type]
+    prepared = []
+    for item in planned:
+        preparing.prepared = None
+        item.send(preparing)
+        assert preparing.prepared is not None
+        prepared.append(preparing.prepared)
+    return prepared
+
+
+def send_signed(port: int, request: Prepared, timeout: float) -> int:
+    """Sign ``request`` now and POST it to the bot on a new connection (as Slack does); the HTTP status.
+
+    A few lines of socket code instead of ``http.client``: the load script shares the bot's two cores, so every
+    millisecond of CPU it spends is one the bot does not get.
+    """
+    timestamp = str(int(time.time()))
+    headers = [
+        ("Host", f"127.0.0.1:{port}"),
+        ("Content-Type", request.content_type),
+        ("Content-Length", str(len(request.body))),
+        ("X-Slack-Request-Timestamp", timestamp),
+        ("X-Slack-Signature", sign(request.body, timestamp)),
+        *request.extra,
+        ("Connection", "close"),
+    ]
+    head = f"POST {EVENTS_PATH} HTTP/1.1\r\n" + "".join(f"{name}: {value}\r\n" for name, value in headers) + "\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
+        connection.sendall(head.encode("latin-1") + request.body)
+        return _read_status(connection)
+
+
+def _read_status(connection: socket.socket) -> int:
+    """The status of the HTTP response on ``connection``, once all of it (headers and Content-Length body) is read."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed before the response headers")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = next((int(line.split(":", 1)[1]) for line in lines[1:] if line.lower().startswith("content-length:")), 0)
+    while len(body) < length:
+        chunk = connection.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed inside the response body")
+        body += chunk
+    return status
+
+
 # -- the bot and the reindexer, as processes -------------------------------------------------------------------
 
 
@@ -198,7 +277,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(sink: Sink, db: Path, workdir: Path, log_path: Path, workers: int = 1) -> Iterator[int]:
+def serving(
+    sink: Sink, db: Path, workdir: Path, log_path: Path, workers: int = 1
+) -> Iterator[tuple[int, subprocess.Popen]]:
     """``corpusbot serve`` on a free loopback port, until ready; stopped with SIGINT (then killed) at the end."""
     port = free_port()
     env = {**os.environ, **environment(sink, db), "CORPUSBOT_RATE_LIMIT": "off", "PYTHONPATH": str(ROOT)}
@@ -209,7 +290,7 @@ def serving(sink: Sink, db: Path, workdir: Path, log_path: Path, workers: int = 
         process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_ready(port, process, log_path)
-            yield port
+            yield port, process
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
@@ -368,6 +449,8 @@ class Report:
     notes: list[str]
     workers: int = 1
     metrics_workers: int = 1  # workers whose /metrics were summed into metrics_requests_total
+    bot_cpu_ms_per_request: float | None = None  # user + system CPU of `corpusbot serve` and its workers
+    load_cpu_ms_per_request: float | None = None  # of this process: clients and the fake Slack API
 
     @property
     def failed(self) -> bool:
@@ -413,9 +496,19 @@ class Report:
                 "corpusbot_slack_requests_total at the end (summed over workers)",
                 f"{self.metrics_requests_total:.0f} ({self.metrics_workers} of {self.workers} workers)",
             ),
+            ("CPU ms per request: bot / load script (incl. fake Slack)", self._cpu()),
         ]
         lines = ["| figure | value |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)]
         return "\n".join(lines + [f"\n{note}" for note in self.notes])
+
+    def _cpu(self) -> str:
+        if self.bot_cpu_ms_per_request is None or self.load_cpu_ms_per_request is None:
+            return "-"
+        return f"{self.bot_cpu_ms_per_request:.2f} / {self.load_cpu_ms_per_request:.2f}"
+
+
+def _per_request(seconds: float | None, requests: int) -> float | None:
+    return seconds * 1000 / requests if seconds is not None and requests else None
 
 
 def _triple(p: dict[str, float]) -> str:
@@ -441,14 +534,14 @@ def run(options: Options) -> Report:
         run_id = secrets.token_hex(3)  # event ids are remembered in the database: a new run must not reuse them
         planned = plan(options.requests, queries, run_id, options.seed, mode)
         log_path = workdir / "serve.log"
-        with Sink() as sink, serving(sink, db, workdir, log_path, options.workers) as port:
+        with Sink() as sink, serving(sink, db, workdir, log_path, options.workers) as (port, process):
             reindexer = Reindexer(db, corpus_paths) if reindex else None
             if reindexer:
                 reindexer.start()
                 reindexer.wait_for_first_run(options.max_seconds)  # then the load meets a reindex in full swing
             generation_before = _generation(port)
             try:
-                outcome = _drive(port, sink, planned, options)
+                outcome = _drive(port, sink, planned, options, process.pid)
                 generation_after = _generation(port)
             finally:
                 if reindexer:
@@ -495,6 +588,8 @@ def run(options: Options) -> Report:
             notes=notes,
             workers=options.workers,
             metrics_workers=len(expositions),
+            bot_cpu_ms_per_request=_per_request(outcome.bot_cpu_seconds, outcome.sent),
+            load_cpu_ms_per_request=_per_request(outcome.load_cpu_seconds, outcome.sent),
         )
 
 
@@ -507,27 +602,30 @@ class _Outcome:
     replies: list[float] = field(default_factory=list)
     done: list[float] = field(default_factory=list)
     connection_errors: int = 0
+    bot_cpu_seconds: float | None = None
+    load_cpu_seconds: float | None = None
 
 
-def _drive(port: int, sink: Sink, planned: list[Planned], options: Options) -> _Outcome:
+def _drive(port: int, sink: Sink, planned: list[Planned], options: Options, bot_pid: int | None = None) -> _Outcome:
     """Send everything with ``concurrency`` client threads, each waiting for its reply before the next request."""
-    bot = Bot("127.0.0.1", port, app=None, runtime=None, slack=sink, executor=None)  # type: ignore[arg-type]
     outcome = _Outcome()
     lock = threading.Lock()
-    queue = iter(planned)
+    queue = iter(zip(planned, prepare(planned, sink), strict=True))
+    bot_cpu = _cpu_seconds(bot_pid)
+    load_cpu = time.process_time()
     started = time.perf_counter()
     deadline = started + options.max_seconds
 
     def client() -> None:
         while time.perf_counter() < deadline:
             with lock:
-                item = next(queue, None)
-                if item is None:
+                item, request = next(queue, (None, None))
+                if item is None or request is None:
                     return
                 outcome.sent += 1
             sent_at = time.perf_counter()
             try:
-                status = item.send(bot)
+                status = send_signed(port, request, options.reply_timeout)
             except OSError:
                 with lock:
                     outcome.connection_errors += 1
@@ -545,8 +643,30 @@ def _drive(port: int, sink: Sink, planned: list[Planned], options: Options) -> _
         for future in [pool.submit(client) for _ in range(options.concurrency)]:
             future.result()
     outcome.seconds = time.perf_counter() - started
+    outcome.load_cpu_seconds = time.process_time() - load_cpu
+    bot_cpu_after = _cpu_seconds(bot_pid)
+    if bot_cpu is not None and bot_cpu_after is not None:
+        outcome.bot_cpu_seconds = bot_cpu_after - bot_cpu
     time.sleep(1.0)  # late duplicates (a retry answered twice) would arrive now
     return outcome
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU of ``pid`` and its descendants so far (workers still alive), from /proc; None elsewhere."""
+    if pid is None:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    total, pending = 0.0, [pid]
+    try:
+        while pending:
+            current = pending.pop()
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
 
 
 def _prepare(options: Options, workdir: Path, notes: list[str]) -> tuple[Path, list[str], list[str]]:

@@ -2,9 +2,10 @@
 
 One Python process answers one question at a time (the GIL), so concurrent
 questions queue behind each other. ``corpusbot serve --workers N`` forks N
-processes that accept connections from the one listening socket (the kernel
-hands each connection to whichever worker accepts first) and each open their
-own index and database connections after the fork.
+processes that accept connections from the one listening socket and each open
+their own index and database connections after the fork. With two or more, the
+workers share how busy each is on a :class:`bot.balance.Board` made before the
+fork, and the least busy accepts the next connection (:mod:`bot.balance`).
 
 The parent starts no threads and holds no database connection, so forking is
 safe, and it only watches its workers:
@@ -31,6 +32,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from .balance import Board, take_seat
 
 log = logging.getLogger("corpusbot.http")
 
@@ -73,6 +76,7 @@ class Supervisor:
     stop_timeout: float = STOP_TIMEOUT_SECONDS
     children: dict[int, int] = field(default_factory=dict)  # pid -> worker number
     _deaths: deque[float] = field(default_factory=deque)
+    board: Board | None = None  # how busy each worker is (two or more workers)
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT (exit status 0) or a crash loop (1). Call from the main thread."""
@@ -82,6 +86,7 @@ class Supervisor:
         # recording its pid. Real handlers first, so that a SIGINT ignored by the shell is still delivered.
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)
         previous = {sig: signal.signal(sig, _ignore) for sig in WATCHED}
+        self.board = Board(self.count) if self.count > 1 else None
         try:
             for number in range(self.count):
                 self._spawn(number, old_mask, previous)
@@ -91,6 +96,9 @@ class Supervisor:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if self.board is not None:
+                self.board.close()
+                self.board = None
 
     def _watch(self, old_mask: set[signal.Signals], previous: dict[signal.Signals, object]) -> int:
         while True:
@@ -142,6 +150,8 @@ class Supervisor:
                 signal.signal(sig, handler)  # the worker installs its own stop handlers
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             _stop_when_orphaned(parent)
+            if self.board is not None:
+                take_seat(self.board, number)
             status = self.worker(self.listener)
         except SystemExit as exit:
             status = exit.code if isinstance(exit.code, int) else 1
@@ -166,7 +176,10 @@ class Supervisor:
             if pid == 0:
                 break
             if pid in self.children:
-                dead.append((pid, status, self.children.pop(pid)))
+                number = self.children.pop(pid)
+                if self.board is not None:
+                    self.board.leave(number)
+                dead.append((pid, status, number))
         return dead
 
     def _stop_all(self) -> None:

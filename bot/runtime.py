@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from slack_sdk.http_retry.handler import RetryHandler
-from slack_sdk.webhook import WebhookClient
 
 from index import SearchService
 
@@ -24,6 +25,7 @@ from .blocks import Message
 from .config import Settings
 from .metrics import BotMetrics
 from .state import BotState, RateLimiter, Verdict
+from .webhook import ConnectionPool, PooledWebhookClient
 
 CONTEXT_KEY = "corpusbot_runtime"
 DEFAULT_K = 3
@@ -38,11 +40,15 @@ def retry_handlers() -> list[RetryHandler]:
 
 
 class Responder:
-    """Posts to a ``response_url``; unlike bolt's ``respond()`` it retries on 429 and only talks to Slack."""
+    """Posts to a ``response_url``; unlike bolt's ``respond()`` it retries on 429 and only talks to Slack.
 
-    def __init__(self, api_url: str) -> None:
+    Its connections stay open for the next answer (:mod:`bot.webhook`).
+    """
+
+    def __init__(self, api_url: str, pool: ConnectionPool | None = None) -> None:
         parts = urlsplit(api_url)
         self._api_origin = (parts.scheme, parts.netloc)
+        self.pool = pool or ConnectionPool()
 
     def allowed(self, url: str) -> bool:
         parts = urlsplit(url)
@@ -55,13 +61,53 @@ class Responder:
         if not response_url or not self.allowed(response_url):
             log.warning("Not posting to a response_url outside Slack")
             return False
-        response = WebhookClient(response_url, retry_handlers=retry_handlers()).send_dict(payload)
+        client = PooledWebhookClient(response_url, self.pool, retry_handlers=retry_handlers())
+        response = client.send_dict(payload)
         if response.status_code != 200:
             log.warning("response_url answered HTTP %s", response.status_code)
         return response.status_code == 200
 
     def ephemeral(self, response_url: str | None, message: Message, *, replace: bool = False) -> bool:
         return self.send(response_url, {**message.payload(), "response_type": "ephemeral", "replace_original": replace})
+
+
+class InProgress:
+    """How many requests this process is working on: being checked and acknowledged, or answered after the ack.
+
+    A ``serve --workers N`` worker reports each change (:meth:`bot.balance.Seat.report`), so that the least busy
+    worker accepts the next connection.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+        self._report: Callable[[int, int], None] | None = None
+
+    def report_to(self, report: Callable[[int, int], None]) -> None:
+        with self._lock:
+            self._report = report
+            report(self.count, self.count)
+
+    def started(self) -> None:
+        self._change(1)
+
+    def finished(self) -> None:
+        self._change(-1)
+
+    @contextmanager
+    def working(self) -> Iterator[None]:
+        self.started()
+        try:
+            yield
+        finally:
+            self.finished()
+
+    def _change(self, delta: int) -> None:
+        with self._lock:
+            old = self.count
+            self.count = old + delta
+            if self._report is not None:
+                self._report(old, self.count)
 
 
 class Gate(NamedTuple):
@@ -81,6 +127,7 @@ class Runtime:
     k: int = DEFAULT_K
     reindex_lock: threading.Lock = field(default_factory=threading.Lock)
     metrics: BotMetrics = field(default_factory=BotMetrics)
+    in_progress: InProgress = field(default_factory=InProgress)
 
     def is_admin(self, user_id: str | None) -> bool:
         return bool(user_id) and user_id in self.settings.admins

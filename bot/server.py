@@ -12,7 +12,8 @@ Every HTTP request and Socket Mode envelope gets a request id (echoed in the
 it carries, and each Slack request ends with one access line and is counted
 in the metrics. ``X-Corpusbot-Worker`` (and ``pid`` in ``/healthz``) names the
 process that answered: with ``serve --workers N`` (:mod:`bot.prefork`) each
-worker process has its own metrics and its own per-user rate limit.
+worker process has its own metrics and its own per-user rate limit, and takes
+new connections only while no other worker is less busy (:mod:`bot.balance`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 
+from . import balance
 from .config import Settings
 from .metrics import INVALID, BotMetrics, request_kind
 from .requestctx import current_request_id, request_scope
@@ -136,16 +138,17 @@ class SlackWSGI:
         """Check, dispatch, count and log one request from Slack."""
         started = time.perf_counter()
         kind = INVALID
-        try:
-            checked = self.check(environ)
-            if isinstance(checked, Reply):
-                reply = checked
-            else:
-                kind = request_kind(checked.body)
-                reply = _from_bolt(self.app.dispatch(checked))
-        except Exception:
-            log.exception("Unexpected error handling a Slack %s request", kind)
-            reply = _text(500, "internal error")
+        with self.runtime.in_progress.working():
+            try:
+                checked = self.check(environ)
+                if isinstance(checked, Reply):
+                    reply = checked
+                else:
+                    kind = request_kind(checked.body)
+                    reply = _from_bolt(self.app.dispatch(checked))
+            except Exception:
+                log.exception("Unexpected error handling a Slack %s request", kind)
+                reply = _text(500, "internal error")
         _account(self.runtime.metrics, kind, reply.status, time.perf_counter() - started)
         return reply
 
@@ -219,7 +222,12 @@ def serve_http(
         server = create_server(wsgi, host=host, port=port, **options)
         log.info("corpusbot listening on http://%s:%s%s (HTTP mode)", host, port, EVENTS_PATH)
     else:
-        server = create_server(wsgi, sockets=[listener], **options)
+        socket_map: dict[int, Any] = {}
+        server = create_server(wsgi, map=socket_map, sockets=[listener], **options)
+        seat = balance.current_seat()
+        if seat is not None:  # one of several workers: take connections only while no other worker is less busy
+            balance.share_connections(server, socket_map, seat)
+            wsgi.runtime.in_progress.report_to(seat.report)
         log.info("Worker %d serving (HTTP mode)", os.getpid())
     server.run()  # returns on KeyboardInterrupt, after waiting (at most 5 s) for requests being answered
 

@@ -4,13 +4,17 @@
 is a ``response_url`` sink. Calls whose blocks break Slack's limits are
 answered with ``invalid_blocks`` (as Slack would) and keep their problems in
 ``Call.problems``. Tests wait for the bot's asynchronous replies with
-``wait_for``, which gives up after a bounded timeout.
+``wait_for``, which gives up after a bounded timeout. It speaks HTTP/1.1, so a
+client that keeps its connection open (the bot's ``response_url`` poster) reuses
+it; connections still open are closed when the fake stops.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -135,6 +139,7 @@ class FakeSlack:
         self._failures: dict[str, list[Failure]] = {}
         self._timestamps = itertools.count(1)
         self._messages: set[tuple[str, str]] = set()
+        self._open: set[socket.socket] = set()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -148,6 +153,11 @@ class FakeSlack:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+        with self._changed:
+            still_open, self._open = list(self._open), set()
+        for connection in still_open:  # kept-alive connections: their handler threads end now, not serve on
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     @property
     def url(self) -> str:
@@ -258,6 +268,19 @@ class FakeSlack:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive unless the client says Connection: close (urllib does)
+            wbufsize = -1  # status line, headers and body leave in one write (flushed after each request)
+
+            def setup(self) -> None:
+                super().setup()
+                with fake._changed:
+                    fake._open.add(self.connection)
+
+            def finish(self) -> None:
+                with fake._changed:
+                    fake._open.discard(self.connection)
+                super().finish()
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 

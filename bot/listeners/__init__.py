@@ -18,6 +18,8 @@ from typing import Any
 
 from slack_bolt import BoltContext
 
+from ..runtime import InProgress, runtime_of
+
 EXECUTOR_KEY = "corpusbot_executor"
 
 log = logging.getLogger("corpusbot.slack")
@@ -35,13 +37,21 @@ def after_ack(listener: Callable[..., None]) -> Callable[..., None]:
         context: BoltContext = kwargs["context"]
         context.ack()
         executor: Executor = context[EXECUTOR_KEY]
-        executor.submit(_run, listener, kwargs)
+        work = runtime_of(context).in_progress
+        work.started()  # counted from now (the request is still in progress) until the listener ends
+        try:
+            executor.submit(_run, listener, kwargs, work)
+        except BaseException:
+            work.finished()
+            raise
 
     return acknowledge_then_submit
 
 
-def _run(listener: Callable[..., None], kwargs: dict[str, Any]) -> None:
+def _run(listener: Callable[..., None], kwargs: dict[str, Any], work: InProgress) -> None:
     try:
         listener(**kwargs)
     except Exception as error:  # the request was acknowledged already: log it, as bolt's error handler would
         log.error("Unexpected error in the Slack listener %s: %r", listener.__name__, error, exc_info=error)
+    finally:
+        work.finished()
