@@ -121,6 +121,7 @@ static int check_ids(const Term *term, Py_ssize_t n) {
         return 0;
     }
     /* Gaps: the sum gives the last id; a zero gap is a repeated id. Loops the compiler vectorises. */
+    if (term->next >= (uint64_t)n) goto bad; /* also keeps the sum below 2**64 */
     uint64_t sum = term->next;
     Py_ssize_t gaps = term->count - 1;
     int zero = 0;
@@ -162,11 +163,22 @@ bad:
 }
 
 static int read_term(PyObject *item, Term *term, Py_ssize_t n) {
-    PyObject *ids_obj, *tfs_obj;
-    unsigned long long first;
-    if (!PyArg_ParseTuple(item, "dOiKOid", &term->weight, &ids_obj, &term->gap_width, &first, &tfs_obj, &term->width,
-                          &term->bound))
+    PyObject *ids_obj, *tfs_obj, *first_obj;
+    if (!PyArg_ParseTuple(item, "dOiOOid", &term->weight, &ids_obj, &term->gap_width, &first_obj, &tfs_obj,
+                          &term->width, &term->bound))
         return -1;
+    /* "K" would take -1 or 2**64 + 3 modulo 2**64; a first id must be a real one (checked against n below). */
+    unsigned long long first = PyLong_AsUnsignedLongLong(first_obj);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_ValueError, "the first passage id must be a non-negative integer below 2**64");
+        return -1;
+    }
+    /* A negative contribution can take a score back to 0.0, and the touched array would count it twice. */
+    if (!(term->weight >= 0.0)) {
+        PyErr_SetString(PyExc_ValueError, "term weights must be non-negative");
+        return -1;
+    }
     if (term->width != 1 && term->width != 2 && term->width != 4) {
         PyErr_Format(PyExc_ValueError, "tf width must be 1, 2 or 4, not %d", term->width);
         return -1;
@@ -260,7 +272,7 @@ static inline void offer(Entry *heap, Py_ssize_t *size, Py_ssize_t k, Entry entr
     if (*size < k) {
         heap[*size] = entry;
         sift_up(heap, (*size)++);
-    } else if (ranks_below(heap[0], entry)) {
+    } else if (*size > 0 && ranks_below(heap[0], entry)) { /* (k == 0: nothing to keep) */
         heap[0] = entry;
         sift_down(heap, *size, 0);
     }

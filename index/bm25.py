@@ -261,6 +261,8 @@ def encode_postings(ids: np.ndarray, tfs: np.ndarray, lengths: np.ndarray) -> by
 
 def decode(blob: bytes) -> Postings:
     gw, kind, count, n_exc, n_pairs, first = _HEADER.unpack_from(blob, 0)
+    if count == 0:
+        raise ValueError("a postings blob without postings: the index is damaged")
     pos = _HEADER.size
     bounds = np.frombuffer(blob, dtype=_U4, count=2 * n_pairs, offset=pos).reshape(-1, 2)
     pos += 8 * n_pairs
@@ -379,8 +381,9 @@ class Scorer:
 
     @cached_property
     def _shortest(self) -> int:
-        positive = self.collection.doc_len[self.collection.doc_len > 0]
-        return int(positive.min()) if len(positive) else 0
+        """The shortest passage length, holes (0) included: postings given as bare ids may name them."""
+        doc_len = self.collection.doc_len
+        return int(doc_len.min()) if len(doc_len) else 0
 
     def _norm_of(self, lengths: np.ndarray) -> np.ndarray:
         c, p = self.collection, self.collection.params
@@ -470,7 +473,7 @@ class Scorer:
             width = 1 if tfs is None else tfs.dtype.itemsize
             gaps = _native_unsigned(postings.gaps)
             if gaps is not None:
-                work.append((term.weight, gaps, gaps.dtype.itemsize, postings.first, tfs, width, bound))
+                work.append((term.weight, gaps, gaps.dtype.itemsize, int(postings.first), tfs, width, bound))
             else:
                 ids = np.ascontiguousarray(postings.ids, dtype=np.uint32)
                 work.append((term.weight, ids, 0, 0, tfs, width, bound))
@@ -570,7 +573,8 @@ def _native_unsigned(values: np.ndarray | None) -> np.ndarray | None:
         return None
     if values.dtype.kind != "u" or values.dtype.itemsize not in (1, 2, 4) or not values.dtype.isnative:
         values = values.astype(np.uint32)
-    return np.ascontiguousarray(values)
+    # Aligned too: wide tfs decoded straight from a blob can start at an odd offset (C reads them as uint16/32).
+    return np.require(values, requirements=("C", "A"))
 
 
 def _merge(terms: Sequence[QueryTerm | tuple[float, np.ndarray, np.ndarray]]) -> list[QueryTerm]:

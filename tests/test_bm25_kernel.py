@@ -184,3 +184,55 @@ def test_a_passage_longer_than_the_factor_tables_is_refused_by_the_loop_itself()
         scores, lengths[:2], unit, norm, 2.5, [(1.0, np.array([1], np.uint8), 1, 0, None, 1, 2.0)], None, 3, touched
     )
     assert [pid for pid, _ in best] == [0, 1]
+
+
+def test_a_bare_term_naming_a_zero_length_passage_is_bounded_exactly() -> None:
+    # Terms given as (weight, ids, tfs) have no bound pairs: their bound must allow for holes (length 0) too.
+    n = 20_000
+    doc_len = np.full(n, 5, dtype="<u4")
+    doc_len[[100, 19_000]] = 0
+    collection = Collection(n - 2, 5.0, 1.0, doc_len, BM25Params())
+    ids, tfs = np.arange(n, dtype=np.uint32), np.full(n, 3, dtype=np.uint32)
+    tfs[19_000] = 4
+    compiled = Scorer(collection).top([(1.0, ids, tfs)], 1)
+    assert compiled == Scorer(collection, compiled=False).top([(1.0, ids, tfs)], 1)
+    assert compiled[0][0] == 19_000
+
+
+def test_wide_term_frequencies_read_from_a_blob_are_aligned_for_the_loop() -> None:
+    ids = np.arange(4, dtype=np.uint32)  # three 1-byte gaps: full-width tfs start at an odd offset of the blob
+    postings = decode(encode_postings(ids, np.array([70_000, 2, 3, 70_001]), np.full(4, 5)))
+    assert postings.tfs is not None and postings.tfs.dtype.itemsize == 4
+    assert bm25._native_unsigned(postings.tfs).flags.aligned
+    collection = Collection(4, 5.0, 1.0, np.full(4, 5, dtype="<u4"), BM25Params())
+    terms = [QueryTerm(1.0, postings)]
+    assert Scorer(collection).top(terms, 4) == Scorer(collection, compiled=False).top(terms, 4)
+
+
+def test_a_postings_blob_claiming_no_postings_is_damage() -> None:
+    blob = bytearray(encode_postings(np.array([3, 9, 12], dtype=np.uint32), np.ones(3), np.full(3, 5)))
+    blob[2:6] = (0).to_bytes(4, "little")  # the posting count
+    with pytest.raises(ValueError, match="damaged"):
+        decode(bytes(blob))
+
+
+@pytest.mark.parametrize(
+    ("weight", "first", "message"),
+    [
+        (-1.0, 0, "non-negative"),
+        (1.0, -1, "first passage id"),
+        (1.0, 2**64 + 3, "first passage id"),
+        (1.0, 4, "beyond"),
+    ],
+)
+def test_the_loop_refuses_what_bm25_py_never_passes(weight: float, first: int, message: str) -> None:
+    kernel = bm25.kernel
+    assert kernel is not None
+    lengths = np.full(4, 2, dtype=np.uint16)
+    unit, norm = np.linspace(1.0, 0.5, 5), np.linspace(0.5, 1.0, 5)
+    scores = np.zeros(kernel.BLOCK, dtype=np.float64)
+    touched = np.zeros(kernel.BLOCK + 1, dtype=np.uint32)
+    terms = [(weight, np.array([], dtype=np.uint8), 1, first, None, 1, 2.0)]
+    with pytest.raises(ValueError, match=message):
+        kernel.top_positive(scores, lengths, unit, norm, 2.5, terms, None, 3, touched)
+    assert not scores.any()
