@@ -23,7 +23,6 @@ from .errors import CorpusbotError, IndexMissing, SchemaMismatch
 if TYPE_CHECKING:  # sqlite_utils pulls in pandas when installed: keep it off the query path
     import sqlite_utils
 
-READER_MMAP_BYTES = 1 << 40  # as much as SQLite allows
 SCHEMA_VERSION = 2  # 2: compact postings with bound pairs; title terms in passages
 DEFAULT_DB = "corpusbot.db"
 # articles.source_sha256: SHA-256 of the JSONL line the article was read from, so a reindex knows the
@@ -76,16 +75,8 @@ def connect(path: str | os.PathLike[str], *, create: bool = False, readonly: boo
 
 
 def connect_reader(path: str | os.PathLike[str]) -> Reader:
-    """Open the database for the search service (plain sqlite3, fast to import).
-
-    Reads go through a memory map: a long postings blob then costs page
-    lookups and one copy instead of a read() call per page (about a third of
-    the time at 1M passages). SQLite caps the map at its compiled limit (2 GiB
-    by default) and reads any rest of the file as usual.
-    """
-    conn = _open(path, create=False, readonly=False)
-    conn.execute(f"PRAGMA mmap_size = {READER_MMAP_BYTES}")
-    return Reader(conn)
+    """Open the database for the search service (plain sqlite3, fast to import)."""
+    return Reader(_open(path, create=False, readonly=False))
 
 
 def connect_plain(path: str | os.PathLike[str], *, create: bool = False) -> Connection:
