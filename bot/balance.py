@@ -27,6 +27,8 @@ from typing import Any
 
 from waitress import wasyncore
 
+from .shared_events import SharedEvents
+
 ABSENT = -1  # a worker not serving (not started yet, or dead): ignored
 RECHECK_SECONDS = 0.05  # the waitress loop's timeout: the longest a missed wake-up delays an accept
 
@@ -44,6 +46,7 @@ class Board:
             os.set_blocking(write_end, False)
         for number in range(count):
             self.loads[number] = ABSENT
+        self.events = SharedEvents()  # event ids any worker saw lately (bot.state.BotState checks them)
 
     def wake_fd(self, number: int) -> int:
         return self._pipes[number][0]
@@ -59,6 +62,7 @@ class Board:
             self.wake(other)
 
     def close(self) -> None:
+        self.events.close()
         self.loads.release()
         self._memory.close()
         for read_end, write_end in self._pipes:

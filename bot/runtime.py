@@ -21,9 +21,11 @@ from slack_sdk.http_retry.handler import RetryHandler
 from index import SearchService
 
 from . import blocks
+from .balance import current_seat
 from .blocks import Message
 from .config import Settings
 from .metrics import BotMetrics
+from .shared_events import SharedEvents
 from .state import BotState, RateLimiter, Verdict
 from .webhook import ConnectionPool, PooledWebhookClient
 
@@ -154,11 +156,17 @@ def make_runtime(settings: Settings, service: SearchService, state: BotState | N
     return Runtime(
         settings=settings,
         service=service,
-        state=state or BotState(service.db_path),
+        state=state or BotState(service.db_path, shared=_shared_events()),
         limiter=RateLimiter(settings.rate_limit),
         responder=Responder(settings.api_url),
         metrics=BotMetrics(service),
     )
+
+
+def _shared_events() -> SharedEvents | None:
+    """The event ids all workers of ``serve --workers N`` share (None in a single process)."""
+    seat = current_seat()
+    return seat.board.events if seat is not None else None
 
 
 def runtime_of(context: Any) -> Runtime:

@@ -26,6 +26,7 @@ import sqlite_utils
 from index import store
 
 from .config import RateLimit
+from .shared_events import SharedEvents
 
 FEEDBACK_TABLE = "bot_feedback"
 EVENTS_TABLE = "bot_seen_events"
@@ -85,7 +86,12 @@ class BotState:
     """Feedback and seen events in the database at ``db_path`` (one instance per process, thread-safe)."""
 
     def __init__(
-        self, db_path: str | Path, *, event_ttl: float = EVENT_TTL_SECONDS, clock: Callable[[], float] = time.time
+        self,
+        db_path: str | Path,
+        *,
+        event_ttl: float = EVENT_TTL_SECONDS,
+        clock: Callable[[], float] = time.time,
+        shared: SharedEvents | None = None,
     ) -> None:
         # Two connections, each behind its own lock: a feedback write may wait seconds for a
         # reindex's write lock, and must never hold up the event check that precedes an ack.
@@ -95,6 +101,7 @@ class BotState:
         self._feedback_db.conn.isolation_level = None
         self.event_ttl = event_ttl
         self.clock = clock
+        self.shared = shared  # with `serve --workers N`: the ids every worker saw lately
         self._lock = threading.Lock()  # the event connection
         self._memory_lock = threading.Lock()  # _recent and _busy_until
         self._feedback_lock = threading.Lock()
@@ -131,6 +138,9 @@ class BotState:
         with self._memory_lock:
             seen = self._recent.get(event_id)
             if seen is not None and now - seen < self.event_ttl:
+                return False
+            # Another worker may have it while the database is busy (it could not record it there).
+            if self.shared is not None and not self.shared.first_time(event_id, self.event_ttl, now):
                 return False
             self._remember(event_id, now)
             if now < self._busy_until:
