@@ -63,11 +63,13 @@ static int best_first(const void *pa, const void *pb) {
     return (a->id > b->id) - (a->id < b->id);
 }
 
-static inline uint32_t tf_at(const void *tfs, int width, Py_ssize_t i) {
+/* Item i of an array of 1, 2 or 4-byte unsigned integers (tfs, gaps). Called with a constant width in the
+ * loops compiled per width, where the switch folds away. */
+static inline __attribute__((always_inline)) uint32_t unsigned_at(const void *values, int width, Py_ssize_t i) {
     switch (width) {
-        case 1: return ((const uint8_t *)tfs)[i];
-        case 2: return ((const uint16_t *)tfs)[i];
-        default: return ((const uint32_t *)tfs)[i];
+        case 1: return ((const uint8_t *)values)[i];
+        case 2: return ((const uint16_t *)values)[i];
+        default: return ((const uint32_t *)values)[i];
     }
 }
 
@@ -104,12 +106,18 @@ static void release_terms(Term *terms, Py_ssize_t n) {
     }
 }
 
-static inline uint32_t gap_at(const void *gaps, int width, Py_ssize_t i) {
-    switch (width) {
-        case 1: return ((const uint8_t *)gaps)[i];
-        case 2: return ((const uint16_t *)gaps)[i];
-        default: return ((const uint32_t *)gaps)[i];
+/* Whether first + the gaps stays below n with no zero gap, for gaps of `gw` bytes: sum and min reductions the
+ * compiler vectorises. */
+static inline __attribute__((always_inline)) int gaps_fit(const void *gaps, Py_ssize_t n_gaps, uint64_t first,
+                                                          Py_ssize_t n, const int gw) {
+    uint64_t sum = first;
+    uint32_t least = UINT32_MAX;
+    for (Py_ssize_t i = 0; i < n_gaps; i++) {
+        uint32_t g = unsigned_at(gaps, gw, i);
+        sum += g;
+        least = g < least ? g : least;
     }
+    return least != 0 && sum < (uint64_t)n;
 }
 
 /* Strictly ascending ids below n: the block loop, the touched array and the binary searches rely on it. */
@@ -120,43 +128,16 @@ static int check_ids(const Term *term, Py_ssize_t n) {
         }
         return 0;
     }
-    /* Gaps: the sum gives the last id; a zero gap is a repeated id. Loops the compiler vectorises. */
+    /* Gaps: the sum gives the last id; a zero gap is a repeated id. */
     if (term->next >= (uint64_t)n) goto bad; /* also keeps the sum below 2**64 */
-    uint64_t sum = term->next;
     Py_ssize_t gaps = term->count - 1;
-    int zero = 0;
+    int fit;
     switch (term->gap_width) {
-        case 1: {
-            const uint8_t *g = term->gaps;
-            uint8_t least = UINT8_MAX;
-            for (Py_ssize_t i = 0; i < gaps; i++) {
-                sum += g[i];
-                least = g[i] < least ? g[i] : least;
-            }
-            zero = gaps > 0 && least == 0;
-            break;
-        }
-        case 2: {
-            const uint16_t *g = term->gaps;
-            uint16_t least = UINT16_MAX;
-            for (Py_ssize_t i = 0; i < gaps; i++) {
-                sum += g[i];
-                least = g[i] < least ? g[i] : least;
-            }
-            zero = gaps > 0 && least == 0;
-            break;
-        }
-        default: {
-            const uint32_t *g = term->gaps;
-            uint32_t least = UINT32_MAX;
-            for (Py_ssize_t i = 0; i < gaps; i++) {
-                sum += g[i];
-                least = g[i] < least ? g[i] : least;
-            }
-            zero = gaps > 0 && least == 0;
-        }
+        case 1: fit = gaps_fit(term->gaps, gaps, term->next, n, 1); break;
+        case 2: fit = gaps_fit(term->gaps, gaps, term->next, n, 2); break;
+        default: fit = gaps_fit(term->gaps, gaps, term->next, n, 4);
     }
-    if (!zero && sum < (uint64_t)n) return 0;
+    if (fit) return 0;
 bad:
     PyErr_Format(PyExc_ValueError, "postings out of order or beyond the %zd passages of the index", n);
     return -1;
@@ -236,7 +217,7 @@ static int read_term(PyObject *item, Term *term, Py_ssize_t n) {
 
 static inline double contribution(const Term *term, Py_ssize_t i, uint32_t id, const uint16_t *lengths,
                                   const double *unit, const double *norm, double k1_plus_1) {
-    uint32_t tf = term->tfs ? tf_at(term->tfs, term->width, i) : 1;
+    uint32_t tf = term->tfs ? unsigned_at(term->tfs, term->width, i) : 1;
     double factor;
     if (tf == 1) {
         factor = unit[lengths[id]];
@@ -299,10 +280,7 @@ score_postings(Term *term, uint32_t start, uint32_t end, double *scores, const u
             *bad = (uint32_t)id;
             return -1;
         }
-        uint32_t tf = tw == 0   ? 1
-                      : tw == 1 ? ((const uint8_t *)term->tfs)[i]
-                      : tw == 2 ? ((const uint16_t *)term->tfs)[i]
-                                : ((const uint32_t *)term->tfs)[i];
+        uint32_t tf = tw == 0 ? 1 : unsigned_at(term->tfs, tw, i);
         double factor;
         if (tf == 1) {
             factor = unit[length];
@@ -317,10 +295,7 @@ score_postings(Term *term, uint32_t start, uint32_t end, double *scores, const u
         n_touched += (old == 0.0) & (now != 0.0);
         i++;
         if (i < count) {
-            id = gw == 0   ? term->ids[i]
-                 : gw == 1 ? id + ((const uint8_t *)term->gaps)[i - 1]
-                 : gw == 2 ? id + ((const uint16_t *)term->gaps)[i - 1]
-                           : id + ((const uint32_t *)term->gaps)[i - 1];
+            id = gw == 0 ? term->ids[i] : id + unsigned_at(term->gaps, gw, i - 1);
         }
     }
     term->at = i;
@@ -358,9 +333,7 @@ static inline __attribute__((always_inline)) Py_ssize_t decode_block(Term *term,
         out[i - from] = (uint32_t)id;
         i++;
         if (i < count) {
-            id += gw == 1 ? ((const uint8_t *)term->gaps)[i - 1]
-                  : gw == 2 ? ((const uint16_t *)term->gaps)[i - 1]
-                            : ((const uint32_t *)term->gaps)[i - 1];
+            id += unsigned_at(term->gaps, gw, i - 1);
         }
     }
     term->at = i;
