@@ -1,7 +1,7 @@
 """The compiled part of the build; everything else is declared in pyproject.toml.
 
-index/_bm25_kernel.c is the BM25 scoring loop. It is optional: without a C compiler the
-install still succeeds and index/bm25.py scores with numpy (same results, slower).
+index/engine/_bm25_kernel.c (installed as corpusbot.index.engine._bm25_kernel) is the BM25 scoring loop. It is optional: without a C compiler the
+install still succeeds and index/engine/bm25.py scores with numpy (same results, slower).
 -O3 vectorises the id checks; -ffp-contract=off keeps its floating-point operations exactly those of the numpy path.
 """
 
@@ -10,8 +10,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "index._bm25_kernel",
-            sources=["index/_bm25_kernel.c"],
+            "corpusbot.index.engine._bm25_kernel",
+            sources=["index/engine/_bm25_kernel.c"],
             extra_compile_args=["-O3", "-ffp-contract=off"],
             optional=True,
         )

@@ -50,7 +50,7 @@ class Corpusbot(Engine):
     def build(self, corpus_folder: Path, passages: list[str] | None, folder: Path) -> dict[str, float]:
         import json
 
-        from index.indexer import index_corpus
+        from corpusbot.index.indexing.indexer import index_corpus
 
         folder.mkdir(parents=True, exist_ok=True)
         db = folder / "corpusbot.db"
@@ -65,8 +65,8 @@ class Corpusbot(Engine):
         return {"build_s": seconds, "passages": summary.passages}
 
     def open(self, folder: Path) -> Search:
-        from index.store import TermRanker
-        from index.tokenizer import default_tokenizer
+        from corpusbot.index.engine.store import TermRanker
+        from corpusbot.index.text.tokenizer import default_tokenizer
 
         ranker = TermRanker(folder / "corpusbot.db")
         tokenizer = default_tokenizer()
@@ -100,7 +100,7 @@ class CorpusbotService(Corpusbot):
         raise RuntimeError("shares the corpusbot index")
 
     def open(self, folder: Path) -> Search:
-        from index.search import SearchService
+        from corpusbot.index.search.service import SearchService
 
         service = SearchService(folder / "corpusbot.db")
 
@@ -112,7 +112,7 @@ class CorpusbotService(Corpusbot):
 
 def corpusbot_terms(passages: list[str]) -> list[list[str]]:
     """Passages tokenized exactly as corpusbot indexes them (title weight 0)."""
-    from index.indexer import passage_terms
+    from corpusbot.index.indexing.indexer import passage_terms
 
     terms_of = passage_terms()
     return [terms_of(text) for text in passages]
@@ -137,7 +137,7 @@ class RankBM25(Engine):
     def open(self, folder: Path) -> Search:
         import rank_bm25  # noqa: F401  (the pickle needs it)
 
-        from index.tokenizer import default_tokenizer
+        from corpusbot.index.text.tokenizer import default_tokenizer
 
         with (folder / "bm25okapi.pkl").open("rb") as data:
             model = pickle.load(data)

@@ -88,7 +88,7 @@ def write_layout(folder: Path, lines: list[str], changed: set[int], scenario: st
 
 def step(db: Path, corpus: Path, full: bool) -> dict:
     """One timed ``index_corpus`` in this (fresh) process."""
-    from index.indexer import index_corpus
+    from corpusbot.index.indexing.indexer import index_corpus
 
     load = os.getloadavg()[0]  # other work on the machine skews the timing: reported with it
     started = time.perf_counter()
@@ -117,8 +117,8 @@ def tops(db: Path, queries: list[str]) -> list[list[tuple[str, int, float]]]:
     """Per query: top-10 as (article id, passage ordinal, score); passage ids differ between the two databases."""
     import sqlite3
 
-    from index.store import TermRanker
-    from index.tokenizer import default_tokenizer
+    from corpusbot.index.engine.store import TermRanker
+    from corpusbot.index.text.tokenizer import default_tokenizer
 
     ranker = TermRanker(db)
     tokenizer = default_tokenizer()

@@ -42,13 +42,13 @@ from pathlib import Path
 import numpy as np
 import Stemmer
 
-from index.corpus import BUNDLED, discover
-from index.evaluate import contains_any, load_beir, load_questions, trec_metrics
-from index.models import Article
-from index.passages import split_passages
-from index.readers import read_file
-from index.spelling import americanise
-from index.tokenizer import _WORD, COUNTRY_US, STOPWORDS, default_tokenizer
+from corpusbot.index.corpus.discover import BUNDLED, discover
+from corpusbot.index.corpus.readers import read_file
+from corpusbot.index.maintenance.evaluate import contains_any, load_beir, load_questions, trec_metrics
+from corpusbot.index.models import Article
+from corpusbot.index.text.passages import split_passages
+from corpusbot.index.text.spelling import americanise
+from corpusbot.index.text.tokenizer import _WORD, COUNTRY_US, STOPWORDS, default_tokenizer
 
 LUCENE_STOPWORDS = frozenset(
     "a an and are as at be but by for if in into is it no not of on or such that the their then there these they "

@@ -17,8 +17,8 @@ import time
 import numpy as np
 from rank_bm25 import BM25Okapi
 
-from index.evaluate import load_beir, trec_metrics
-from index.tokenizer import default_tokenizer
+from corpusbot.index.maintenance.evaluate import load_beir, trec_metrics
+from corpusbot.index.text.tokenizer import default_tokenizer
 
 
 def main() -> None:

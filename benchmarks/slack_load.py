@@ -59,18 +59,17 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the fake Slack API and the request signing helpers live with the tests
 
-from fake_slack import BOT_USER_ID, Call, FakeSlack  # noqa: E402
-from slack_harness import Bot, Response, environment, sign  # noqa: E402
-
-from bot.blocks import HELPFUL, MORE, NOT_HELPFUL, AnswerRef  # noqa: E402
-from bot.server import EVENTS_PATH  # noqa: E402
-from index import index_corpus  # noqa: E402
+# The fake Slack API and the request signing helpers live with the tests (run from the repository: python -m benchmarks.slack_load).
+from corpusbot.bot.serving.server import EVENTS_PATH  # noqa: E402
+from corpusbot.bot.slack.blocks import HELPFUL, MORE, NOT_HELPFUL, AnswerRef  # noqa: E402
+from corpusbot.index import index_corpus  # noqa: E402
+from tests.support.fake_slack import BOT_USER_ID, Call, FakeSlack  # noqa: E402
+from tests.support.slack_harness import Bot, Response, environment, sign  # noqa: E402
 
 from .corpus import generate  # noqa: E402
 
-SERVE = [sys.executable, "-c", "from bot.cli import main; main()"]
+SERVE = [sys.executable, "-c", "from corpusbot.bot.cli import main; main()"]
 MIX = (("ask", 0.5), ("mention", 0.3), ("more", 0.1), ("helpful", 0.05), ("not_helpful", 0.05))
 RETRY_SHARE = 0.1  # of the mentions, also sent again as a Slack retry (same event id)
 USERS = 50

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
-from index.errors import CorpusbotError
+from corpusbot.index.errors import CorpusbotError
 
 DEFAULT_DB = "corpusbot.db"
 

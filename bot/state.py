@@ -23,10 +23,9 @@ from typing import Any
 
 import sqlite_utils
 
-from index import store
-
-from .config import RateLimit
-from .shared_events import SharedEvents
+from corpusbot.bot.config import RateLimit
+from corpusbot.bot.serving.shared_events import SharedEvents
+from corpusbot.index.engine import store
 
 FEEDBACK_TABLE = "bot_feedback"
 EVENTS_TABLE = "bot_seen_events"

@@ -9,15 +9,19 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .bm25 import BM25Params
-from .errors import CorpusbotError
-from .models import Answer, ArticleInfo, ArticleMatch, Hit, Passage, Span, Stats
+from corpusbot.index.engine.bm25 import BM25Params
+from corpusbot.index.errors import CorpusbotError
+from corpusbot.index.models import Answer, ArticleInfo, ArticleMatch, Hit, Passage, Span, Stats
 
 if TYPE_CHECKING:
-    from .indexer import IndexSummary, index_corpus
-    from .search import SearchService
+    from corpusbot.index.indexing.indexer import IndexSummary, index_corpus
+    from corpusbot.index.search.service import SearchService
 
-_LAZY = {"IndexSummary": ".indexer", "index_corpus": ".indexer", "SearchService": ".search"}
+_LAZY = {
+    "IndexSummary": "corpusbot.index.indexing.indexer",
+    "index_corpus": "corpusbot.index.indexing.indexer",
+    "SearchService": "corpusbot.index.search.service",
+}
 
 __all__ = [
     "Answer",
@@ -37,5 +41,5 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(import_module(_LAZY[name], __name__), name)
+        return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,10 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from index import SearchService, index_corpus
-from index.corpus import BUNDLED
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+from corpusbot.index import SearchService, index_corpus
+from corpusbot.index.corpus.discover import BUNDLED
 
 
 @pytest.fixture

@@ -1,0 +1,172 @@
+"""What every listener needs, one object per process: settings, the search service, state, limits.
+
+Listeners reach it through bolt's context (``runtime_of(context)``); it is put
+there by a middleware in :mod:`bot.app`. There is one :class:`SearchService`
+per process, and it notices a reindex by itself, so nothing here caches answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.http_retry.handler import RetryHandler
+
+from corpusbot.bot.config import Settings
+from corpusbot.bot.ops.metrics import BotMetrics
+from corpusbot.bot.serving.balance import current_seat
+from corpusbot.bot.serving.shared_events import SharedEvents
+from corpusbot.bot.slack import blocks
+from corpusbot.bot.slack.blocks import Message
+from corpusbot.bot.slack.webhook import ConnectionPool, PooledWebhookClient
+from corpusbot.bot.state import BotState, RateLimiter, Verdict
+from corpusbot.index import SearchService
+
+CONTEXT_KEY = "corpusbot_runtime"
+DEFAULT_K = 3
+SLACK_HOOK_DOMAINS = ("slack.com", "slack-gov.com")
+
+log = logging.getLogger("corpusbot.slack")
+
+
+def retry_handlers() -> list[RetryHandler]:
+    """Retry dropped connections once and HTTP 429s after their Retry-After, so no reply is lost."""
+    return [ConnectionErrorRetryHandler(max_retry_count=1), RateLimitErrorRetryHandler(max_retry_count=3)]
+
+
+class Responder:
+    """Posts to a ``response_url``; unlike bolt's ``respond()`` it retries on 429 and only talks to Slack.
+
+    Its connections stay open for the next answer (:mod:`bot.webhook`).
+    """
+
+    def __init__(self, api_url: str, pool: ConnectionPool | None = None) -> None:
+        parts = urlsplit(api_url)
+        self._api_origin = (parts.scheme, parts.netloc)
+        self.pool = pool or ConnectionPool()
+
+    def allowed(self, url: str) -> bool:
+        parts = urlsplit(url)
+        if (parts.scheme, parts.netloc) == self._api_origin:
+            return True
+        host = (parts.hostname or "").lower()
+        return parts.scheme == "https" and any(host == d or host.endswith("." + d) for d in SLACK_HOOK_DOMAINS)
+
+    def send(self, response_url: str | None, payload: dict[str, Any]) -> bool:
+        if not response_url or not self.allowed(response_url):
+            log.warning("Not posting to a response_url outside Slack")
+            return False
+        client = PooledWebhookClient(response_url, self.pool, retry_handlers=retry_handlers())
+        response = client.send_dict(payload)
+        if response.status_code != 200:
+            log.warning("response_url answered HTTP %s", response.status_code)
+        return response.status_code == 200
+
+    def ephemeral(self, response_url: str | None, message: Message, *, replace: bool = False) -> bool:
+        return self.send(response_url, {**message.payload(), "response_type": "ephemeral", "replace_original": replace})
+
+
+class InProgress:
+    """How many requests this process is working on: being checked and acknowledged, or answered after the ack.
+
+    A ``serve --workers N`` worker reports each change (:meth:`bot.balance.Seat.report`), so that the least busy
+    worker accepts the next connection.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+        self._report: Callable[[int, int], None] | None = None
+
+    def report_to(self, report: Callable[[int, int], None]) -> None:
+        with self._lock:
+            self._report = report
+            report(self.count, self.count)
+
+    def started(self) -> None:
+        self._change(1)
+
+    def finished(self) -> None:
+        self._change(-1)
+
+    @contextmanager
+    def working(self) -> Iterator[None]:
+        self.started()
+        try:
+            yield
+        finally:
+            self.finished()
+
+    def _change(self, delta: int) -> None:
+        with self._lock:
+            old = self.count
+            self.count = old + delta
+            if self._report is not None:
+                self._report(old, self.count)
+
+
+class Gate(NamedTuple):
+    """Whether to answer a request, and what to say instead when not (None: stay quiet)."""
+
+    allowed: bool
+    reply: Message | None = None
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    service: SearchService
+    state: BotState
+    limiter: RateLimiter
+    responder: Responder
+    k: int = DEFAULT_K
+    reindex_lock: threading.Lock = field(default_factory=threading.Lock)
+    metrics: BotMetrics = field(default_factory=BotMetrics)
+    in_progress: InProgress = field(default_factory=InProgress)
+
+    def is_admin(self, user_id: str | None) -> bool:
+        return bool(user_id) and user_id in self.settings.admins
+
+    def channel_enabled(self, channel_id: str | None) -> bool:
+        """Every channel without an allow-list; with one, its channels plus direct messages."""
+        if not self.settings.channels:
+            return True
+        return bool(channel_id) and (channel_id in self.settings.channels or channel_id.startswith("D"))
+
+    def admit(self, user_id: str | None, channel_id: str | None) -> Gate:
+        """The per-user rate limit first (so a flood anywhere gets one notice), then the channel allow-list."""
+        verdict = self.limiter.check(user_id or "?")
+        if verdict is Verdict.NOTICE:
+            return Gate(False, blocks.slow_down(self.limiter.retry_after(user_id or "?")))
+        if verdict is Verdict.DROP:
+            return Gate(False)
+        if not self.channel_enabled(channel_id):
+            return Gate(False, blocks.not_enabled_here())
+        return Gate(True)
+
+
+def make_runtime(settings: Settings, service: SearchService, state: BotState | None = None) -> Runtime:
+    return Runtime(
+        settings=settings,
+        service=service,
+        state=state or BotState(service.db_path, shared=_shared_events()),
+        limiter=RateLimiter(settings.rate_limit),
+        responder=Responder(settings.api_url),
+        metrics=BotMetrics(service),
+    )
+
+
+def _shared_events() -> SharedEvents | None:
+    """The event ids all workers of ``serve --workers N`` share (None in a single process)."""
+    seat = current_seat()
+    return seat.board.events if seat is not None else None
+
+
+def runtime_of(context: Any) -> Runtime:
+    return context[CONTEXT_KEY]

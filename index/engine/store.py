@@ -1,0 +1,267 @@
+"""The SQLite database: schema, opening, metadata.
+
+One file holds the articles, their passages, the BM25 postings and the index
+metadata. It runs in WAL mode so readers keep answering from the last
+committed index while a reindex writes the next one in a single transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections import OrderedDict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from corpusbot.index.engine.bm25 import Postings, QueryTerm, decode
+from corpusbot.index.errors import CorpusbotError, IndexMissing, SchemaMismatch
+
+if TYPE_CHECKING:  # sqlite_utils pulls in pandas when installed: keep it off the query path
+    import sqlite_utils
+
+SCHEMA_VERSION = 2  # 2: compact postings with bound pairs; title terms in passages
+DEFAULT_DB = "corpusbot.db"
+# articles.source_sha256: SHA-256 of the JSONL line the article was read from, so a reindex knows the
+# unchanged lines of an edited file without parsing them; NULL = unknown (another format, or a row
+# written before the column existed). Added to older (still version 2) databases by the indexer.
+SOURCE_HASH_COLUMN = "source_sha256"
+BUSY_TIMEOUT_MS = 30_000
+
+
+_SCHEMA = (
+    'CREATE TABLE IF NOT EXISTS "meta" ("key" TEXT PRIMARY KEY, "value" TEXT)',
+    'CREATE TABLE IF NOT EXISTS "files" '
+    '("path" TEXT PRIMARY KEY, "sha256" TEXT, "size" INTEGER, "article_ids" TEXT, "indexed_at" TEXT)',
+    'CREATE TABLE IF NOT EXISTS "articles" ("id" TEXT PRIMARY KEY, "title" TEXT, "url" TEXT, "source" TEXT, '
+    '"published" TEXT, "author" TEXT, "path" TEXT, "file" TEXT, '
+    # the line hash before the long text: reading it does not walk the text's overflow pages
+    f'"{SOURCE_HASH_COLUMN}" BLOB, "text" TEXT, "passage_count" INTEGER)',
+    'CREATE TABLE IF NOT EXISTS "passages" ("id" INTEGER PRIMARY KEY, "article_id" TEXT, "ordinal" INTEGER, '
+    '"start" INTEGER, "end" INTEGER, "length" INTEGER, "text" TEXT)',
+    # the name sqlite-utils gave it in databases it created
+    'CREATE UNIQUE INDEX IF NOT EXISTS "idx_passages_article_id_ordinal" ON "passages" ("article_id", "ordinal")',
+    'CREATE TABLE IF NOT EXISTS "terms" ("term" TEXT PRIMARY KEY, "df" INTEGER, "postings" BLOB)',
+    'CREATE TABLE IF NOT EXISTS "blobs" ("name" TEXT PRIMARY KEY, "data" BLOB)',
+    'CREATE TABLE IF NOT EXISTS "skipped" ("path" TEXT, "reason" TEXT)',
+)
+
+
+def create_schema(db: sqlite_utils.Database | Connection) -> None:
+    """Create the index tables that do not exist yet (existing ones are left as they are)."""
+    for statement in _SCHEMA:
+        db.execute(statement)
+
+
+def has_source_hashes(db: sqlite_utils.Database | Connection) -> bool:
+    """Whether the articles table has the ``source_sha256`` column (databases written before it do not)."""
+    return any(row[1] == SOURCE_HASH_COLUMN for row in db.execute("PRAGMA table_info(articles)"))
+
+
+def add_source_hashes(db: sqlite_utils.Database | Connection) -> None:
+    """Add the ``source_sha256`` column (all NULL) in place; call inside the write transaction."""
+    if not has_source_hashes(db):
+        db.execute(f"ALTER TABLE articles ADD COLUMN {SOURCE_HASH_COLUMN} BLOB")
+
+
+def connect(path: str | os.PathLike[str], *, create: bool = False, readonly: bool = False) -> sqlite_utils.Database:
+    """Open the database; ``create`` makes a new file (owner-only permissions)."""
+    import sqlite_utils
+
+    return sqlite_utils.Database(_open(path, create=create, readonly=readonly))
+
+
+def connect_reader(path: str | os.PathLike[str]) -> Reader:
+    """Open the database for the search service (plain sqlite3, fast to import)."""
+    return Reader(_open(path, create=False, readonly=False))
+
+
+def connect_plain(path: str | os.PathLike[str], *, create: bool = False) -> Connection:
+    """Open the database for writing with plain sqlite3 (the indexer: sqlite-utils takes ~0.3 s to import)."""
+    return Connection(_open(path, create=create, readonly=False))
+
+
+def _open(path: str | os.PathLike[str], *, create: bool, readonly: bool) -> sqlite3.Connection:
+    db_path = Path(path)
+    if not db_path.exists():
+        if not create:
+            raise IndexMissing(f"No index database at {db_path}. Run `corpusbot index` to build one.")
+        if not db_path.parent.exists():
+            raise CorpusbotError(f"Cannot create {db_path}: folder {db_path.parent} does not exist.")
+        try:
+            fd = os.open(db_path, os.O_CREAT | os.O_WRONLY, 0o600)
+        except OSError as error:
+            raise CorpusbotError(f"Cannot create {db_path}: {error.strerror}.") from None
+        os.close(fd)
+    try:
+        if readonly:
+            conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+        else:
+            conn = sqlite3.connect(db_path, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as error:
+        if "locked" in str(error) or "busy" in str(error):  # in use, not damaged
+            raise CorpusbotError(
+                f"{db_path} is locked by another process ({error}). Try again when it finishes."
+            ) from None
+        raise CorpusbotError(
+            f"Cannot open {db_path} as a corpusbot database ({error}). "
+            "If the file is damaged, move it aside and run `corpusbot index --full`, or restore a backup."
+        ) from None
+    return conn
+
+
+class Reader:
+    """The search service's connection: what it uses of ``sqlite_utils.Database``."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, parameters: Iterable[Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, parameters)  # type: ignore[arg-type]
+
+    def table_names(self) -> list[str]:
+        return [row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+
+class Connection(Reader):
+    """The indexer's writing connection: plain sqlite3 with the same few methods (``connect_plain``)."""
+
+
+def read_meta(db: sqlite_utils.Database | Reader) -> dict[str, Any]:
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is None:
+        return {}
+    meta = {}
+    for key, value in db.execute("SELECT key, value FROM meta"):
+        try:
+            meta[key] = json.loads(value)
+        except (TypeError, ValueError):
+            raise CorpusbotError(
+                f"The index metadata is damaged ({key!r} is not valid). "
+                "Rebuild it with `corpusbot index --full`, or restore a backup."
+            ) from None
+    return meta
+
+
+def write_meta(db: sqlite_utils.Database | Connection, values: dict[str, Any]) -> None:
+    db.conn.executemany(
+        "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [(key, json.dumps(value)) for key, value in values.items()],
+    )
+
+
+def check_schema(meta: dict[str, Any], db_path: str | os.PathLike[str]) -> None:
+    version = meta.get("schema_version")
+    if version is None:
+        raise IndexMissing(f"{db_path} holds no corpusbot index yet. Run `corpusbot index` to build one.")
+    if version != SCHEMA_VERSION:
+        raise SchemaMismatch(
+            f"{db_path} was written with index schema version {version}; this corpusbot uses "
+            f"version {SCHEMA_VERSION}. Run `corpusbot index --full` to rebuild it."
+        )
+
+
+_TERMS_PER_SELECT = 500  # well under SQLite's limit of bound parameters
+
+
+class PostingsCache:
+    """Decoded postings by term for one index generation, least recently used dropped first.
+
+    Common terms' postings are long and come back in many questions; keeping
+    them decoded saves reading and decoding them again. ``clear`` on a new
+    generation. Not thread-safe (the search service locks).
+    """
+
+    def __init__(self, max_bytes: int = 48 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, tuple[int, Postings]] = OrderedDict()
+        self._bytes = 0
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._bytes = 0
+
+    def get(self, db: sqlite_utils.Database | Reader, terms: Iterable[str]) -> dict[str, tuple[int, Postings]]:
+        """``term -> (df, postings)`` for the terms the index knows."""
+        found: dict[str, tuple[int, Postings]] = {}
+        missing: list[str] = []
+        for term in dict.fromkeys(terms):
+            entry = self._entries.get(term)
+            if entry is None:
+                missing.append(term)
+            else:
+                self._entries.move_to_end(term)
+                found[term] = entry
+        for at in range(0, len(missing), _TERMS_PER_SELECT):
+            batch = missing[at : at + _TERMS_PER_SELECT]
+            marks = ",".join("?" * len(batch))
+            for term, df, blob in db.execute(f"SELECT term, df, postings FROM terms WHERE term IN ({marks})", batch):
+                entry = (int(df), decode(blob))
+                found[term] = entry
+                self._remember(term, entry)
+        return found
+
+    def _remember(self, term: str, entry: tuple[int, Postings]) -> None:
+        size = entry[1].nbytes
+        if size > self.max_bytes // 4:
+            return
+        self._entries[term] = entry
+        self._bytes += size
+        while self._bytes > self.max_bytes:
+            _, (_, old) = self._entries.popitem(last=False)
+            self._bytes -= old.nbytes
+
+
+class TermRanker:
+    """Exact BM25Okapi top-k for a list of terms, straight from the database.
+
+    No query analysis, reranking or passage text: the ranking core that the
+    search service builds on, used by the parity tests and the benchmark.
+    Reopen (or ``refresh``) to see a newer index.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], cache: PostingsCache | None = None) -> None:
+        from corpusbot.index.engine.bm25 import BM25Params, Collection, Scorer
+
+        self.reader = connect_reader(path)
+        self.reader.conn.isolation_level = None
+        self.cache = cache or PostingsCache()
+        self.reader.execute("BEGIN")
+        try:
+            meta = read_meta(self.reader)
+            check_schema(meta, path)
+            row = self.reader.execute("SELECT data FROM blobs WHERE name = 'doc_len'").fetchone()
+        finally:
+            self.reader.execute("COMMIT")
+        doc_len = np.frombuffer(row[0], dtype="<u4") if row else np.zeros(1, dtype="<u4")
+        n_docs = int(meta.get("n_docs", 0))
+        self.meta = meta
+        self.collection = Collection(
+            n_docs=n_docs,
+            avgdl=(meta.get("total_tokens", 0) / n_docs) if n_docs else 0.0,
+            mean_idf=float(meta.get("average_idf", 0.0)),
+            doc_len=doc_len,
+            params=BM25Params(**meta.get("bm25", {})),
+        )
+        self.scorer = Scorer(self.collection)
+
+    def query_terms(self, terms: list[str]) -> list[QueryTerm]:
+        """One weighted term per query token the index knows (repeats kept: BM25Okapi counts them)."""
+        from corpusbot.index.engine.bm25 import idf
+
+        c = self.collection
+        found = self.cache.get(self.reader, terms)
+        return [QueryTerm(idf(c.n_docs, found[t][0], c.mean_idf, c.params), found[t][1]) for t in terms if t in found]
+
+    def top(self, terms: list[str], k: int = 10) -> list[tuple[int, float]]:
+        return self.scorer.top(self.query_terms(terms), k)
+
+    def close(self) -> None:
+        self.reader.conn.close()

@@ -1,0 +1,193 @@
+"""The one tokenizer, used for passages and questions alike.
+
+Pipeline: NFKC-normalise, find word-like runs (letters with inner apostrophes,
+numbers, decimal numbers; letters and digits make separate runs, so "IL6", "IL-6"
+and "IL 6" give the same terms), map the country "US"/"U.S." to its own term before
+lowercasing so it does not vanish with the stopword "us", casefold, drop English
+stopwords, use American spelling for listed word families (licence -> license), then
+Snowball-stem (PyStemmer).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Container, Iterable
+from functools import lru_cache
+
+import Stemmer
+
+from corpusbot.index.models import Token
+from corpusbot.index.text.spelling import americanise
+
+TOKENIZER_NAME = (
+    "corpusbot-v4 (nfkc, casefold, en-stopwords, letter-digit-split, combining-marks, acronym-plurals, us-spelling, "
+    "snowball-english)"
+)
+
+# The term the country abbreviation becomes. It cannot collide with a stemmed
+# English word because stems never contain an underscore.
+COUNTRY_US = "u_s"
+
+# Digits, including the superscript and subscript ones NFKC turns into digits (CO₂ is CO2 is CO 2).
+_DIGIT = r"[\d\u00b2\u00b3\u00b9\u2070\u2074-\u2079\u2080-\u2089]"
+_LETTER = r"[^\W\d\u00b2\u00b3\u00b9\u2070\u2074-\u2079\u2080-\u2089_]"
+
+
+def _mark_class() -> str:
+    """A character class of the combining marks (Mn, Mc, Me) of the Basic Multilingual Plane (~2 ms at import).
+
+    Python's ``\\w`` has no marks, so without them a Devanagari word such as हिन्दी would fall apart at its vowel
+    signs; a mark continues the word it follows (it never starts one).
+    """
+    ranges: list[list[int]] = []
+    for code in range(0x0300, 0x10000):
+        if unicodedata.category(chr(code)) in ("Mn", "Mc", "Me"):
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+    return "[" + "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges) + "]"
+
+
+_MARK = _mark_class()
+_LETTERS = rf"{_LETTER}+(?:{_MARK}+{_LETTER}*)*"  # letters, with combining marks inside or at the end
+# Letters and digits make separate runs, as Lucene's WordDelimiterFilter splits on numerics: product and
+# gene names are written joined, hyphenated or spaced (IL6 / IL-6 / IL 6, COVID19 / COVID-19, F35 / F-35,
+# 400mg / 400 mg) and should match each other; the adjacent-word bonus still favours the pair kept together.
+_WORD = re.compile(
+    rf"""
+    U\.S\.(?:A\.)?                          # U.S. / U.S.A. (kept whole, see COUNTRY_US)
+    | \d+(?:[.,]\d+)+                       # 3.5  1,000  2025.06
+    | {_LETTERS}(?:['’]{_LETTERS})*        # words, with inner apostrophes (China's, don't)
+    | {_DIGIT}+                             # numbers (IL6 -> IL 6, 1990s -> 1990 s)
+    """,
+    re.VERBOSE,
+)
+# _WORD restricted to ASCII text, where it finds the same words about a third faster (no mark or Unicode classes);
+# most passages of English news are ASCII.
+_ASCII_WORD = re.compile(r"U\.S\.(?:A\.)?|\d+(?:[.,]\d+)+|[A-Za-z]+(?:'[A-Za-z]+)*|\d+")
+_COUNTRY_FORMS = frozenset({"US", "USA", "U.S.", "U.S.A."})
+_POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
+_ACRONYM_PLURAL = re.compile(r"^[A-Z]{2,}s$")
+
+# English function words. "us" is here as the pronoun; the country survives as COUNTRY_US.
+STOPWORDS = frozenset(
+    """
+    a about above after again against all am an and any are aren't as at be because
+    been before being below between both but by can can't cannot could couldn't did
+    didn't do does doesn't doing don't down during each few for from further had
+    hadn't has hasn't have haven't having he he'd he'll he's her here here's hers
+    herself him himself his how how's i i'd i'll i'm i've if in into is isn't it it's
+    its itself let's me more most mustn't my myself no nor not of off on once only or
+    other ought our ours ourselves out over own same shan't she she'd she'll she's
+    should shouldn't so some such than that that's the their theirs them themselves
+    then there there's these they they'd they'll they're they've this those through
+    to too under until up very was wasn't we we'd we'll we're we've were weren't what
+    what's when when's where where's which while who who's whom why why's will with
+    won't would wouldn't you you'd you'll you're you've your yours yourself
+    yourselves us also just may might must shall s t
+    """.split()
+)
+
+
+def _words_pattern(text: str) -> re.Pattern[str]:
+    return _ASCII_WORD if text.isascii() else _WORD
+
+
+class Tokenizer:
+    """Turns text into BM25 terms; ``tokens`` also reports where each came from."""
+
+    name = TOKENIZER_NAME
+
+    MAX_CACHED_WORDS = 500_000
+
+    def __init__(self) -> None:
+        # No PyStemmer cache: its default 10,000-word LRU thrashes on a corpus vocabulary (5x slower indexing).
+        # Our own cache maps each raw word to its final term ("" for a stopword) instead.
+        self._stemmer = Stemmer.Stemmer("english", 0)
+        self._cache: dict[str, str] = {}
+
+    def tokens(self, text: str) -> list[Token]:
+        """Terms with their character spans in ``text`` (spans index the original string)."""
+        cached = self._cache.get
+        found = []
+        for match in _words_pattern(text).finditer(text):
+            raw = match.group()
+            term = cached(raw)
+            if term is None:
+                term = self._term_of(raw)
+            if term:
+                found.append(Token(term, *match.span()))
+        return found
+
+    def spans(self, text: str, wanted: Container[str]) -> list[tuple[int, int]]:
+        """Where the words whose terms are in ``wanted`` are (``tokens`` without building the others)."""
+        cached = self._cache.get
+        found = []
+        for match in _words_pattern(text).finditer(text):
+            raw = match.group()
+            term = cached(raw)
+            if term is None:
+                term = self._term_of(raw)
+            if term in wanted:
+                found.append(match.span())
+        return found
+
+    def terms(self, text: str) -> list[str]:
+        """Just the terms, in order (duplicates kept: BM25 counts them)."""
+        words = _words_pattern(text).findall(text)
+        terms = list(map(self._cache.get, words))  # C-level lookups: most words were seen before
+        if None in terms:
+            terms = [self._term_of(word) if term is None else term for term, word in zip(terms, words, strict=True)]
+        return list(filter(None, terms))  # stopwords map to ""
+
+    def terms_many(self, texts: Iterable[str]) -> list[list[str]]:
+        return [self.terms(text) for text in texts]
+
+    def _stem(self, words: list[str]) -> list[str]:
+        """Stem already-normalised words (in one call: used by the indexer's own word cache)."""
+        stems: list[str] = self._stemmer.stemWords(words)
+        return [COUNTRY_US if word == COUNTRY_US else stem for word, stem in zip(words, stems, strict=True)]
+
+    def _term_of(self, raw: str) -> str:
+        term = self._cache.get(raw)
+        if term is None:
+            word = _normalise(raw)
+            # The country marker must not be touched by the stemmer.
+            term = word if word in ("", COUNTRY_US) else self._stemmer.stemWord(word)
+            if len(self._cache) >= self.MAX_CACHED_WORDS:
+                self._cache.clear()
+            self._cache[raw] = term
+        return term
+
+
+@lru_cache(maxsize=200_000)
+def _normalise(raw: str) -> str:
+    """One raw match -> its unstemmed term, or "" when it is a stopword."""
+    word = unicodedata.normalize("NFKC", raw)
+    if word in _COUNTRY_FORMS:  # after NFKC, so the fullwidth "ＵＳ" is the country too
+        return COUNTRY_US
+    if _ACRONYM_PLURAL.match(word):  # "CEOs", "NGOs", "RXRs": the plural of an acronym is the acronym
+        word = word[:-1]
+    # Some compatibility characters expand to several words (U+FDFA); a term never holds whitespace.
+    word = "".join(word.casefold().replace("’", "'").split())
+    if word in STOPWORDS:
+        return ""
+    word = _POSSESSIVE.sub("", word)
+    if word in STOPWORDS:
+        return ""
+    word = word.replace("'", "")
+    if word in STOPWORDS or not word:
+        return ""
+    return americanise(word)
+
+
+_default: Tokenizer | None = None
+
+
+def default_tokenizer() -> Tokenizer:
+    global _default
+    if _default is None:
+        _default = Tokenizer()
+    return _default

@@ -1,0 +1,179 @@
+"""Slack settings: every missing or malformed value fails with one line naming it, never echoing a secret."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from corpusbot.bot import config
+from corpusbot.bot.cli import cli
+from corpusbot.bot.config import ConfigError, RateLimit, Settings
+from tests.support.fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack
+
+SECRET_PART = "s3cr3tVALUE"
+
+
+def env(**values: str) -> dict[str, str]:
+    return {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": "abcdef0123456789", **values}
+
+
+def test_http_mode_settings() -> None:
+    settings = config.settings_from_env(env(CORPUSBOT_ADMINS="U0ADMIN1, W0ADMIN2", CORPUSBOT_CHANNELS="C0AAA,G0BBB"))
+    config.check_slack(settings)
+    assert not settings.socket_mode
+    assert settings.admins == {"U0ADMIN1", "W0ADMIN2"}
+    assert settings.channels == {"C0AAA", "G0BBB"}
+    assert settings.rate_limit == config.DEFAULT_RATE_LIMIT
+    assert settings.api_url == "https://slack.com/api/"
+
+
+def test_socket_mode_needs_no_signing_secret() -> None:
+    settings = config.settings_from_env({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN})
+    config.check_slack(settings)
+    assert settings.socket_mode
+
+
+def test_slack_api_url_gets_the_trailing_slash_slack_sdk_needs() -> None:
+    assert config.settings_from_env(env(SLACK_API_URL="http://127.0.0.1:9/api")).api_url == "http://127.0.0.1:9/api/"
+    assert (
+        config.settings_from_env(env(SLACK_API_URL="https://slack-gov.com/api/")).api_url
+        == "https://slack-gov.com/api/"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", config.DEFAULT_RATE_LIMIT),
+        ("5/10", RateLimit(5, 10.0)),
+        ("30 / 60s", RateLimit(30, 60.0)),
+        ("off", RateLimit(0, 60.0)),
+    ],
+)
+def test_rate_limit_setting(value: str, expected: RateLimit) -> None:
+    assert config.settings_from_env(env(CORPUSBOT_RATE_LIMIT=value)).rate_limit == expected
+
+
+@pytest.mark.parametrize(
+    ("values", "named", "hint"),
+    [
+        ({"SLACK_BOT_TOKEN": ""}, "SLACK_BOT_TOKEN", "xoxb-"),
+        ({"SLACK_BOT_TOKEN": f"xoxp-{SECRET_PART}"}, "SLACK_BOT_TOKEN", "xoxb-"),
+        ({"SLACK_BOT_TOKEN": f'"xoxb-{SECRET_PART}"'}, "SLACK_BOT_TOKEN", "without quotes"),
+        ({"SLACK_APP_TOKEN": f"xoxb-{SECRET_PART}"}, "SLACK_APP_TOKEN", "xapp-"),
+        ({"SLACK_SIGNING_SECRET": ""}, "SLACK_SIGNING_SECRET", "Socket Mode"),
+        ({"CORPUSBOT_ADMINS": "@alice"}, "CORPUSBOT_ADMINS", "user IDs"),
+        ({"CORPUSBOT_CHANNELS": "#general"}, "CORPUSBOT_CHANNELS", "channel IDs"),
+        ({"CORPUSBOT_RATE_LIMIT": "lots"}, "CORPUSBOT_RATE_LIMIT", "20/60"),
+        ({"SLACK_API_URL": "slack.com/api"}, "SLACK_API_URL", "http"),
+    ],
+)
+def test_bad_settings_name_the_variable_and_the_fix(values: dict[str, str], named: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.check_slack(config.settings_from_env(env(**values)))
+    message = str(caught.value)
+    assert message.startswith(named) or f" {named} " in f" {message} "
+    assert hint in message
+    assert ".env" in message
+    assert SECRET_PART not in message
+    assert "\n" not in message
+
+
+def test_secrets_are_not_in_the_settings_repr() -> None:
+    settings = config.settings_from_env(env(SLACK_APP_TOKEN=APP_TOKEN))
+    assert (
+        BOT_TOKEN not in repr(settings) and APP_TOKEN not in repr(settings) and "abcdef0123456789" not in repr(settings)
+    )
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)  # no stray .env from the working tree
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_API_URL", "CORPUSBOT_ADMINS"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def test_serve_with_a_malformed_token_exits_with_one_line_and_no_traceback(
+    runner, in_tmp: Path, sample_db: Path
+) -> None:
+    result = runner.invoke(cli, ["serve", "--db", str(sample_db)], env={"SLACK_BOT_TOKEN": f"xoxp-{SECRET_PART}"})
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: SLACK_BOT_TOKEN does not look like a bot token")
+    assert result.output.count("\n") == 1
+    assert SECRET_PART not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_serve_without_a_signing_secret_in_http_mode_says_how_to_fix_it(runner, in_tmp: Path, sample_db: Path) -> None:
+    result = runner.invoke(cli, ["serve", "--db", str(sample_db)], env={"SLACK_BOT_TOKEN": BOT_TOKEN})
+    assert result.exit_code == 1
+    assert "SLACK_SIGNING_SECRET is not set" in result.output and "SLACK_APP_TOKEN" in result.output
+
+
+def test_serve_reads_the_dotenv_file(runner, in_tmp: Path, sample_db: Path) -> None:
+    (in_tmp / ".env").write_text(f"SLACK_BOT_TOKEN=xoxp-{SECRET_PART}\n", encoding="utf-8")
+    result = runner.invoke(cli, ["serve", "--db", str(sample_db)])
+    assert result.exit_code == 1 and "SLACK_BOT_TOKEN does not look like a bot token" in result.output
+
+
+def test_serve_with_a_token_slack_rejects_exits_cleanly(runner, in_tmp: Path, sample_db: Path) -> None:
+    with FakeSlack() as slack:
+        result = runner.invoke(
+            cli,
+            ["serve", "--db", str(sample_db)],
+            env={
+                "SLACK_BOT_TOKEN": f"xoxb-{SECRET_PART}",
+                "SLACK_SIGNING_SECRET": "abcdef0123456789",
+                "SLACK_API_URL": slack.api_url,
+            },
+        )
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: Slack rejected SLACK_BOT_TOKEN (invalid_auth).")
+    assert SECRET_PART not in result.output and "Traceback" not in result.output
+
+
+def test_serve_when_slack_cannot_be_reached_exits_cleanly(runner, in_tmp: Path, sample_db: Path) -> None:
+    result = runner.invoke(
+        cli,
+        ["serve", "--db", str(sample_db)],
+        env={
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": "abcdef0123456789",
+            "SLACK_API_URL": "http://127.0.0.1:9/api/",
+        },
+    )
+    assert result.exit_code == 1
+    assert "Cannot reach the Slack API at http://127.0.0.1:9/api/" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_feedback_on_a_missing_database_is_a_clean_error(runner, in_tmp: Path) -> None:
+    result = runner.invoke(cli, ["feedback", "--db", str(in_tmp / "none.db")])
+    assert result.exit_code == 1 and "corpusbot index" in result.output
+
+
+def test_feedback_on_a_database_without_feedback(runner, sample_db: Path) -> None:
+    assert runner.invoke(cli, ["feedback", "--db", str(sample_db)]).output == "No feedback yet.\n"
+    assert runner.invoke(cli, ["feedback", "--json", "--db", str(sample_db)]).output == "[]\n"
+
+
+def test_settings_defaults_are_safe() -> None:
+    settings = Settings()
+    assert settings.channels == frozenset() and settings.admins == frozenset() and settings.rate_limit.enabled
+
+
+def test_tokens_and_secrets_are_masked_in_logs(caplog: pytest.LogCaptureFixture) -> None:
+    from corpusbot.bot.ops import logsafe
+
+    logsafe.configure(secrets=("abcdef0123456789", "short"))  # masks in every handler on the root logger
+    logger = logging.getLogger("corpusbot.test")
+    with caplog.at_level(logging.INFO):
+        logger.info("calling with %s and %s", BOT_TOKEN, APP_TOKEN)
+        logger.info("secret=abcdef0123456789 user token xoxp-9-8-7 and a short word")
+    text = caplog.text
+    for secret in (BOT_TOKEN, APP_TOKEN, "abcdef0123456789", "xoxp-9-8-7"):
+        assert secret not in text
+    assert "xoxb-[redacted]" in text and "xapp-[redacted]" in text and "short word" in text
