@@ -112,7 +112,7 @@ class CorpusbotService(Corpusbot):
 
 def corpusbot_terms(passages: list[str]) -> list[list[str]]:
     """Passages tokenized exactly as corpusbot indexes them (title weight 0)."""
-    from corpusbot.index.indexing.indexer import passage_terms
+    from corpusbot.index.indexing.term_cache import passage_terms
 
     terms_of = passage_terms()
     return [terms_of(text) for text in passages]

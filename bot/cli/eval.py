@@ -10,6 +10,9 @@ from typing import TypeVar
 
 import click
 
+from corpusbot.bot import config
+from corpusbot.bot.cli.options import db_option, echo_json, json_option
+from corpusbot.bot.cli.service import open_service
 from corpusbot.index.engine.bm25 import BM25Params
 from corpusbot.index.maintenance.evaluate import (
     BeirReport,
@@ -24,74 +27,75 @@ T = TypeVar("T")
 SNIPPET_CHARS = 160
 
 
-def register(cli: click.Group) -> None:
-    # Imported here, not at the top: bot.cli imports this module (lazily, through bot.commands.load).
-    from corpusbot.bot import config
-    from corpusbot.bot.cli import db_option, json_option, open_service
+@click.command("eval")
+@click.argument("questions", required=False, type=click.Path(dir_okay=False))
+@click.option(
+    "--beir",
+    "beir_dir",
+    type=click.Path(file_okay=False),
+    help="Evaluate on a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) instead.",
+)
+@click.option("--split", default="test", show_default=True, help="The BEIR qrels split (qrels/SPLIT.tsv).")
+@click.option("--k1", type=click.FloatRange(min=0), help="BM25 k1 for the --beir index [default: 1.5].")
+@click.option("--b", "b", type=click.FloatRange(0, 1), help="BM25 b for the --beir index [default: 0.75].")
+@db_option
+@json_option
+def eval_command(
+    questions: str | None,
+    beir_dir: str | None,
+    split: str,
+    k1: float | None,
+    b: float | None,
+    db_path: str,
+    as_json: bool,
+) -> None:
+    """Measure answer quality: dev questions on the index, or a BEIR collection.
 
-    @cli.command("eval")
-    @click.argument("questions", required=False, type=click.Path(dir_okay=False))
-    @click.option(
-        "--beir",
-        "beir_dir",
-        type=click.Path(file_okay=False),
-        help="Evaluate on a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) instead.",
-    )
-    @click.option("--split", default="test", show_default=True, help="The BEIR qrels split (qrels/SPLIT.tsv).")
-    @click.option("--k1", type=click.FloatRange(min=0), help="BM25 k1 for the --beir index [default: 1.5].")
-    @click.option("--b", "b", type=click.FloatRange(0, 1), help="BM25 b for the --beir index [default: 0.75].")
-    @db_option
-    @json_option
-    def eval_command(
-        questions: str | None,
-        beir_dir: str | None,
-        split: str,
-        k1: float | None,
-        b: float | None,
-        db_path: str,
-        as_json: bool,
-    ) -> None:
-        """Measure answer quality: dev questions on the index, or a BEIR collection.
+    QUESTIONS is a JSON list of {"q": question, "expect_any": [phrases]}; a
+    passage answers when it contains one of the phrases (case-insensitive,
+    whitespace-normalised). Prints hit@1, hit@3 and MRR@10 over the top 10
+    passages, and every question whose first passage misses.
 
-        QUESTIONS is a JSON list of {"q": question, "expect_any": [phrases]}; a
-        passage answers when it contains one of the phrases (case-insensitive,
-        whitespace-normalised). Prints hit@1, hit@3 and MRR@10 over the top 10
-        passages, and every question whose first passage misses.
+    With --beir DIR the collection's corpus is indexed into a temporary
+    database and every judged query ranks documents (a document ranks where
+    its best passage ranks): prints nDCG@10, Recall@100 and MRR@10 as
+    trec_eval computes them.
 
-        With --beir DIR the collection's corpus is indexed into a temporary
-        database and every judged query ranks documents (a document ranks where
-        its best passage ranks): prints nDCG@10, Recall@100 and MRR@10 as
-        trec_eval computes them.
-
-        Example: corpusbot eval tests/data/questions-dev.json
-        """
-        if (questions is None) == (beir_dir is None):
-            raise click.UsageError(
-                "Give a questions file or --beir DIR, e.g. corpusbot eval questions.json "
-                "or corpusbot eval --beir ~/beir/scifact"
-            )
-        if beir_dir is None:
-            if k1 is not None or b is not None:
-                raise click.UsageError(
-                    "--k1 and --b set the BM25 parameters of the temporary --beir index; "
-                    "the questions are asked against the database as it is indexed."
-                )
-            assert questions is not None
-            parsed = load_questions(questions)
-            report = evaluate_questions(open_service(db_path), parsed, progress=_progress)
-            click.echo(json.dumps(report.to_json()) if as_json else format_questions(report))
-            return
-        defaults = BM25Params()
-        params = BM25Params(k1=defaults.k1 if k1 is None else k1, b=defaults.b if b is None else b)
-        beir = evaluate_beir(
-            beir_dir,
-            params=params,
-            split=split,
-            synonyms_path=config.synonyms_path(),
-            progress=_progress,
-            status=lambda message: click.echo(message, err=True),
+    Example: corpusbot eval tests/data/questions-dev.json
+    """
+    if (questions is None) == (beir_dir is None):
+        raise click.UsageError(
+            "Give a questions file or --beir DIR, e.g. corpusbot eval questions.json "
+            "or corpusbot eval --beir ~/beir/scifact"
         )
-        click.echo(json.dumps(beir.to_json()) if as_json else format_beir(beir))
+    if beir_dir is None:
+        if k1 is not None or b is not None:
+            raise click.UsageError(
+                "--k1 and --b set the BM25 parameters of the temporary --beir index; "
+                "the questions are asked against the database as it is indexed."
+            )
+        assert questions is not None
+        parsed = load_questions(questions)
+        report = evaluate_questions(open_service(db_path), parsed, progress=_progress)
+        if as_json:
+            echo_json(report.to_json())
+        else:
+            click.echo(format_questions(report))
+        return
+    defaults = BM25Params()
+    params = BM25Params(k1=defaults.k1 if k1 is None else k1, b=defaults.b if b is None else b)
+    beir = evaluate_beir(
+        beir_dir,
+        params=params,
+        split=split,
+        synonyms_path=config.synonyms_path(),
+        progress=_progress,
+        status=lambda message: click.echo(message, err=True),
+    )
+    if as_json:
+        echo_json(beir.to_json())
+    else:
+        click.echo(format_beir(beir))
 
 
 def _progress(items: Iterable[T], length: int, label: str) -> Iterator[T]:

@@ -2,10 +2,11 @@
 
 A new id is made for each incoming HTTP request and each Socket Mode
 envelope (:func:`request_scope`). It lives in a ``contextvars`` variable, so
-the log filter in :mod:`bot.logsafe` can put it on every line. bolt runs
-listeners on a thread pool after the ack; :class:`ContextThreadPoolExecutor`
-hands each task the context of the thread that submitted it, so lines logged
-by a listener carry the id of the request that started it.
+the log filter in :mod:`corpusbot.bot.ops.logsafe` can put it on every line.
+bolt runs listeners on a thread pool after the ack;
+:class:`ContextThreadPoolExecutor` hands each task the context of the thread
+that submitted it, so lines logged by a listener carry the id of the request
+that started it.
 """
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
 """Sharing connections among ``serve --workers N`` processes: the least busy worker accepts the next one.
 
 Every worker accepts from the one listening socket. Left alone, the kernel
-wakes them all and the first to call ``accept()`` wins, busy or not: with 8
-questions in flight one worker often held 5–8 of them while the other had 1–3.
+wakes them all and the first to call ``accept()`` wins, busy or not, so one
+worker could hold most of the questions in flight while another sat idle.
 Here each worker publishes how many requests it is working on (being checked
-and acknowledged, or answered after the ack: :class:`bot.runtime.InProgress`)
-on a :class:`Board`, a few bytes of memory shared by the workers (made before
-the fork), and its waitress server listens for new connections only while no
-other worker has fewer. Workers with equal counts all listen, so some worker
-always accepts: a connection never waits for a worker to become idle, and acks
-stay immediate.
+and acknowledged, or answered after the ack:
+:class:`corpusbot.bot.slack.runtime.InProgress`) on a :class:`Board`, a few
+bytes of memory shared by the workers (made before the fork), and its waitress
+server listens for new connections only while no other worker has fewer.
+Workers with equal counts all listen, so some worker always accepts: a
+connection never waits for a worker to become idle, and acks stay immediate.
 
 A worker stops listening until its own count falls or another's rises, so each
 change that lets a worker listen again wakes it through its pipe on the board.
@@ -46,7 +46,7 @@ class Board:
             os.set_blocking(write_end, False)
         for number in range(count):
             self.loads[number] = ABSENT
-        self.events = SharedEvents()  # event ids any worker saw lately (bot.state.BotState checks them)
+        self.events = SharedEvents()  # event ids any worker saw lately (state.events.SeenEvents checks them)
 
     def wake_fd(self, number: int) -> int:
         return self._pipes[number][0]

@@ -4,8 +4,9 @@ One Python process answers one question at a time (the GIL), so concurrent
 questions queue behind each other. ``corpusbot serve --workers N`` forks N
 processes that accept connections from the one listening socket and each open
 their own index and database connections after the fork. With two or more, the
-workers share how busy each is on a :class:`bot.balance.Board` made before the
-fork, and the least busy accepts the next connection (:mod:`bot.balance`).
+workers share how busy each is on a :class:`corpusbot.bot.serving.balance.Board`
+made before the fork, and the least busy accepts the next connection
+(:mod:`corpusbot.bot.serving.balance`).
 
 The parent starts no threads and holds no database connection, so forking is
 safe, and it only watches its workers:
@@ -32,6 +33,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
 
 from corpusbot.bot.serving.balance import Board, take_seat
 
@@ -46,6 +49,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 WATCHED = {*STOP_SIGNALS, signal.SIGCHLD}
 
 Worker = Callable[[socket.socket], int]  # serves the socket until stopped; returns the exit status
+SignalMask = set[int | signal.Signals]  # what signal.pthread_sigmask returns
+Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None  # what signal.signal returns
 
 
 def bind(host: str, port: int, backlog: int = BACKLOG) -> socket.socket:
@@ -100,7 +105,7 @@ class Supervisor:
                 self.board.close()
                 self.board = None
 
-    def _watch(self, old_mask: set[signal.Signals], previous: dict[signal.Signals, object]) -> int:
+    def _watch(self, old_mask: SignalMask, previous: dict[signal.Signals, Handler]) -> int:
         while True:
             info = signal.sigtimedwait(WATCHED, 1.0)
             if info is not None and info.si_signo in STOP_SIGNALS:
@@ -136,7 +141,7 @@ class Supervisor:
             self._deaths.popleft()
         return len(self._deaths) > self.max_restarts
 
-    def _spawn(self, number: int, old_mask: set[signal.Signals], previous: dict[signal.Signals, object]) -> None:
+    def _spawn(self, number: int, old_mask: SignalMask, previous: dict[signal.Signals, Handler]) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         parent = os.getpid()  # before the fork: a child asking later could already see its new parent (init)

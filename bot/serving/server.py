@@ -11,9 +11,10 @@ Every HTTP request and Socket Mode envelope gets a request id (echoed in the
 ``X-Request-Id`` response header) that every log line written while handling
 it carries, and each Slack request ends with one access line and is counted
 in the metrics. ``X-Corpusbot-Worker`` (and ``pid`` in ``/healthz``) names the
-process that answered: with ``serve --workers N`` (:mod:`bot.prefork`) each
-worker process has its own metrics and its own per-user rate limit, and takes
-new connections only while no other worker is less busy (:mod:`bot.balance`).
+process that answered: with ``serve --workers N``
+(:mod:`corpusbot.bot.serving.prefork`) each worker process has its own metrics
+and its own per-user rate limit, and takes new connections only while no other
+worker is less busy (:mod:`corpusbot.bot.serving.balance`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,8 +174,9 @@ class SlackWSGI:
             return self._reject(400, "body is not UTF-8")
         if not self.verifier.is_valid(body, timestamp, signature):
             return self._reject(401, "bad signature or stale timestamp")
+        bolt_headers: dict[str, str | Sequence[str]] = dict(headers)  # bolt's type: one value or several per name
         try:
-            request = BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
+            request = BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=bolt_headers)
         except Exception as error:  # untrusted input: whatever fails to parse is the sender's problem
             return self._reject(400, f"malformed body ({type(error).__name__})")
         if not isinstance(request.body, dict) or not request.body:
@@ -252,7 +254,7 @@ class TracedSocketModeHandler(SocketModeHandler):
         super().__init__(app, app_token=app_token, web_client=app.client)
         self.metrics = metrics
 
-    def handle(self, client: BaseSocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+    def handle(self, client: BaseSocketModeClient, req: SocketModeRequest) -> None:
         with request_scope():
             started, wall_clock = time.perf_counter(), time.time()
             kind = request_kind(req.payload) if isinstance(req.payload, dict) else INVALID

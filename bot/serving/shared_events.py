@@ -49,9 +49,9 @@ class SharedEvents:
                     target = slot if target < 0 else target
                 elif oldest is None or seen < cells[2 * oldest + 1]:
                     oldest = slot
-            slot = target if target >= 0 else oldest
-            assert slot is not None
-            cells[2 * slot], cells[2 * slot + 1] = key, now_ms
+            chosen = target if target >= 0 else oldest
+            assert chosen is not None  # without a free slot, every probed slot competed for the oldest
+            cells[2 * chosen], cells[2 * chosen + 1] = key, now_ms
         return True
 
     def close(self) -> None:

@@ -18,9 +18,9 @@ from corpusbot.bot.slack.runtime import CONTEXT_KEY, Runtime, make_runtime, retr
 from corpusbot.index import SearchService
 
 log = logging.getLogger("corpusbot.slack")
-# bolt runs each listener, ack() included, on this pool: when every thread is busy (searching, or a feedback write
-# waiting out a reindex), other requests' acks queue behind them and miss Slack's 3 s. bolt's default of 5 did under
-# benchmarks/slack_load.py (16 concurrent); idle threads cost little, CPU-bound work shares the GIL either way.
+# The listener pool, larger than bolt's default: when every thread is busy (searching, or a feedback write waiting
+# out a reindex), other requests' work queues behind them. Idle threads cost little; CPU-bound work shares the GIL
+# either way.
 LISTENER_THREADS = 32
 
 

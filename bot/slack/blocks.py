@@ -3,8 +3,8 @@
 Plain dicts (Slack's model classes only validate in ``to_dict()``), built so
 Slack's limits hold for any corpus text: at most 50 blocks a message, section
 text at most 3000 characters, button values at most 2000. Every piece of
-corpus or user text passes through :mod:`bot.mrkdwn` escaping; long passages
-are shortened with an ellipsis around their best sentence.
+corpus or user text passes through :mod:`corpusbot.bot.slack.mrkdwn` escaping;
+long passages are shortened with an ellipsis around their best sentence.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """What every listener needs, one object per process: settings, the search service, state, limits.
 
 Listeners reach it through bolt's context (``runtime_of(context)``); it is put
-there by a middleware in :mod:`bot.app`. There is one :class:`SearchService`
-per process, and it notices a reindex by itself, so nothing here caches answers.
+there by a middleware in :mod:`corpusbot.bot.slack.app`. There is one
+:class:`SearchService` per process, and it notices a reindex by itself, so
+nothing here caches answers.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def retry_handlers() -> list[RetryHandler]:
 class Responder:
     """Posts to a ``response_url``; unlike bolt's ``respond()`` it retries on 429 and only talks to Slack.
 
-    Its connections stay open for the next answer (:mod:`bot.webhook`).
+    Its connections stay open for the next answer (:mod:`corpusbot.bot.slack.webhook`).
     """
 
     def __init__(self, api_url: str, pool: ConnectionPool | None = None) -> None:
@@ -75,8 +76,8 @@ class Responder:
 class InProgress:
     """How many requests this process is working on: being checked and acknowledged, or answered after the ack.
 
-    A ``serve --workers N`` worker reports each change (:meth:`bot.balance.Seat.report`), so that the least busy
-    worker accepts the next connection.
+    A ``serve --workers N`` worker reports each change (:meth:`corpusbot.bot.serving.balance.Seat.report`), so
+    that the least busy worker accepts the next connection.
     """
 
     def __init__(self) -> None:
@@ -137,7 +138,9 @@ class Runtime:
         """Every channel without an allow-list; with one, its channels plus direct messages."""
         if not self.settings.channels:
             return True
-        return bool(channel_id) and (channel_id in self.settings.channels or channel_id.startswith("D"))
+        if not channel_id:
+            return False
+        return channel_id in self.settings.channels or channel_id.startswith("D")
 
     def admit(self, user_id: str | None, channel_id: str | None) -> Gate:
         """The per-user rate limit first (so a flood anywhere gets one notice), then the channel allow-list."""

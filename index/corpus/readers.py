@@ -306,8 +306,8 @@ def _block_text(root: Tag) -> str:
 
     One pass over the tree with an explicit stack: inserting break strings into
     the tree instead (bs4 ``insert_before``) costs time proportional to each
-    tag's subtree, quadratic on deeply nested markup (minutes for 1 MB of
-    nested <div>), and recursion would overflow on it.
+    tag's subtree, quadratic on deeply nested markup, and recursion would
+    overflow on it.
     """
     from bs4 import CData, NavigableString, Tag
 

@@ -1,5 +1,5 @@
 /*
- * The BM25 scoring loop of index/bm25.py, compiled.
+ * The BM25 scoring loop of index/engine/bm25.py, compiled.
  *
  * top_positive() does in one pass per posting what the numpy path does in
  * several (gather the per-passage factor, multiply by the term weight,
@@ -9,7 +9,7 @@
  * operations, in the same order, as the numpy path, so both give the same
  * numbers bit for bit (the build turns floating-point contraction off).
  *
- * The caller (index/bm25.py) owns the arrays and guarantees their types:
+ * The caller (index/engine/bm25.py) owns the arrays and guarantees their types:
  * a float64 score buffer of BLOCK zeros, one uint16 length per passage,
  * float64 factor tables indexed by length, native uint32 ids or uint8/16/32
  * gaps between ids (as the postings blobs store them: reading them here saves
@@ -594,7 +594,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_bm25_kernel", "The compiled BM25 scoring loop of index.bm25.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_bm25_kernel", "The compiled BM25 scoring loop of corpusbot.index.engine.bm25.", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__bm25_kernel(void) {

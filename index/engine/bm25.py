@@ -44,7 +44,8 @@ import numpy as np
 try:  # the compiled scoring loop (setup.py builds it when a C compiler is there)
     from corpusbot.index.engine import _bm25_kernel as kernel
 except ImportError:  # pragma: no cover - depends on the install
-    kernel = None
+    # mypy types `kernel` as the module (from _bm25_kernel.pyi); the code still checks it for None.
+    kernel = None  # type: ignore[assignment]
 
 _HEADER = struct.Struct("<BBIIHI")  # gap width, tf kind, count, tf exceptions, bound pairs, first id
 _WIDTH_DTYPES: dict[int, np.dtype[Any]] = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}

@@ -1,8 +1,9 @@
-"""The SQLite database: schema, opening, metadata.
+"""The SQLite database: opening, metadata, schema version; the ranking core's reads.
 
 One file holds the articles, their passages, the BM25 postings and the index
 metadata. It runs in WAL mode so readers keep answering from the last
 committed index while a reindex writes the next one in a single transaction.
+The tables themselves are made and upgraded by the migrations (migrations.py).
 """
 
 from __future__ import annotations
@@ -23,48 +24,21 @@ from corpusbot.index.errors import CorpusbotError, IndexMissing, SchemaMismatch
 if TYPE_CHECKING:  # sqlite_utils pulls in pandas when installed: keep it off the query path
     import sqlite_utils
 
+# The format of what the tables hold (the postings encoding, what a passage is): an index of another
+# version cannot be upgraded by SQL, so readers refuse it and `corpusbot index --full` rebuilds it. Changes
+# to the tables and columns alone are migrations instead (migrations.py), and keep this number.
 SCHEMA_VERSION = 2  # 2: compact postings with bound pairs; title terms in passages
 DEFAULT_DB = "corpusbot.db"
 # articles.source_sha256: SHA-256 of the JSONL line the article was read from, so a reindex knows the
 # unchanged lines of an edited file without parsing them; NULL = unknown (another format, or a row
-# written before the column existed). Added to older (still version 2) databases by the indexer.
+# written before the column existed). Older (still version 2) databases get it from migration m002.
 SOURCE_HASH_COLUMN = "source_sha256"
 BUSY_TIMEOUT_MS = 30_000
-
-
-_SCHEMA = (
-    'CREATE TABLE IF NOT EXISTS "meta" ("key" TEXT PRIMARY KEY, "value" TEXT)',
-    'CREATE TABLE IF NOT EXISTS "files" '
-    '("path" TEXT PRIMARY KEY, "sha256" TEXT, "size" INTEGER, "article_ids" TEXT, "indexed_at" TEXT)',
-    'CREATE TABLE IF NOT EXISTS "articles" ("id" TEXT PRIMARY KEY, "title" TEXT, "url" TEXT, "source" TEXT, '
-    '"published" TEXT, "author" TEXT, "path" TEXT, "file" TEXT, '
-    # the line hash before the long text: reading it does not walk the text's overflow pages
-    f'"{SOURCE_HASH_COLUMN}" BLOB, "text" TEXT, "passage_count" INTEGER)',
-    'CREATE TABLE IF NOT EXISTS "passages" ("id" INTEGER PRIMARY KEY, "article_id" TEXT, "ordinal" INTEGER, '
-    '"start" INTEGER, "end" INTEGER, "length" INTEGER, "text" TEXT)',
-    # the name sqlite-utils gave it in databases it created
-    'CREATE UNIQUE INDEX IF NOT EXISTS "idx_passages_article_id_ordinal" ON "passages" ("article_id", "ordinal")',
-    'CREATE TABLE IF NOT EXISTS "terms" ("term" TEXT PRIMARY KEY, "df" INTEGER, "postings" BLOB)',
-    'CREATE TABLE IF NOT EXISTS "blobs" ("name" TEXT PRIMARY KEY, "data" BLOB)',
-    'CREATE TABLE IF NOT EXISTS "skipped" ("path" TEXT, "reason" TEXT)',
-)
-
-
-def create_schema(db: sqlite_utils.Database | Connection) -> None:
-    """Create the index tables that do not exist yet (existing ones are left as they are)."""
-    for statement in _SCHEMA:
-        db.execute(statement)
 
 
 def has_source_hashes(db: sqlite_utils.Database | Connection) -> bool:
     """Whether the articles table has the ``source_sha256`` column (databases written before it do not)."""
     return any(row[1] == SOURCE_HASH_COLUMN for row in db.execute("PRAGMA table_info(articles)"))
-
-
-def add_source_hashes(db: sqlite_utils.Database | Connection) -> None:
-    """Add the ``source_sha256`` column (all NULL) in place; call inside the write transaction."""
-    if not has_source_hashes(db):
-        db.execute(f"ALTER TABLE articles ADD COLUMN {SOURCE_HASH_COLUMN} BLOB")
 
 
 def connect(path: str | os.PathLike[str], *, create: bool = False, readonly: bool = False) -> sqlite_utils.Database:
@@ -80,7 +54,7 @@ def connect_reader(path: str | os.PathLike[str]) -> Reader:
 
 
 def connect_plain(path: str | os.PathLike[str], *, create: bool = False) -> Connection:
-    """Open the database for writing with plain sqlite3 (the indexer: sqlite-utils takes ~0.3 s to import)."""
+    """Open the database for writing with plain sqlite3 (the indexer: sqlite-utils is slow to import)."""
     return Connection(_open(path, create=create, readonly=False))
 
 

@@ -83,7 +83,9 @@ class CheckReport:
         else:
             lines = [f"{len(self.problems)} problem(s) in {self.db_path}:"]
             lines += [f"  - {problem}" for problem in self.problems]
-            lines.append("Rebuild the index with `corpusbot index --full`, or restore a backup (`corpusbot backup`).")
+            lines.append(
+                "Rebuild the index with `corpusbot index --full`, or put a backup back with `corpusbot restore BACKUP`."
+            )
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 

@@ -2,5 +2,5 @@
 from `engine`, `rerank` (the second stage's signals) and `service` (the
 `SearchService` the front ends call).
 
-May import `text` and `engine`; never `build` or `maintenance`.
+May import `text` and `engine`; never `indexing` or `maintenance`.
 """

@@ -35,7 +35,7 @@ _LETTER = r"[^\W\d\u00b2\u00b3\u00b9\u2070\u2074-\u2079\u2080-\u2089_]"
 
 
 def _mark_class() -> str:
-    """A character class of the combining marks (Mn, Mc, Me) of the Basic Multilingual Plane (~2 ms at import).
+    """A character class of the combining marks (Mn, Mc, Me) of the Basic Multilingual Plane.
 
     Python's ``\\w`` has no marks, so without them a Devanagari word such as हिन्दी would fall apart at its vowel
     signs; a mark continues the word it follows (it never starts one).
@@ -64,7 +64,7 @@ _WORD = re.compile(
     """,
     re.VERBOSE,
 )
-# _WORD restricted to ASCII text, where it finds the same words about a third faster (no mark or Unicode classes);
+# _WORD restricted to ASCII text, where it finds the same words faster (no mark or Unicode classes to test);
 # most passages of English news are ASCII.
 _ASCII_WORD = re.compile(r"U\.S\.(?:A\.)?|\d+(?:[.,]\d+)+|[A-Za-z]+(?:'[A-Za-z]+)*|\d+")
 _COUNTRY_FORMS = frozenset({"US", "USA", "U.S.", "U.S.A."})
@@ -103,7 +103,7 @@ class Tokenizer:
     MAX_CACHED_WORDS = 500_000
 
     def __init__(self) -> None:
-        # No PyStemmer cache: its default 10,000-word LRU thrashes on a corpus vocabulary (5x slower indexing).
+        # No PyStemmer cache: its default 10,000-word LRU thrashes on a corpus vocabulary.
         # Our own cache maps each raw word to its final term ("" for a stopword) instead.
         self._stemmer = Stemmer.Stemmer("english", 0)
         self._cache: dict[str, str] = {}
@@ -145,8 +145,21 @@ class Tokenizer:
     def terms_many(self, texts: Iterable[str]) -> list[list[str]]:
         return [self.terms(text) for text in texts]
 
+    def terms_per_token(self, tokens: Iterable[str]) -> list[list[str]]:
+        """The terms of each whitespace-separated token, in order; the words of all of them are stemmed in one call.
+
+        A token gives no term (a stopword, punctuation), one, or several ("rock/paper"). The word pattern never
+        matches whitespace and looks neither behind nor ahead, so the words of a text are the words of its
+        ``text.split()`` tokens, and each word becomes its term on its own: joining the lists this returns for
+        ``text.split()`` gives exactly ``terms(text)``. Meant for callers that keep their own cache per token
+        (the indexer's ``PassageTerms``); it does not use or fill this tokenizer's word cache.
+        """
+        words = [[_normalise(word) for word in _WORD.findall(token)] for token in tokens]
+        stems = iter(self._stem([word for found in words for word in found if word]))
+        return [[next(stems) for word in found if word] for found in words]
+
     def _stem(self, words: list[str]) -> list[str]:
-        """Stem already-normalised words (in one call: used by the indexer's own word cache)."""
+        """Stem already-normalised words, all in one call (the country marker stays as it is)."""
         stems: list[str] = self._stemmer.stemWords(words)
         return [COUNTRY_US if word == COUNTRY_US else stem for word, stem in zip(words, stems, strict=True)]
 

@@ -4,8 +4,8 @@ The app runs with bolt's ``process_before_response``: bolt calls a listener
 in the request's own thread and answers Slack when it returns. Every listener
 that searches, posts or writes is wrapped in :func:`after_ack`, so the answer
 to Slack leaves as soon as the request is checked. (Otherwise bolt runs
-listeners on its pool and polls for their ``ack()`` every 10 ms, which put
-10 ms or more on every acknowledgement.)
+listeners on its pool and polls for their ``ack()``, which delays every
+acknowledgement.)
 """
 
 from __future__ import annotations

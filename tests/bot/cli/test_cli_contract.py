@@ -1,4 +1,4 @@
-"""The `corpusbot` CLI contract for the core commands: JSON shapes, exit codes, messages, first use, help."""
+"""The `corpusbot` CLI contract for the core commands: JSON shapes, exit codes, messages, first use."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-import corpusbot.bot.cli as cli_module
+import corpusbot.bot.cli.service as service_module
 from corpusbot.bot.cli import cli
 
 DELEGATION = "who is on the US delegation?"
@@ -82,14 +82,14 @@ def test_queries_file_gives_one_json_line_per_question_loading_the_index_once(
     sample_db: Path, runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     opened = []
-    original = cli_module.SearchService
+    original = service_module.SearchService
 
     class CountingService(original):  # type: ignore[misc, valid-type]
         def __init__(self, *args, **kwargs) -> None:
             opened.append(args)
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(cli_module, "SearchService", CountingService)
+    monkeypatch.setattr(service_module, "SearchService", CountingService)
     questions = [DELEGATION, NONSENSE, "", "When will the London talks be held?", "   "]
     path = tmp_path / "questions.txt"
     path.write_text("\n".join(questions) + "\n", encoding="utf-8")
@@ -196,35 +196,10 @@ def test_first_use_indexes_the_bundled_corpus_saying_so_on_stderr(
     assert again.stderr == ""  # only the first time
 
 
-# -- help -------------------------------------------------------------------------------------------
-
-
-def all_commands() -> list[tuple[str, ...]]:
-    """Every command path, subcommands of groups included (feature commands are loaded lazily)."""
-    found: list[tuple[str, ...]] = []
-
-    def walk(group: click.Group, path: tuple[str, ...]) -> None:
-        ctx = click.Context(group)
-        for name in group.list_commands(ctx):
-            command = group.get_command(ctx, name)
-            assert command is not None, name
-            found.append((*path, name))
-            if isinstance(command, click.Group):
-                walk(command, (*path, name))
-
-    walk(cli, ())
-    return found
+# -- commands ---------------------------------------------------------------------------------------
+# (every command's help and example: test_docs.py; how commands are registered and loaded: test_commands.py)
 
 
 def test_the_core_and_admin_commands_are_all_there() -> None:
-    names = {path[0] for path in all_commands()}
+    names = set(cli.list_commands(click.Context(cli)))
     assert {"index", "ask", "article", "stats", "check", "backup"} <= names
-
-
-@pytest.mark.parametrize("path", all_commands(), ids=" ".join)
-def test_every_command_has_help_ending_with_an_example(path: tuple[str, ...], runner: CliRunner) -> None:
-    result = runner.invoke(cli, [*path, "--help"])
-    assert result.exit_code == 0, result.output
-    description = result.output.split("\nOptions:")[0]
-    last_paragraph = description.strip().split("\n\n")[-1].strip()
-    assert last_paragraph.startswith("Example: corpusbot "), f"{' '.join(path)}: help ends with {last_paragraph!r}"

@@ -1,4 +1,4 @@
-"""Sharing connections among serve --workers processes (bot/balance.py): the least busy worker accepts."""
+"""Sharing connections among serve --workers processes (bot/serving/balance.py): the least busy worker accepts."""
 
 from __future__ import annotations
 

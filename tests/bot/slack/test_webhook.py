@@ -1,4 +1,4 @@
-"""Posting to response_url over kept-alive connections (bot/webhook.py), against real HTTP servers on 127.0.0.1."""
+"""Posting to response_url over kept-alive connections (bot/slack/webhook.py), against real HTTP servers on 127.0.0.1."""
 
 from __future__ import annotations
 

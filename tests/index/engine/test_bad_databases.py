@@ -24,6 +24,7 @@ import corpusbot.index.engine.store as store
 from corpusbot.bot.cli import cli
 from corpusbot.index import index_corpus
 from corpusbot.index.corpus.discover import BUNDLED
+from corpusbot.index.engine import migrations
 
 CORPUSBOT = Path(sys.executable).with_name("corpusbot")
 READ_COMMANDS = (["ask", "who is on the US delegation?"], ["stats"], ["check"], ["article", "rare earth"])
@@ -68,6 +69,56 @@ def test_index_without_full_refuses_an_old_schema_and_full_rebuilds_it(sample_db
     assert rebuilt.exit_code == 0, rebuilt.output
     answer = runner.invoke(cli, ["ask", "--json", "--db", str(sample_db), "who is on the US delegation?"])
     assert answer.exit_code == 0 and json.loads(answer.stdout)["results"]
+
+
+def dump(db: Path) -> list[str]:
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def as_first_release(db: Path) -> None:
+    """Make ``db`` an index as the first release left it: schema version 1, no line hashes, no migrations."""
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        conn.execute("DROP TABLE _migrations")
+        conn.execute(f"ALTER TABLE articles DROP COLUMN {store.SOURCE_HASH_COLUMN}")
+    conn.close()
+
+
+def test_an_index_of_the_first_release_is_rebuilt_never_migrated(sample_db: Path, runner: CliRunner) -> None:
+    as_first_release(sample_db)
+    before = dump(sample_db)
+    for args in [*READ_COMMANDS, ["index"]]:
+        assert_clean_error(runner.invoke(cli, [*args, "--db", str(sample_db)]), "corpusbot index --full")
+    assert dump(sample_db) == before  # refused before any migration touched it
+    rebuilt = runner.invoke(cli, ["index", "--full", "--check", "--db", str(sample_db)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    reader = store.connect_reader(sample_db)
+    try:
+        assert migrations.applied(reader) == [fn.__name__ for fn in migrations.MIGRATIONS]
+        assert store.has_source_hashes(reader)
+    finally:
+        reader.conn.close()
+
+
+def test_a_full_rebuild_of_a_newer_schema_forgets_the_newer_migrations(sample_db: Path, runner: CliRunner) -> None:
+    """Its _migrations table goes with its other tables: this corpusbot's migrations then make them anew."""
+    set_meta(sample_db, "schema_version", store.SCHEMA_VERSION + 1)
+    conn = sqlite3.connect(sample_db)
+    with conn:
+        conn.execute("INSERT INTO _migrations VALUES ('m900_newer_layout', '2031-01-01T00:00:00+00:00')")
+    conn.close()
+    rebuilt = runner.invoke(cli, ["index", "--full", "--check", "--db", str(sample_db)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    reader = store.connect_reader(sample_db)
+    try:
+        assert migrations.applied(reader) == [fn.__name__ for fn in migrations.MIGRATIONS]
+    finally:
+        reader.conn.close()
 
 
 @pytest.mark.parametrize("args", READ_COMMANDS)

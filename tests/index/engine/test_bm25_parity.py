@@ -13,7 +13,7 @@ from corpusbot.index import index_corpus
 from corpusbot.index.corpus.discover import BUNDLED
 from corpusbot.index.engine.bm25 import Postings, QueryTerm, Scorer, decode, encode_postings, idf
 from corpusbot.index.engine.store import TermRanker, connect_reader
-from corpusbot.index.indexing.indexer import PassageTerms
+from corpusbot.index.indexing.term_cache import PassageTerms
 from corpusbot.index.text.tokenizer import default_tokenizer
 from tests.support.bm25 import scorer_for
 

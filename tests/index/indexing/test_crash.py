@@ -72,15 +72,15 @@ if PAUSE_AT == "read":
 
     readers.read_file = read_file
 elif PAUSE_AT == "split":
-    import corpusbot.index.indexing.indexer as indexer
+    import corpusbot.index.indexing.passage_encoding as passage_encoding
 
-    original_split = indexer.split_passages
+    original_split = passage_encoding.split_passages
 
     def split_passages(*args, **kwargs):
         count("split")
         return original_split(*args, **kwargs)
 
-    indexer.split_passages = split_passages
+    passage_encoding.split_passages = split_passages
 
 original_connect = sqlite3.connect
 
@@ -357,14 +357,14 @@ def test_killing_the_indexer_leaves_no_worker_processes(corpora: Corpora, tmp_pa
     driver = tmp_path / "workers.py"
     driver.write_text(
         "import os, sys, time\n"
-        "import corpusbot.index.indexing.indexer as indexer\n"
-        "indexer.PARALLEL_MIN_CHARS = 0\n"
-        "indexer.CHUNK_CHARS = 50_000\n"
-        "original = indexer._encode_chunk\n"
+        "import corpusbot.index.indexing.passage_encoding as passage_encoding\n"
+        "passage_encoding.PARALLEL_MIN_CHARS = 0\n"
+        "passage_encoding.CHUNK_CHARS = 50_000\n"
+        "original = passage_encoding._encode_chunk\n"
         "def encode(chunk):\n"
         "    sys.stderr.write(f'WORKER {os.getpid()}\\n'); sys.stderr.flush()\n"
         "    return original(chunk)\n"
-        "indexer._encode_chunk = encode\n"
+        "passage_encoding._encode_chunk = encode\n"
         "from corpusbot.bot.cli import main\n"
         "sys.argv[0] = 'corpusbot'\n"
         "main()\n",

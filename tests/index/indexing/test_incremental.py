@@ -14,7 +14,7 @@ import pytest
 from corpusbot.index import index_corpus
 from corpusbot.index.engine.bm25 import decode
 from corpusbot.index.engine.store import connect_reader, read_meta
-from corpusbot.index.indexing.indexer import PassageTerms
+from corpusbot.index.indexing.term_cache import PassageTerms
 from corpusbot.index.text.tokenizer import default_tokenizer
 from tests.support import ROOT
 from tests.support.index_compare import assert_same_index, snapshot
@@ -145,7 +145,8 @@ def test_readers_see_old_or_new_index_during_reindex(tmp_path: Path) -> None:
 FRESH = textwrap.dedent(
     """
     import json, sys
-    import corpusbot.index.indexing.indexer as indexer
+    import corpusbot.index.indexing.passage_encoding as passage_encoding
+    import corpusbot.index.indexing.term_cache as term_cache
     import corpusbot.index.text.passages as passages
     import corpusbot.index.text.tokenizer as tokenizer
     calls = {"chars": 0}
@@ -156,8 +157,8 @@ FRESH = textwrap.dedent(
     tokenizer.Tokenizer.terms = counting
     def forbidden(*args, **kwargs):
         raise AssertionError("the corpus was split or tokenized again")
-    indexer._encode_chunk = forbidden
-    indexer.PassageTerms.__call__ = forbidden
+    passage_encoding._encode_chunk = forbidden
+    term_cache.PassageTerms.__call__ = forbidden
     passages.split_passages = forbidden
     from corpusbot.index.search.service import SearchService
     from corpusbot.index.engine.store import TermRanker

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import corpusbot.index.corpus.readers as readers
-import corpusbot.index.indexing.indexer as indexer
+import corpusbot.index.indexing.writer as writer
 from corpusbot.index import index_corpus
 from corpusbot.index.engine import store
 from corpusbot.index.maintenance.check import check_database
@@ -222,6 +222,7 @@ def drop_hash_column(db: Path) -> None:
     conn = sqlite3.connect(db)
     with conn:
         conn.execute(f"ALTER TABLE articles DROP COLUMN {store.SOURCE_HASH_COLUMN}")
+        conn.execute("DROP TABLE _migrations")  # as the release before migrations left it
     conn.close()
 
 
@@ -264,7 +265,7 @@ def test_a_failed_upgrade_leaves_the_index_as_it_was(
     def fail(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(indexer, "_write", fail)
+    monkeypatch.setattr(writer, "write_index", fail)
     with pytest.raises(RuntimeError, match="disk on fire"):
         index_corpus(db)
     monkeypatch.undo()
@@ -308,7 +309,7 @@ def test_full_rebuild_of_another_schema_that_fails_keeps_the_old_tables(
     def fail(*args: object, **kwargs: object) -> None:
         raise RuntimeError("stopped after the drop")
 
-    monkeypatch.setattr(indexer, "_write", fail)  # runs after the old tables are dropped
+    monkeypatch.setattr(writer, "write_index", fail)  # runs after the old tables are dropped
     with pytest.raises(RuntimeError, match="stopped after the drop"):
         index_corpus(db, full=True)
     monkeypatch.undo()
@@ -322,7 +323,8 @@ KILLED_DRIVER = textwrap.dedent(
     """
     import sys, time
     import corpusbot.index.indexing.indexer as indexer
-    original = indexer._write
+    import corpusbot.index.indexing.writer as writer
+    original = writer.write_index
 
     def write(db, *args, **kwargs):
         original(db, *args, **kwargs)
@@ -331,7 +333,7 @@ KILLED_DRIVER = textwrap.dedent(
         sys.stderr.flush()
         time.sleep(3600)
 
-    indexer._write = write
+    writer.write_index = write
     indexer.index_corpus(sys.argv[1], [sys.argv[2]], full=True)
     """
 )

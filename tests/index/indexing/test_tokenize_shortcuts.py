@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from corpusbot.index.engine import bm25
-from corpusbot.index.indexing import indexer as ix
+from corpusbot.index.indexing import passage_encoding, term_cache
 from corpusbot.index.models import Article
 from corpusbot.index.text.passages import split_passages
 from corpusbot.index.text.tokenizer import default_tokenizer
@@ -84,7 +84,7 @@ def tricky_text(rng: np.random.Generator, words: int) -> str:
 
 def test_passage_terms_equal_the_tokenizer_on_tricky_text() -> None:
     tokenizer = default_tokenizer()
-    cached = ix.PassageTerms()
+    cached = term_cache.PassageTerms()
     rng = np.random.default_rng(5)
     texts = [tricky_text(rng, int(rng.integers(0, 60))) for _ in range(300)]
     for text in texts * 2:  # learning, then from the cache
@@ -96,7 +96,7 @@ def test_encode_gives_every_token_its_terms_in_order() -> None:
     rng = np.random.default_rng(6)
     text = tricky_text(rng, 2000)
     tokens = text.split()
-    for terms_of in (ix.PassageTerms(), ix.PassageTerms()):
+    for terms_of in (term_cache.PassageTerms(), term_cache.PassageTerms()):
         terms_of(text[: len(text) // 3])  # part of the tokens already known
         ids, per_token = terms_of.encode(tokens)
         vocabulary = terms_of.terms_from(0)
@@ -107,9 +107,9 @@ def test_encode_gives_every_token_its_terms_in_order() -> None:
 
 
 def test_a_full_token_cache_is_emptied_and_answers_stay_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ix.PassageTerms, "MAX_CACHED", 10)
+    monkeypatch.setattr(term_cache.PassageTerms, "MAX_CACHED", 10)
     tokenizer = default_tokenizer()
-    cached = ix.PassageTerms()
+    cached = term_cache.PassageTerms()
     rng = np.random.default_rng(7)
     for _ in range(50):
         text = tricky_text(rng, 30)
@@ -134,11 +134,11 @@ def test_split_and_tokenize_equals_split_passages_and_tokenizer(
 ) -> None:
     tokenizer = default_tokenizer()
     corpus = articles(60, seed=title_weight)
-    monkeypatch.setattr(ix, "CHUNK_CHARS", 3_000)  # many chunks
+    monkeypatch.setattr(passage_encoding, "CHUNK_CHARS", 3_000)  # many chunks
     results = {}
     for workers, parallel_min in ((1, 10**12), (2, 0)):  # in this process, then in two worker processes
-        monkeypatch.setattr(ix, "PARALLEL_MIN_CHARS", parallel_min)
-        results[workers] = ix._split_and_tokenize(corpus, title_weight, workers)
+        monkeypatch.setattr(passage_encoding, "PARALLEL_MIN_CHARS", parallel_min)
+        results[workers] = passage_encoding.split_and_tokenize(corpus, title_weight, workers)
     expected_passages, expected_tokens = [], []
     for article in corpus:
         title_terms = tokenizer.terms(article.title) * title_weight
@@ -234,8 +234,9 @@ def test_threads_indexing_at_once_share_the_caches_safely(monkeypatch: pytest.Mo
         [tokenizer.terms(a.title) + tokenizer.terms(a.text[s.start : s.end]) for a in c for s in split_passages(a.text)]
         for c in corpora
     ]
-    monkeypatch.setattr(ix, "CHUNK_CHARS", 2_000)
-    monkeypatch.setattr(ix, "PARALLEL_MIN_CHARS", 30_000)  # large enough to fork, were this process single-threaded
+    monkeypatch.setattr(passage_encoding, "CHUNK_CHARS", 2_000)
+    # Large enough to fork, were this process single-threaded.
+    monkeypatch.setattr(passage_encoding, "PARALLEL_MIN_CHARS", 30_000)
     stop = threading.Event()
     texts = [a.text for a in corpora[0]]
 
@@ -243,13 +244,13 @@ def test_threads_indexing_at_once_share_the_caches_safely(monkeypatch: pytest.Mo
         done = 0
         while not stop.is_set():
             text = texts[done % len(texts)]
-            assert ix.passage_terms()(text) == tokenizer.terms(text)
+            assert term_cache.passage_terms()(text) == tokenizer.terms(text)
             done += 1
         return done
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         background = pool.submit(querying)
-        runs = [pool.submit(ix._split_and_tokenize, corpora[i % 4], 1, 2) for i in range(8)]
+        runs = [pool.submit(passage_encoding.split_and_tokenize, corpora[i % 4], 1, 2) for i in range(8)]
         got = [future.result(timeout=120) for future in runs]
         stop.set()
         assert background.result(timeout=30) > 0
@@ -258,14 +259,14 @@ def test_threads_indexing_at_once_share_the_caches_safely(monkeypatch: pytest.Mo
 
 
 def test_a_multi_threaded_process_never_forks_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ix, "CHUNK_CHARS", 2_000)
-    monkeypatch.setattr(ix, "PARALLEL_MIN_CHARS", 1_000)
+    monkeypatch.setattr(passage_encoding, "CHUNK_CHARS", 2_000)
+    monkeypatch.setattr(passage_encoding, "PARALLEL_MIN_CHARS", 1_000)
 
     def no_pool(*args: object, **kwargs: object) -> None:
         raise AssertionError("forked worker processes from a multi-threaded process")
 
-    monkeypatch.setattr(ix, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr(passage_encoding, "ProcessPoolExecutor", no_pool)
     corpus = articles(20, seed=3)
     with ThreadPoolExecutor(max_workers=1) as pool:  # the calling thread is not alone any more
-        passages, *_ = pool.submit(ix._split_and_tokenize, corpus, 1, 2).result(timeout=60)
+        passages, *_ = pool.submit(passage_encoding.split_and_tokenize, corpus, 1, 2).result(timeout=60)
     assert passages

@@ -158,7 +158,7 @@ def test_index_check_exits_non_zero_when_the_check_finds_problems(
     def failing(db_path, **_):
         return CheckReport(str(db_path), problems=["3 passages whose article does not exist: 1, 2, 3"])
 
-    monkeypatch.setattr(check_module, "check_database", failing)
+    monkeypatch.setattr("corpusbot.bot.cli.index.check_database", failing)
     result = runner.invoke(cli, ["index", "--check", "--db", str(sample_db)])
     assert result.exit_code == 1
     assert "passages whose article does not exist" in result.output

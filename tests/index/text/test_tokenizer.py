@@ -4,9 +4,11 @@ letters and digits as separate runs."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
-from corpusbot.index.indexing.indexer import PassageTerms
-from corpusbot.index.text.tokenizer import COUNTRY_US, default_tokenizer
+from corpusbot.index.indexing.term_cache import PassageTerms
+from corpusbot.index.text.tokenizer import COUNTRY_US, Tokenizer, default_tokenizer
 
 terms = default_tokenizer().terms
 
@@ -179,3 +181,26 @@ def test_spans_are_the_tokens_of_the_wanted_terms() -> None:
     expected = [(t.start, t.end) for t in tokenizer.tokens(text) if t.term in wanted]
     assert tokenizer.spans(text, wanted) == expected
     assert [text[a:b] for a, b in expected] == ["U.S.", "delegation", "6", "delegations", "हिन्दी"]
+
+
+TOKEN_PIECES = ["US", "U.S.", "U.S.A.", "us", "ＵＳ", "CEOs", "China's", "China’s", "O'Neil's", "don't", "rock/paper",
+                "IL-6", "CO₂", "x²", "3.5%", "1,000.25", "2025.06.01", "ﬁne", "ﷺ", "licences", "हिन्दी", "\u0301abc",
+                "日本語", "🙂", "—", "...", "the", "a_b", "__init__", "\u00ad", "Mr.", "e.g."]  # fmt: skip
+SEPARATORS = [" ", "\n\n", "\t", "\u00a0", "\u3000", "-", "/", "", "'", "."]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.lists(st.one_of(st.sampled_from(TOKEN_PIECES), st.sampled_from(SEPARATORS)), max_size=60).map("".join),
+        st.text(max_size=200),
+    )
+)
+@example("The U.S. delegation’s ﬁnance chief met us; IL6/IL-10 rock/paper CEOs of G7 NGOs")
+def test_terms_per_token_agrees_with_terms(text: str) -> None:
+    """The public per-token API (what the indexer's token cache uses) gives exactly ``terms``, token by token."""
+    tokenizer = Tokenizer()  # a fresh one: its word cache must not be what makes them agree
+    tokens = text.split()
+    per_token = tokenizer.terms_per_token(tokens)
+    assert per_token == [tokenizer.terms(token) for token in tokens]
+    assert [term for terms in per_token for term in terms] == tokenizer.terms(text)

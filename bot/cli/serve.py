@@ -1,10 +1,9 @@
-"""``corpusbot serve`` (the Slack bot) and ``corpusbot feedback`` (what users said about answers)."""
+"""``corpusbot serve``: the Slack bot, in one process or as supervised pre-forked workers."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import re
 import signal
@@ -19,9 +18,9 @@ import click
 from slack_bolt.error import BoltError
 
 from corpusbot.bot import config
+from corpusbot.bot.cli.options import db_option
+from corpusbot.bot.cli.service import open_service
 from corpusbot.bot.ops import logsafe
-from corpusbot.bot.state import read_feedback
-from corpusbot.index.engine import store
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -35,65 +34,56 @@ TOKEN_ADVICE = (
 )
 
 
-def register(cli: click.Group) -> None:
-    from corpusbot.bot.cli import db_option, json_option
+@click.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True, help="HTTP mode port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="HTTP mode address (0.0.0.0: all).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, config.MAX_WORKERS),
+    default=None,
+    help="HTTP mode processes answering in parallel (default: CORPUSBOT_WORKERS, else 1).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(logsafe.LOG_FORMATS),
+    default="text",
+    show_default=True,
+    help="Readable text, or one JSON object per line (for log collectors).",
+)
+@db_option
+def serve(port: int, host: str, workers: int | None, log_format: str, db_path: str) -> None:
+    """Run the Slack bot.
 
-    cli.add_command(db_option(serve_command()))
-    cli.add_command(db_option(json_option(feedback_command())))
+    Socket Mode when SLACK_APP_TOKEN (xapp-…) is set: no public URL needed.
+    Otherwise HTTP mode: Slack's requests at http://HOST:PORT/slack/events
+    (checked with SLACK_SIGNING_SECRET), GET /healthz, GET /readyz and
+    GET /metrics (Prometheus). SLACK_BOT_TOKEN (xoxb-…) is always needed;
+    CORPUSBOT_LOG_LEVEL sets the log level (default INFO). See .env.example.
 
+    --workers N (HTTP mode): N processes share the port, each with its own
+    index connection, metrics and per-user rate limit; a worker that dies
+    is restarted. One process computes one answer at a time; N up to the
+    number of CPU cores answers more questions per second.
 
-def serve_command() -> click.Command:
-    @click.command("serve")
-    @click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True, help="HTTP mode port.")
-    @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP mode address (0.0.0.0: all).")
-    @click.option(
-        "--workers",
-        type=click.IntRange(1, config.MAX_WORKERS),
-        default=None,
-        help="HTTP mode processes answering in parallel (default: CORPUSBOT_WORKERS, else 1).",
+    Example: corpusbot serve --port 3000 --workers 2
+    """
+    settings = replace(config.settings_from_env(), db_path=db_path)
+    config.check_slack(settings)
+    count = workers if workers is not None else config.serve_workers()
+    logsafe.configure(
+        config.log_level(),
+        secrets=(settings.bot_token, settings.app_token, settings.signing_secret),
+        fmt=log_format,
     )
-    @click.option(
-        "--log-format",
-        type=click.Choice(logsafe.LOG_FORMATS),
-        default="text",
-        show_default=True,
-        help="Readable text, or one JSON object per line (for log collectors).",
-    )
-    def serve(port: int, host: str, workers: int | None, log_format: str, db_path: str) -> None:
-        """Run the Slack bot.
-
-        Socket Mode when SLACK_APP_TOKEN (xapp-…) is set: no public URL needed.
-        Otherwise HTTP mode: Slack's requests at http://HOST:PORT/slack/events
-        (checked with SLACK_SIGNING_SECRET), GET /healthz, GET /readyz and
-        GET /metrics (Prometheus). SLACK_BOT_TOKEN (xoxb-…) is always needed;
-        CORPUSBOT_LOG_LEVEL sets the log level (default INFO). See .env.example.
-
-        --workers N (HTTP mode): N processes share the port, each with its own
-        index connection, metrics and per-user rate limit; a worker that dies
-        is restarted. One process computes one answer at a time; N up to the
-        number of CPU cores answers more questions per second.
-
-        Example: corpusbot serve --port 3000 --workers 2
-        """
-        settings = replace(config.settings_from_env(), db_path=db_path)
-        config.check_slack(settings)
-        count = workers if workers is not None else config.serve_workers()
-        logsafe.configure(
-            config.log_level(),
-            secrets=(settings.bot_token, settings.app_token, settings.signing_secret),
-            fmt=log_format,
-        )
-        if count > 1 and settings.socket_mode:
-            log.warning("Socket Mode runs in one process; ignoring %d workers", count)
-            count = 1
-        if count == 1:
-            _serve_in_this_process(settings, host, port)
-            return
-        status = _serve_forked(settings, host, port, count)
-        if status:
-            raise click.exceptions.Exit(status)
-
-    return serve
+    if count > 1 and settings.socket_mode:
+        log.warning("Socket Mode runs in one process; ignoring %d workers", count)
+        count = 1
+    if count == 1:
+        _serve_in_this_process(settings, host, port)
+        return
+    status = _serve_forked(settings, host, port, count)
+    if status:
+        raise click.exceptions.Exit(status)
 
 
 class _Started(NamedTuple):
@@ -104,7 +94,6 @@ class _Started(NamedTuple):
 
 def _start(settings: config.Settings) -> _Started:
     """The index, the bot's state and the bolt app (which checks the token with Slack) for this process."""
-    from corpusbot.bot.cli import open_service
     from corpusbot.bot.ops.requestctx import ContextThreadPoolExecutor
     from corpusbot.bot.slack.app import LISTENER_THREADS, build_app
     from corpusbot.bot.slack.runtime import make_runtime
@@ -222,36 +211,3 @@ def _stop_on_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def feedback_command() -> click.Command:
-    @click.command("feedback")
-    @click.option("--limit", type=click.IntRange(1), default=None, help="Only the newest N.")
-    def feedback(limit: int | None, db_path: str, as_json: bool) -> None:
-        """List the Helpful / Not helpful feedback given in Slack, newest first.
-
-        Each entry: when, who (Slack user ID), the verdict, the question and
-        the passages shown (article id ¶n).
-
-        Example: corpusbot feedback --json
-        """
-        db = store.connect(db_path)
-        try:
-            records = read_feedback(db, limit)
-        finally:
-            db.conn.close()
-        if as_json:
-            click.echo(json.dumps([record.to_json() for record in records]))
-            return
-        if not records:
-            click.echo("No feedback yet.")
-            return
-        helpful = sum(1 for record in records if record.verdict == "helpful")
-        click.echo(f"{len(records)} feedback: {helpful} helpful, {len(records) - helpful} not helpful")
-        for record in records:
-            verdict = "helpful    " if record.verdict == "helpful" else "not helpful"
-            click.echo(f"{record.created_at}  {record.user_id}  {verdict}  {record.question}")
-            if record.passages:
-                click.echo("    shown: " + "; ".join(record.passages))
-
-    return feedback

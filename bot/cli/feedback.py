@@ -1,0 +1,41 @@
+"""``corpusbot feedback``: what Slack users said about the answers."""
+
+from __future__ import annotations
+
+import click
+
+from corpusbot.bot.cli.options import db_option, echo_json, json_option
+from corpusbot.bot.state import read_feedback
+from corpusbot.index.engine import store
+
+
+@click.command()
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the newest N.")
+@json_option
+@db_option
+def feedback(limit: int | None, as_json: bool, db_path: str) -> None:
+    """List the Helpful / Not helpful feedback given in Slack, newest first.
+
+    Each entry: when, who (Slack user ID), the verdict, the question and
+    the passages shown (article id ¶n).
+
+    Example: corpusbot feedback --json
+    """
+    db = store.connect(db_path)
+    try:
+        records = read_feedback(db, limit)
+    finally:
+        db.conn.close()
+    if as_json:
+        echo_json([record.to_json() for record in records])
+        return
+    if not records:
+        click.echo("No feedback yet.")
+        return
+    helpful = sum(1 for record in records if record.verdict == "helpful")
+    click.echo(f"{len(records)} feedback: {helpful} helpful, {len(records) - helpful} not helpful")
+    for record in records:
+        verdict = "helpful    " if record.verdict == "helpful" else "not helpful"
+        click.echo(f"{record.created_at}  {record.user_id}  {verdict}  {record.question}")
+        if record.passages:
+            click.echo("    shown: " + "; ".join(record.passages))

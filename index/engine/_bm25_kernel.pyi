@@ -1,0 +1,42 @@
+"""Types of the compiled BM25 scoring loop (``_bm25_kernel.c``); bm25.py is its only caller.
+
+The C module reads every array through the buffer protocol (C-contiguous; the
+score buffer and ``touched`` writable), so any such object will do; numpy
+arrays are what bm25.py passes. Under Python 3.11 typeshed gives ndarray no
+``__buffer__``, hence the union.
+"""
+
+from collections.abc import Iterable
+from typing import Final, TypeAlias
+
+import numpy as np
+from typing_extensions import Buffer
+
+_Array: TypeAlias = Buffer | np.ndarray
+
+# One query term: (weight, uint32 ids or the uint8/16/32 gaps between them, gap width in bytes (0: ids),
+# first id (with gaps), tfs or None when all are 1, tf width in bytes, upper bound of its score).
+_Term: TypeAlias = tuple[float, _Array, int, int, _Array | None, int, float]
+
+BLOCK: Final[int]
+"""Passages scored per block: ``buffer`` holds this many float64s, ``touched`` more uint32s."""
+
+def top_positive(
+    buffer: _Array,
+    lengths: _Array,
+    unit: _Array,
+    norm: _Array,
+    k1_plus_1: float,
+    terms: Iterable[_Term],
+    exclude: _Array | None,
+    k: int,
+    touched: _Array,
+    /,
+) -> tuple[list[tuple[int, float]], int]:
+    """Exact BM25 top ``k`` as ``(passage id, score)`` (score desc, id asc; scores > 0), and the postings skipped.
+
+    ``buffer``: float64 zeros, ``BLOCK`` of them (zeros again on return); ``lengths``: uint16, one per passage;
+    ``unit``/``norm``: float64 factor at tf 1 and length norm, by length; ``terms``: largest bound first;
+    ``exclude``: sorted intp ids; ``touched``: uint32 work array of more than ``BLOCK`` items.
+    Raises ValueError on arrays of the wrong size or postings out of order or range.
+    """

@@ -1,0 +1,265 @@
+"""Write a run's changes into the index, inside the run's one ``BEGIN IMMEDIATE`` transaction.
+
+A full run empties the index tables and writes everything anew. An incremental run deletes the
+stale articles with their passages, appends the new ones (new passage ids are always larger than
+the old), and rewrites only the postings of terms whose passages changed. Both then rewrite the
+per-passage arrays (lengths, article numbers), the statistics BM25 needs, and the files table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from corpusbot.index.engine import store
+from corpusbot.index.engine.bm25 import average_idf, build_postings, encode_many
+from corpusbot.index.indexing.changes import CorpusChanges, file_key
+from corpusbot.index.indexing.passage_encoding import EncodedPassages, NewPassage
+from corpusbot.index.indexing.postings_merge import NewPostings, RemovedPassages, merge_postings
+from corpusbot.index.indexing.term_cache import passage_terms
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexUpdate:
+    """Everything :func:`write_index` writes, worked out before the write lock is taken."""
+
+    changes: CorpusChanges
+    encoded: EncodedPassages  # the passages of ``changes.new_articles``, split and tokenized
+    removed_files: list[str]  # corpus files that are gone
+    full: bool  # replace the whole index instead of updating it
+    title_weight: int  # how many times each passage holds its title's terms (for the stale ones too)
+
+
+@contextlib.contextmanager
+def write_transaction(db: store.Connection) -> Iterator[None]:
+    """One ``BEGIN IMMEDIATE`` ... ``COMMIT``; anything raised (KeyboardInterrupt too) rolls it back."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def write_index(db: store.Connection, update: IndexUpdate) -> None:
+    """Write ``update`` inside the open write transaction (the caller commits)."""
+    conn = db.conn
+    indexed_at = datetime.now(UTC).isoformat(timespec="seconds")
+    removed = RemovedPassages(np.zeros(0, dtype=np.int64), set())
+    if update.full:
+        for table in ("passages", "articles", "terms", "blobs", "files"):
+            conn.execute(f"DELETE FROM {table}")
+        doc_len = np.zeros(1, dtype=np.int64)
+    else:
+        doc_len = _load_doc_len(db)
+        if update.changes.stale_article_ids:
+            removed = _remove_articles(conn, update.changes.stale_article_ids, update.title_weight)
+            doc_len[removed.passage_ids] = 0
+
+    passages, lengths = update.encoded.passages, update.encoded.lengths
+    first_id = int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM passages").fetchone()[0])
+    passage_ids = np.arange(first_id, first_id + len(passages), dtype=np.int64)
+    _insert_articles_and_passages(conn, update, passage_ids)
+
+    size = max(len(doc_len), first_id + len(passages))
+    if size > len(doc_len):
+        doc_len = np.concatenate([doc_len, np.zeros(size - len(doc_len), dtype=np.int64)])
+    doc_len[passage_ids] = lengths
+
+    _write_postings(conn, update, passage_ids, removed, doc_len)
+    _write_passage_arrays_and_statistics(db, update, passage_ids, removed, doc_len)
+    _write_files(conn, update, indexed_at)
+    conn.executemany(
+        f"UPDATE articles SET path = ?, {store.SOURCE_HASH_COLUMN} = coalesce(?, {store.SOURCE_HASH_COLUMN}) "
+        "WHERE id = ?",
+        update.changes.kept_paths,
+    )
+
+
+def _insert_articles_and_passages(conn: sqlite3.Connection, update: IndexUpdate, passage_ids: np.ndarray) -> None:
+    passages = update.encoded.passages
+    line_hashes = update.changes.line_hashes
+    per_article: dict[str, int] = {}
+    for passage in passages:
+        per_article[passage.article_id] = per_article.get(passage.article_id, 0) + 1
+    conn.executemany(
+        "INSERT INTO articles(id, title, url, source, published, author, path, file, text, passage_count, "
+        f"{store.SOURCE_HASH_COLUMN}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        [
+            (
+                a.id,
+                a.title,
+                a.url,
+                a.source,
+                a.published,
+                a.author,
+                a.path,
+                file_key(a),
+                a.text,
+                per_article.get(a.id, 0),
+                line_hashes.get(a.path or ""),
+            )
+            for a in update.changes.new_articles
+        ],
+    )
+    conn.executemany(
+        "INSERT INTO passages(id, article_id, ordinal, start, end, length, text) VALUES (?,?,?,?,?,?,?)",
+        [
+            (pid, p.article_id, p.ordinal, p.start, p.end, n, p.text)
+            for pid, p, n in zip(passage_ids.tolist(), passages, update.encoded.lengths.tolist(), strict=True)
+        ],
+    )
+
+
+def _write_postings(
+    conn: sqlite3.Connection,
+    update: IndexUpdate,
+    passage_ids: np.ndarray,
+    removed: RemovedPassages,
+    doc_len: np.ndarray,
+) -> None:
+    """All postings anew (full run), or the new passages' merged into the stored ones."""
+    encoded = update.encoded
+    token_docs = np.repeat(passage_ids, encoded.lengths)
+    offsets, ids, tfs, df = build_postings(token_docs, encoded.term_ids, len(encoded.vocabulary))
+    del token_docs
+    new_terms = {term: t for t, term in enumerate(encoded.vocabulary) if df[t] > 0}
+    if update.full:
+        blobs = encode_many(offsets, ids, tfs, doc_len[ids])
+        conn.executemany(
+            "INSERT INTO terms(term, df, postings) VALUES (?, ?, ?)",
+            ((term, int(df[t]), blobs[t]) for term, t in new_terms.items()),
+        )
+    else:
+        merge_postings(conn, new_terms, NewPostings(offsets, ids, tfs), removed, doc_len)
+
+
+def _write_passage_arrays_and_statistics(
+    db: store.Connection,
+    update: IndexUpdate,
+    passage_ids: np.ndarray,
+    removed: RemovedPassages,
+    doc_len: np.ndarray,
+) -> None:
+    """The ``doc_len`` and ``article_of`` blobs (by passage id), and the corpus statistics in the metadata."""
+    conn = db.conn
+    n_docs = int(conn.execute("SELECT count(*) FROM passages").fetchone()[0])
+    all_df = np.fromiter((row[0] for row in conn.execute("SELECT df FROM terms")), dtype=np.float64)
+    total_tokens = int(doc_len.sum())
+    conn.execute(
+        "INSERT INTO blobs(name, data) VALUES ('doc_len', ?) ON CONFLICT(name) DO UPDATE SET data = excluded.data",
+        (doc_len.astype("<u4").tobytes(),),
+    )
+    article_of = _article_numbers(
+        db, update.full, removed.passage_ids, passage_ids, update.encoded.passages, len(doc_len)
+    )
+    conn.execute(
+        "INSERT INTO blobs(name, data) VALUES ('article_of', ?) ON CONFLICT(name) DO UPDATE SET data = excluded.data",
+        (article_of.astype("<u4").tobytes(),),
+    )
+    store.write_meta(
+        db,
+        {
+            "n_docs": n_docs,
+            "total_tokens": total_tokens,
+            "average_idf": average_idf(n_docs, all_df),
+            "vocabulary": len(all_df),
+        },
+    )
+
+
+def _write_files(conn: sqlite3.Connection, update: IndexUpdate, indexed_at: str) -> None:
+    """Forget removed files; record the hash and articles of changed ones, the articles of the others."""
+    changed_files = update.changes.changed_files
+    for key in update.removed_files:
+        conn.execute("DELETE FROM files WHERE path = ?", (key,))
+    for key, article_ids in update.changes.file_articles.items():
+        if key in changed_files:
+            digest, size_bytes = changed_files[key]
+            conn.execute(
+                "INSERT INTO files(path, sha256, size, article_ids, indexed_at) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(path) DO UPDATE SET sha256=excluded.sha256, size=excluded.size, "
+                "article_ids=excluded.article_ids, indexed_at=excluded.indexed_at",
+                (key, digest, size_bytes, json.dumps(article_ids), indexed_at),
+            )
+        else:
+            conn.execute("UPDATE files SET article_ids = ? WHERE path = ?", (json.dumps(article_ids), key))
+
+
+def _article_numbers(
+    db: store.Connection,
+    full: bool,
+    removed_ids: np.ndarray,
+    passage_ids: np.ndarray,
+    passages: list[NewPassage],
+    size: int,
+) -> np.ndarray:
+    """Passage id -> a number for its article (0 for no passage), for article-level scoring.
+
+    An article's passages get consecutive ids, so each article is one run of equal
+    numbers. Numbers are never reused within a database until a full rebuild.
+    """
+    article_of = np.zeros(size, dtype=np.int64)
+    if not full:
+        row = db.execute("SELECT data FROM blobs WHERE name = 'article_of'").fetchone()
+        if row is not None:
+            previous = np.frombuffer(row[0], dtype="<u4").astype(np.int64)
+            article_of[: min(len(previous), size)] = previous[:size]
+        article_of[removed_ids] = 0
+    next_number = int(article_of.max()) + 1 if len(article_of) else 1
+    numbers: dict[str, int] = {}
+    for pid, passage in zip(passage_ids.tolist(), passages, strict=True):
+        if passage.article_id not in numbers:
+            numbers[passage.article_id] = next_number + len(numbers)
+        article_of[pid] = numbers[passage.article_id]
+    return article_of
+
+
+def _remove_articles(conn: sqlite3.Connection, article_ids: set[str], title_weight: int) -> RemovedPassages:
+    """Delete articles and their passages; return the passage ids and every term they were indexed with."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS stale(id TEXT PRIMARY KEY)")
+    conn.execute("DELETE FROM stale")
+    conn.executemany("INSERT INTO stale(id) VALUES (?)", [(i,) for i in article_ids])
+    rows = conn.execute(
+        "SELECT p.id, p.text, a.title FROM passages p JOIN articles a ON a.id = p.article_id "
+        "WHERE p.article_id IN (SELECT id FROM stale)"
+    ).fetchall()
+    terms_of = passage_terms()
+    terms: set[str] = set()
+    for start in range(0, len(rows), 20_000):  # bounded token lists however much is removed
+        terms |= terms_of.distinct(row[1] for row in rows[start : start + 20_000])
+    if title_weight:
+        terms |= terms_of.distinct({row[2] or "" for row in rows})
+    conn.execute("DELETE FROM passages WHERE article_id IN (SELECT id FROM stale)")
+    conn.execute("DELETE FROM articles WHERE id IN (SELECT id FROM stale)")
+    return RemovedPassages(np.array([row[0] for row in rows], dtype=np.int64), terms)
+
+
+def _load_doc_len(db: store.Connection) -> np.ndarray:
+    row = db.execute("SELECT data FROM blobs WHERE name = 'doc_len'").fetchone()
+    if row is None:
+        return np.zeros(1, dtype=np.int64)
+    return np.frombuffer(row[0], dtype="<u4").astype(np.int64)
+
+
+def drop_index_tables(db: store.Connection) -> None:
+    """Drop the index tables of an old schema; tables of the front ends (``bot_*``, e.g. feedback) stay."""
+    for table in db.table_names():
+        if not table.startswith(("bot_", "sqlite_")):
+            # IF EXISTS: dropping a virtual table (full-text search) has dropped its shadow tables already
+            db.execute(f'DROP TABLE IF EXISTS "{table.replace(chr(34), chr(34) * 2)}"')
+
+
+def checkpoint(db: store.Connection) -> None:
+    """Fold the write-ahead log back into the database file, if no reader holds it."""
+    # A reader may hold the WAL; SQLite then checkpoints later on its own.
+    with contextlib.suppress(sqlite3.OperationalError):
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
