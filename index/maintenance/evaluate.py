@@ -1,6 +1,6 @@
 """Answer-quality evaluation: dev questions on an index, and BEIR collections end to end.
 
-Two evaluations, both front-end free (the CLI in ``bot/commands/eval.py`` prints them):
+Two evaluations, both front-end free (the CLI in ``bot/cli/eval.py`` prints them):
 
 * **Dev questions** (``evaluate_questions``): a JSON list of ``{"q": ..., "expect_any": [...]}``.
   A returned passage *hits* when its text contains any expected phrase, compared

@@ -62,7 +62,7 @@ PREVIOUS_RELEASE_TABLES = (
     'CREATE TABLE IF NOT EXISTS "skipped" ("path" TEXT, "reason" TEXT)',
 )
 
-# What the bot keeps in the same file (bot/state.py's tables, not the index's): migrations leave it alone.
+# What the bot keeps in the same file (bot/state/'s tables, not the index's): migrations leave it alone.
 BOT_TABLE = "CREATE TABLE [bot_feedback] ([id] INTEGER PRIMARY KEY, [verdict] TEXT)"
 
 ROWS: dict[str, list[tuple[Any, ...]]] = {
