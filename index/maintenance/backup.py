@@ -5,6 +5,12 @@ reindex keeps writing meanwhile and the copy is still exactly one committed
 index. The copy is written to a temporary file next to the target and renamed
 into place when complete, so a failed or killed backup never leaves a
 half-written file under the target's name.
+
+Overwriting (``--force``) a file that is a SQLite database, or that has
+``-wal``/``-shm`` files beside it, is different: renaming over it would leave
+those journal files behind and SQLite would replay them into the new copy.
+There the copy is written into the existing database through SQLite itself
+(``write_into``), one transaction, as ``corpusbot restore`` does.
 """
 
 from __future__ import annotations
@@ -63,7 +69,11 @@ def backup_database(
         os.close(fd)
         try:
             counts = _copy(src, partial)
-            os.replace(partial, target)
+            if _has_journal_or_database(target):
+                write_into(partial, target)
+                partial.unlink()
+            else:
+                os.replace(partial, target)
         except BaseException:
             for leftover in (partial, Path(f"{partial}-journal")):
                 with contextlib.suppress(FileNotFoundError):
@@ -97,6 +107,43 @@ def _check_target(source: Path, target: Path, force: bool) -> None:
             raise CorpusbotError(f"{target} is the database itself; give the backup another name.")
         if not force:
             raise CorpusbotError(f"{target} already exists; give another name, or add --force to overwrite it.")
+
+
+def _has_journal_or_database(target: Path) -> bool:
+    if any(Path(f"{target}{suffix}").exists() for suffix in ("-wal", "-shm", "-journal")):
+        return True
+    try:
+        with open(target, "rb") as handle:
+            return handle.read(16) == b"SQLite format 3\x00"
+    except FileNotFoundError:
+        return False
+
+
+def write_into(copy: Path, target: Path) -> None:
+    """Replace the database at ``target`` by the one in ``copy``, through SQLite: one write transaction.
+
+    SQLite's backup API writes the pages under the target's own locks and journal, so its readers see the
+    old database or the new one, and a killed copy leaves the old one. Raises ``CorpusbotError`` with the
+    fix when ``target`` is no database or is locked.
+    """
+    source = sqlite3.connect(copy)
+    try:
+        try:
+            live = sqlite3.connect(target, timeout=30)
+            source.backup(live)
+        except sqlite3.OperationalError as error:
+            raise CorpusbotError(
+                f"Cannot write into {target} ({error}): a reindex may hold it; try again when it finishes."
+            ) from None
+        except sqlite3.DatabaseError as error:
+            raise CorpusbotError(
+                f"{target} is not a SQLite database ({error}); move it aside, then try again."
+            ) from None
+        finally:
+            with contextlib.suppress(UnboundLocalError):
+                live.close()
+    finally:
+        source.close()
 
 
 def _copy(src: sqlite3.Connection, path: Path) -> tuple[int, int, int | None]:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from corpusbot.index.engine import store
 from corpusbot.index.errors import CorpusbotError
+from corpusbot.index.maintenance.backup import write_into
 
 BOT_TABLE_PREFIX = "bot_"
 
@@ -163,37 +164,18 @@ def _carry_bot_tables(copy: sqlite3.Connection, target: Path) -> None:
 
 
 def _write_into(staged: Path, target: Path) -> tuple[int, int, int]:
-    """Write the staged copy's pages into ``target`` in one transaction; its (articles, passages, generation)."""
+    """Write the staged copy into ``target`` in one transaction; its (articles, passages, generation)."""
     new = not target.exists()
-    source = sqlite3.connect(staged)
+    if new:
+        store.connect_plain(target, create=True).conn.close()  # owner-only permissions, WAL mode
+    write_into(staged, target)
+    live = sqlite3.connect(target)
     try:
-        try:
-            live = store.connect_plain(target, create=True).conn
-        except sqlite3.DatabaseError as error:
-            raise CorpusbotError(
-                f"{target} is not a SQLite database ({error}); move it aside, then restore again."
-            ) from None
-        try:
-            live.execute("PRAGMA busy_timeout = 30000")
-            try:
-                source.backup(live)
-            except sqlite3.OperationalError as error:
-                raise CorpusbotError(
-                    f"Cannot write into {target} ({error}): a reindex may hold it; try again when it finishes."
-                ) from None
-            except sqlite3.DatabaseError as error:
-                raise CorpusbotError(
-                    f"{target} is not a SQLite database ({error}); move it aside, then restore again."
-                ) from None
-            if new:
-                live.execute("PRAGMA journal_mode = WAL")
-            articles, passages = live.execute(
-                "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM passages)"
-            ).fetchone()
-            generation = _generation(live)
-        finally:
-            live.close()
+        articles, passages = live.execute(
+            "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM passages)"
+        ).fetchone()
+        generation = _generation(live)
     finally:
-        source.close()
+        live.close()
     assert generation is not None
     return int(articles), int(passages), generation

@@ -185,3 +185,25 @@ def test_restoring_the_database_onto_itself_is_refused(live_and_backup: tuple[Pa
     live, _ = live_and_backup
     with pytest.raises(CorpusbotError, match="is the database itself"):
         restore_database(live, live)
+
+
+def test_backup_force_over_a_database_with_a_journal_writes_through_sqlite(live_and_backup: tuple[Path, Path]) -> None:
+    # `corpusbot backup BACKUP --db ... LIVE --force` was the route `check` used to recommend: it renamed the copy
+    # over LIVE and SQLite replayed LIVE's stale -wal into it. Overwriting a database goes through SQLite now.
+    live, backup = live_and_backup
+    process = subprocess.Popen(
+        [sys.executable, "-c", WRITER_KILLED_BEFORE_CHECKPOINT, str(live)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "committed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(30)
+
+    backup_database(backup, live, force=True)
+
+    assert integrity(live) == "ok"
+    assert check_database(live).ok
+    assert passage_texts(live) == passage_texts(backup)
