@@ -31,6 +31,18 @@ def db_path(environ: Mapping[str, str] | None = None) -> str:
     return env.get("CORPUSBOT_DB") or DEFAULT_DB
 
 
+def state_db_path(environ: Mapping[str, str] | None = None) -> str | None:
+    """The bot's state database (``CORPUSBOT_STATE_DB``); None: ``<index stem>-state.db`` beside the index."""
+    env = os.environ if environ is None else environ
+    return (env.get("CORPUSBOT_STATE_DB") or "").strip() or None
+
+
+def index_from(environ: Mapping[str, str] | None = None) -> str | None:
+    """Where ``serve`` follows published index snapshots (``CORPUSBOT_INDEX_FROM``); None: the local index as it is."""
+    env = os.environ if environ is None else environ
+    return (env.get("CORPUSBOT_INDEX_FROM") or "").strip() or None
+
+
 def synonyms_path(environ: Mapping[str, str] | None = None) -> str | None:
     """A user synonyms file (``CORPUSBOT_SYNONYMS``), read in addition to the bundled one."""
     env = os.environ if environ is None else environ
@@ -92,6 +104,8 @@ class Settings:
     """Settings for the CLI and the Slack app."""
 
     db_path: str = DEFAULT_DB
+    state_db_path: str | None = None  # None: beside the index (corpusbot.bot.state.database.state_path)
+    index_from: str | None = None  # serve --index-from: the snapshot store to follow
     bot_token: str | None = field(default=None, repr=False)
     app_token: str | None = field(default=None, repr=False)
     signing_secret: str | None = field(default=None, repr=False)
@@ -115,6 +129,8 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     return Settings(
         db_path=db_path(env),
+        state_db_path=state_db_path(env),
+        index_from=index_from(env),
         bot_token=_secret(env, "SLACK_BOT_TOKEN"),
         app_token=_secret(env, "SLACK_APP_TOKEN"),
         signing_secret=_secret(env, "SLACK_SIGNING_SECRET"),

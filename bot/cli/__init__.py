@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "check": "corpusbot.bot.cli.check:check",
     "backup": "corpusbot.bot.cli.backup:backup",
     "restore": "corpusbot.bot.cli.restore:restore",
+    "publish": "corpusbot.bot.cli.publish:publish",
     "eval": "corpusbot.bot.cli.eval:eval_command",
     "serve": "corpusbot.bot.cli.serve:serve",
     "feedback": "corpusbot.bot.cli.feedback:feedback",

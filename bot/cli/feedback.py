@@ -4,28 +4,26 @@ from __future__ import annotations
 
 import click
 
-from corpusbot.bot.cli.options import db_option, echo_json, json_option
-from corpusbot.bot.state import read_feedback
-from corpusbot.index.engine import store
+from corpusbot.bot.cli.options import db_option, echo_json, json_option, state_db_option
+from corpusbot.bot.state import stored_feedback
 
 
 @click.command()
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the newest N.")
 @json_option
 @db_option
-def feedback(limit: int | None, as_json: bool, db_path: str) -> None:
+@state_db_option
+def feedback(limit: int | None, as_json: bool, db_path: str, state_db: str | None) -> None:
     """List the Helpful / Not helpful feedback given in Slack, newest first.
 
     Each entry: when, who (Slack user ID), the verdict, the question and
-    the passages shown (article id ¶n).
+    the passages shown (article id ¶n). Read from the bot's state database
+    (corpusbot-state.db beside corpusbot.db), or from the index of a bot that
+    has not run since that file was introduced; nothing is written.
 
     Example: corpusbot feedback --json
     """
-    db = store.connect(db_path)
-    try:
-        records = read_feedback(db, limit)
-    finally:
-        db.conn.close()
+    records = stored_feedback(db_path, state_db, limit)
     if as_json:
         echo_json([record.to_json() for record in records])
         return

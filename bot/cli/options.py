@@ -25,6 +25,18 @@ def db_option(func: F) -> F:
     )(func)
 
 
+def state_db_option(func: F) -> F:
+    """``--state-db FILE`` (parameter ``state_db``): the bot's state database, by default beside the index."""
+    return click.option(
+        "--state-db",
+        "state_db",
+        type=click.Path(dir_okay=False),
+        default=lambda: config.state_db_path(),
+        show_default="$CORPUSBOT_STATE_DB or DB's name with -state.db, beside it",
+        help="The bot's state database (seen Slack events, feedback).",
+    )(func)
+
+
 def json_option(func: F) -> F:
     """``--json`` (parameter ``as_json``): print JSON instead of text."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)

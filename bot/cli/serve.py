@@ -18,16 +18,21 @@ import click
 from slack_bolt.error import BoltError
 
 from corpusbot.bot import config
-from corpusbot.bot.cli.options import db_option
+from corpusbot.bot.cli.options import db_option, state_db_option
 from corpusbot.bot.cli.service import open_service
 from corpusbot.bot.ops import logsafe
 
 if TYPE_CHECKING:
     from slack_bolt import App
 
+    from corpusbot.bot.serving.index_follower import IndexFollower
     from corpusbot.bot.slack.runtime import Runtime
+    from corpusbot.bot.state import BotState
+    from corpusbot.index import SearchService
 
 log = logging.getLogger("corpusbot")
+
+FIRST_SNAPSHOT_TIMEOUT = 300.0  # seconds serve waits for the first snapshot when it has no index yet
 
 TOKEN_ADVICE = (
     "Copy the Bot User OAuth Token (xoxb-…) again from OAuth & Permissions; reinstall the app if it was revoked."
@@ -50,8 +55,25 @@ TOKEN_ADVICE = (
     show_default=True,
     help="Readable text, or one JSON object per line (for log collectors).",
 )
+@click.option(
+    "--index-from",
+    "index_from",
+    metavar="SOURCE",
+    default=None,
+    help="Follow the snapshots `corpusbot publish` writes to SOURCE (a folder, file://, s3://, gs:// or https://; "
+    "default CORPUSBOT_INDEX_FROM): installed at start, checked every 30 s, swapped in without a restart.",
+)
 @db_option
-def serve(port: int, host: str, workers: int | None, log_format: str, db_path: str) -> None:
+@state_db_option
+def serve(
+    port: int,
+    host: str,
+    workers: int | None,
+    log_format: str,
+    index_from: str | None,
+    db_path: str,
+    state_db: str | None,
+) -> None:
     """Run the Slack bot.
 
     Socket Mode when SLACK_APP_TOKEN (xapp-…) is set: no public URL needed.
@@ -63,11 +85,21 @@ def serve(port: int, host: str, workers: int | None, log_format: str, db_path: s
     --workers N (HTTP mode): N processes share the port, each with its own
     index connection, metrics and per-user rate limit; a worker that dies
     is restarted. One process computes one answer at a time; N up to the
-    number of CPU cores answers more questions per second.
+    number of CPU cores answers more questions per second. A worker that
+    stops answering (no heartbeat for 10 s) is killed and replaced.
+
+    The bot keeps the Slack events it handled and the feedback in its own
+    database beside the index (corpusbot-state.db for corpusbot.db), so
+    a reindex never delays it; its first start copies them over from an
+    index that held them.
+
+    --index-from SOURCE: answer from the index snapshots `corpusbot publish`
+    writes to SOURCE instead of indexing here (build once, serve on every host).
 
     Example: corpusbot serve --port 3000 --workers 2
     """
-    settings = replace(config.settings_from_env(), db_path=db_path)
+    base = config.settings_from_env()
+    settings = replace(base, db_path=db_path, state_db_path=state_db, index_from=index_from or base.index_from)
     config.check_slack(settings)
     count = workers if workers is not None else config.serve_workers()
     logsafe.configure(
@@ -81,6 +113,10 @@ def serve(port: int, host: str, workers: int | None, log_format: str, db_path: s
     if count == 1:
         _serve_in_this_process(settings, host, port)
         return
+    if settings.index_from:
+        from corpusbot.bot.serving.index_follower import install_first_snapshot
+
+        install_first_snapshot(settings.index_from, settings.db_path, log_format=log_format)  # no thread before fork
     status = _serve_forked(settings, host, port, count)
     if status:
         raise click.exceptions.Exit(status)
@@ -99,7 +135,12 @@ def _start(settings: config.Settings) -> _Started:
     from corpusbot.bot.slack.runtime import make_runtime
 
     service = open_service(settings.db_path)
-    runtime = make_runtime(settings, service)
+    try:
+        state = _open_state(settings, service)
+    except BaseException:
+        service.close()
+        raise
+    runtime = make_runtime(settings, service, state=state)
     executor = ContextThreadPoolExecutor(max_workers=LISTENER_THREADS)
     try:
         app = build_app(settings, service, runtime=runtime, executor=executor)
@@ -118,6 +159,17 @@ def _start(settings: config.Settings) -> _Started:
     return _Started(app, runtime, executor)
 
 
+def _open_state(settings: config.Settings, service: SearchService) -> BotState:
+    """The bot's state (seen events, feedback) in its own database; with ``--workers N`` also the ids all workers saw."""
+    from corpusbot.bot.serving.balance import current_seat
+    from corpusbot.bot.state import BotState
+
+    seat = current_seat()
+    return BotState(
+        service.db_path, state_db=settings.state_db_path, shared=seat.board.events if seat is not None else None
+    )
+
+
 def _close(runtime: Runtime) -> None:
     runtime.state.close()
     runtime.service.close()
@@ -126,7 +178,13 @@ def _close(runtime: Runtime) -> None:
 def _serve_in_this_process(settings: config.Settings, host: str, port: int) -> None:
     from corpusbot.bot.serving.server import SlackWSGI, serve_http, socket_mode_handler
 
-    app, runtime, executor = _start(settings)
+    follower = _follow(settings, first_timeout=FIRST_SNAPSHOT_TIMEOUT)  # before open_service indexes the sample
+    try:
+        app, runtime, executor = _start(settings)
+    except BaseException:
+        if follower is not None:
+            follower.stop(timeout=5)
+        raise
     try:
         with _stop_on_signals():
             if settings.socket_mode:
@@ -144,6 +202,8 @@ def _serve_in_this_process(settings: config.Settings, host: str, port: int) -> N
         # Answers in progress finish (the pool's threads are joined at exit); queued ones are dropped, and as
         # Slack already has their ack it will not retry them (only possible with more than the pool in flight).
         executor.shutdown(wait=False, cancel_futures=True)
+        if follower is not None:
+            follower.stop(timeout=5)
 
 
 def _serve_forked(settings: config.Settings, host: str, port: int, count: int) -> int:
@@ -180,14 +240,26 @@ def _worker(settings: config.Settings, listener: socket.socket) -> int:
             return 1
         except KeyboardInterrupt:
             return 0
+        follower = _follow(settings, first_timeout=None)
         try:
             serve_http(SlackWSGI(app, runtime, settings.signing_secret), listener=listener)
         except KeyboardInterrupt:
             pass
         finally:
+            if follower is not None:
+                follower.stop(timeout=5)
             executor.shutdown(wait=True, cancel_futures=True)
             _close(runtime)
     return 0
+
+
+def _follow(settings: config.Settings, first_timeout: float | None) -> IndexFollower | None:
+    """With --index-from: the thread that installs new snapshots (one per database across workers, by lock)."""
+    if not settings.index_from:
+        return None
+    from corpusbot.bot.serving.index_follower import IndexFollower
+
+    return IndexFollower(settings.index_from, settings.db_path).start(first_timeout=first_timeout)
 
 
 def _cannot_listen(host: str, port: int, error: OSError) -> str:

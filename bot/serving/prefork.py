@@ -17,6 +17,12 @@ safe, and it only watches its workers:
   more than ``MAX_RESTARTS`` times within ``RESTART_WINDOW_SECONDS`` (a crash
   loop): then everything stops and the parent exits 1, for systemd or docker to
   restart the whole service.
+- A worker that stopped answering (SIGSTOP, hung, swapped out for good) is
+  killed with SIGKILL once its heartbeat on the board is older than
+  ``stuck_timeout`` (``STUCK_TIMEOUT_SECONDS``), and replaced like a worker
+  that died. Workers beat from a thread, so one busy computing answers is not
+  taken for stuck; until it is killed, the others stop waiting for it to be
+  less busy after ``balance.STALE_SECONDS``.
 - A worker whose parent is gone (killed with SIGKILL) stops by itself.
 """
 
@@ -41,9 +47,11 @@ from corpusbot.bot.serving.balance import Board, take_seat
 log = logging.getLogger("corpusbot.http")
 
 STOP_TIMEOUT_SECONDS = 10.0
+STUCK_TIMEOUT_SECONDS = 10.0  # no heartbeat for this long: the worker is killed and replaced
 MAX_RESTARTS = 5
 RESTART_WINDOW_SECONDS = 60.0
 PARENT_CHECK_SECONDS = 1.0
+WATCH_SECONDS = 0.5  # the supervisor looks at its workers at least this often
 BACKLOG = 1024
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 WATCHED = {*STOP_SIGNALS, signal.SIGCHLD}
@@ -79,9 +87,11 @@ class Supervisor:
     max_restarts: int = MAX_RESTARTS
     restart_window: float = RESTART_WINDOW_SECONDS
     stop_timeout: float = STOP_TIMEOUT_SECONDS
+    stuck_timeout: float = STUCK_TIMEOUT_SECONDS
     children: dict[int, int] = field(default_factory=dict)  # pid -> worker number
     _deaths: deque[float] = field(default_factory=deque)
-    board: Board | None = None  # how busy each worker is (two or more workers)
+    _killed: set[int] = field(default_factory=set)  # stuck workers killed, not reaped yet
+    board: Board | None = None  # how busy each worker is and its heartbeat (two or more workers)
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT (exit status 0) or a crash loop (1). Call from the main thread."""
@@ -107,9 +117,10 @@ class Supervisor:
 
     def _watch(self, old_mask: SignalMask, previous: dict[signal.Signals, Handler]) -> int:
         while True:
-            info = signal.sigtimedwait(WATCHED, 1.0)
+            info = signal.sigtimedwait(WATCHED, WATCH_SECONDS)
             if info is not None and info.si_signo in STOP_SIGNALS:
                 return self._stopping(info.si_signo)
+            self._kill_stuck()
             dead = self._reap()
             if not dead:
                 continue
@@ -130,6 +141,20 @@ class Supervisor:
                     return 1
                 self._spawn(number, old_mask, previous)
 
+    def _kill_stuck(self) -> None:
+        """SIGKILL every worker whose heartbeat is older than ``stuck_timeout``; it is then reaped and replaced."""
+        if self.board is None:
+            return
+        now = time.monotonic()
+        for pid, number in self.children.items():
+            silent = self.board.silent_for(number, now)
+            if silent > self.stuck_timeout and pid not in self._killed:
+                log.error(
+                    "Worker %d (pid %d) sent no heartbeat for %.0f s (stopped or hung); killing it", number, pid, silent
+                )
+                _signal(pid, signal.SIGKILL)
+                self._killed.add(pid)
+
     def _stopping(self, signum: int) -> int:
         log.info("Stopping %d workers (%s)", len(self.children), signal.Signals(signum).name)
         return 0
@@ -145,6 +170,8 @@ class Supervisor:
         sys.stdout.flush()
         sys.stderr.flush()
         parent = os.getpid()  # before the fork: a child asking later could already see its new parent (init)
+        if self.board is not None:
+            self.board.beat(number)  # the new worker's heartbeat thread takes over right after the fork
         pid = os.fork()
         if pid:
             self.children[pid] = number
@@ -180,6 +207,7 @@ class Supervisor:
                 break
             if pid == 0:
                 break
+            self._killed.discard(pid)
             if pid in self.children:
                 number = self.children.pop(pid)
                 if self.board is not None:
@@ -190,6 +218,7 @@ class Supervisor:
     def _stop_all(self) -> None:
         for pid in self.children:
             _signal(pid, signal.SIGTERM)
+            _signal(pid, signal.SIGCONT)  # a stopped worker (SIGSTOP) handles the SIGTERM too
         deadline = time.monotonic() + self.stop_timeout
         while self.children and time.monotonic() < deadline:
             for pid, status, number in self._reap():

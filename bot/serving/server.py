@@ -1,11 +1,13 @@
 """Running the app: HTTP mode (a WSGI app served by waitress) or Socket Mode.
 
 HTTP mode serves Slack's requests at ``/slack/events`` plus ``GET /healthz``
-(the process is up), ``GET /readyz`` (the index and database answer) and
-``GET /metrics`` (Prometheus). Before bolt sees a request it is checked here,
-so that a bad or hostile request gets a 4xx and one warning, never a traceback
-or a reply: body size, UTF-8, Slack's signature and timestamp (at most 5
-minutes old), and a body that parses as a Slack payload.
+(the process is up), ``GET /readyz`` (questions can be answered:
+:func:`readiness`) and ``GET /metrics`` (Prometheus). Before bolt sees a
+request it is checked here, so that a bad or hostile request gets a 4xx and
+one warning, never a traceback or a reply: body size, UTF-8, Slack's signature
+and timestamp (at most 5 minutes old), and a body of the shape of a Slack
+payload (:mod:`corpusbot.bot.slack.payloads`). waitress is set so that many
+slow clients do not keep Slack's requests out (:func:`waitress_options`).
 
 Every HTTP request and Socket Mode envelope gets a request id (echoed in the
 ``X-Request-Id`` response header) that every log line written while handling
@@ -34,17 +36,27 @@ from slack_bolt.adapter.socket_mode.internals import run_bolt_app, send_response
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 
 from corpusbot.bot.config import Settings
 from corpusbot.bot.ops.metrics import INVALID, BotMetrics, request_kind
 from corpusbot.bot.ops.requestctx import current_request_id, request_scope
 from corpusbot.bot.serving import balance
+from corpusbot.bot.slack import payloads
 from corpusbot.bot.slack.runtime import Runtime
 
 EVENTS_PATH = "/slack/events"
 MAX_BODY_BYTES = 1 << 20  # Slack's payloads are a few KB; an interactive message with 50 full blocks stays well under
 DEFAULT_PORT = 3000
 DEFAULT_HOST = "127.0.0.1"
+# waitress (HTTP mode): see waitress_options().
+CONNECTION_LIMIT = 4000  # open connections at once (waitress: 100); past it new ones wait in the listen backlog
+MIN_CONNECTION_LIMIT = 100  # even when the open files limit is low (waitress's own default)
+RESERVED_FILES = 256  # open files left for the rest: the database, connections to Slack, pipes, logs
+MAX_HEADER_BYTES = 32 * 1024  # Slack's request headers are ~1 KB (waitress: 256 KiB)
+CHANNEL_TIMEOUT_SECONDS = 30  # a connection that sends and receives nothing this long is closed (waitress: 120)
+CLEANUP_INTERVAL_SECONDS = 5  # how often idle connections are looked for (waitress: 30)
+PROBE_QUESTION = "news"  # asked by /readyz after an answer failed, to see whether answering works again
 
 log = logging.getLogger("corpusbot.http")
 
@@ -121,14 +133,10 @@ class SlackWSGI:
         return _text(404, "not found")
 
     def ready(self) -> Reply:
-        try:
-            generation = self.runtime.service.generation
-        except Exception as error:  # any failure to read the index means: not ready
-            return _json(503, {"status": "unavailable", "reason": f"index: {type(error).__name__}"})
-        if generation is None:
-            return _json(503, {"status": "unavailable", "reason": "index: empty"})
-        if not self.runtime.state.ping():
-            return _json(503, {"status": "unavailable", "reason": "database"})
+        """200 when questions can be answered; 503 with the reason otherwise (see :func:`readiness`)."""
+        problem, generation = readiness(self.runtime)
+        if problem is not None:
+            return _json(503, {"status": "unavailable", "reason": problem})
         return _json(200, {"status": "ready", "generation": generation})
 
     def metrics(self) -> Reply:
@@ -179,14 +187,71 @@ class SlackWSGI:
             request = BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=bolt_headers)
         except Exception as error:  # untrusted input: whatever fails to parse is the sender's problem
             return self._reject(400, f"malformed body ({type(error).__name__})")
-        if not isinstance(request.body, dict) or not request.body:
-            return self._reject(400, "not a Slack payload")
+        try:
+            envelope = payloads.envelope(request.body)
+        except payloads.PayloadError as error:
+            return self._reject(400, f"not a Slack payload ({error})")
+        if envelope.kind not in payloads.HANDLED_KINDS:  # modals, shortcuts…: bolt would answer 404 as well
+            return self._reject(404, "a kind of Slack request the bot does not handle")
         return request
 
     @staticmethod
     def _reject(status: int, why: str) -> Reply:
         log.warning("Rejected a Slack request: HTTP %s, %s", status, why)
         return _text(status, why)
+
+
+def readiness(runtime: Runtime) -> tuple[str | None, int | None]:
+    """(why the bot cannot answer now, or None; the index generation).
+
+    In order: the search service's own check (``SearchService.check_ready()``:
+    None, or why not; skipped for a service without one), the index (its
+    generation can be read and it is not empty), the database, and the answers:
+    not ready when the last :data:`~corpusbot.bot.ops.health.FAILING_STREAK`
+    answers failed within a minute, or when an answer failed since the last one
+    that worked and a question asked here (:data:`PROBE_QUESTION`, a few ms)
+    fails too. One answer that works, or a minute without failures, makes it
+    ready again.
+    """
+    service = runtime.service
+    check_ready = getattr(service, "check_ready", None)
+    if callable(check_ready):
+        try:
+            verdict = check_ready()
+        except Exception as error:  # any failure to check means: not ready
+            return f"index: {_describe(error)}", None
+        if isinstance(verdict, str) and verdict.strip():  # SearchService.check_ready: None, or why not
+            return f"index: {_first_line(verdict)}", None
+        if verdict is False:
+            return "index: not ready", None
+    try:
+        generation = service.generation
+    except Exception as error:
+        return f"index: {type(error).__name__}", None
+    if generation is None:
+        return "index: empty", None
+    if not runtime.state.ping():
+        return "database", generation
+    failing = runtime.health.failing()
+    if failing is not None:
+        return failing.reason(), generation
+    if runtime.health.suspect():
+        try:
+            service.ask(PROBE_QUESTION, k=1)
+        except Exception as error:
+            return f"answers: a probe question failed too ({type(error).__name__})", generation
+    return None, generation
+
+
+def _describe(error: Exception) -> str:
+    """``ErrorType: first line of the message`` (a reason for /readyz, never a traceback)."""
+    message = _first_line(str(error))
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    lines = text.strip().splitlines()
+    return lines[0][:limit] if lines else ""
 
 
 def _healthy() -> Reply:
@@ -217,9 +282,22 @@ def serve_http(
     listener: socket.socket | None = None,
 ) -> None:
     """Serve until interrupted, with waitress (a production WSGI server); on ``listener`` when given (bound already)."""
+    server = http_server(wsgi, host, port, threads, listener=listener)
+    server.run()  # returns on KeyboardInterrupt, after waiting (at most 5 s) for requests being answered
+
+
+def http_server(
+    wsgi: SlackWSGI,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    threads: int = 8,
+    *,
+    listener: socket.socket | None = None,
+) -> Any:
+    """The waitress server for ``wsgi`` (not running yet), with the limits of :func:`waitress_options`."""
     from waitress import create_server
 
-    options: dict[str, Any] = {"threads": threads, "max_request_body_size": MAX_BODY_BYTES, "ident": "corpusbot"}
+    options = waitress_options(threads, raise_open_files_limit(CONNECTION_LIMIT + RESERVED_FILES))
     if listener is None:
         server = create_server(wsgi, host=host, port=port, **options)
         log.info("corpusbot listening on http://%s:%s%s (HTTP mode)", host, port, EVENTS_PATH)
@@ -231,7 +309,57 @@ def serve_http(
             balance.share_connections(server, socket_map, seat)
             wsgi.runtime.in_progress.report_to(seat.report)
         log.info("Worker %d serving (HTTP mode)", os.getpid())
-    server.run()  # returns on KeyboardInterrupt, after waiting (at most 5 s) for requests being answered
+    return server
+
+
+def waitress_options(threads: int, open_files: int) -> dict[str, Any]:
+    """waitress's settings: many slow connections must not stop it from acknowledging Slack.
+
+    waitress reads request headers and bodies in its main loop and gives a
+    request to a thread only once it is complete, so a client that sends its
+    headers one byte a second costs a connection, not a thread. What ran out was
+    connections (``connection_limit``, 100 by default: ~100 such clients and no
+    new connection was accepted), and ``select()``, which cannot watch more than
+    1,024 sockets; ``poll()`` can. ``open_files`` is the process's open-file
+    limit: the connection limit leaves :data:`RESERVED_FILES` of it for the rest.
+    """
+    connection_limit = max(MIN_CONNECTION_LIMIT, min(CONNECTION_LIMIT, open_files - RESERVED_FILES))
+    return {
+        "threads": threads,
+        "ident": "corpusbot",
+        "max_request_body_size": MAX_BODY_BYTES,
+        "max_request_header_size": MAX_HEADER_BYTES,
+        "connection_limit": connection_limit,
+        "asyncore_use_poll": True,
+        "channel_timeout": CHANNEL_TIMEOUT_SECONDS,
+        "cleanup_interval": CLEANUP_INTERVAL_SECONDS,
+    }
+
+
+def raise_open_files_limit(wanted: int, resource_module: Any = None) -> int:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit when it is below ``wanted``; the soft limit now."""
+    import resource
+
+    rlimit = resource_module or resource
+    soft, hard = rlimit.getrlimit(rlimit.RLIMIT_NOFILE)
+    if soft == rlimit.RLIM_INFINITY or soft >= wanted:
+        return wanted if soft == rlimit.RLIM_INFINITY else soft
+    target = wanted if hard == rlimit.RLIM_INFINITY else hard
+    try:
+        rlimit.setrlimit(rlimit.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as error:
+        log.warning("Could not raise the open files limit from %d to %d (%s)", soft, target, error)
+        return soft
+    if target < wanted:
+        log.warning(
+            "The open files limit is %d (its hard limit), below the %d that %d connections at once need: fewer are "
+            "accepted. Raise it (systemd LimitNOFILE=, docker --ulimit nofile=) or keep slow clients out at the "
+            "reverse proxy.",
+            target,
+            wanted,
+            CONNECTION_LIMIT,
+        )
+    return target
 
 
 def _account(metrics: BotMetrics, kind: str, status: int, seconds: float) -> None:
@@ -257,7 +385,15 @@ class TracedSocketModeHandler(SocketModeHandler):
     def handle(self, client: BaseSocketModeClient, req: SocketModeRequest) -> None:
         with request_scope():
             started, wall_clock = time.perf_counter(), time.time()
-            kind = request_kind(req.payload) if isinstance(req.payload, dict) else INVALID
+            try:
+                payloads.envelope(req.payload)
+            except payloads.PayloadError as error:
+                # Acknowledged (or Slack sends it again) and dropped, as HTTP mode answers 400.
+                log.warning("Rejected a Slack envelope: not a Slack payload (%s)", error)
+                client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+                _account(self.metrics, INVALID, 400, time.perf_counter() - started)
+                return
+            kind = request_kind(req.payload)
             response: BoltResponse = run_bolt_app(self.app, req)
             send_response(client, req, response, wall_clock)
             _account(self.metrics, kind, response.status, time.perf_counter() - started)

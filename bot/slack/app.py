@@ -12,8 +12,10 @@ from slack_sdk import WebClient
 
 from corpusbot.bot.config import Settings
 from corpusbot.bot.ops.requestctx import ContextThreadPoolExecutor
+from corpusbot.bot.slack import payloads
 from corpusbot.bot.slack.listeners import EXECUTOR_KEY, actions, events
 from corpusbot.bot.slack.listeners import slash_commands as commands
+from corpusbot.bot.slack.mrkdwn import shorten
 from corpusbot.bot.slack.runtime import CONTEXT_KEY, Runtime, make_runtime, retry_handlers
 from corpusbot.index import SearchService
 
@@ -77,17 +79,20 @@ def _attach(runtime: Runtime, executor: Executor) -> Callable[..., Any]:
 
 
 def _skip_seen_events(runtime: Runtime) -> Callable[..., Any]:
-    """Slack re-sends an event it thinks failed (HTTP retries, Socket Mode ``retry_attempt``): answer it once."""
+    """Slack re-sends an event it thinks failed (HTTP retries, Socket Mode ``retry_attempt``): answer it once.
+
+    The id is compared as a string (:func:`corpusbot.bot.slack.payloads.event_key`), whatever JSON type it came as.
+    """
 
     def skip_seen_events(body: dict[str, Any], next: Callable[[], Any]) -> Any:
-        event_id = body.get("event_id")
-        seen_before = (
-            body.get("type") == "event_callback"
-            and isinstance(event_id, str)
-            and not runtime.state.first_time(event_id)
-        )
-        if seen_before:
-            log.info("Event %s was already handled; not answering it again", event_id)
+        try:
+            envelope = payloads.envelope(body)
+        except payloads.PayloadError as error:  # checked before bolt already (server.py); here for any other way in
+            log.warning("Not a Slack payload (%s); dropped", error)
+            return BoltResponse(status=400, body="not a Slack payload")
+        event_id = envelope.event_id
+        if envelope.kind == "event" and event_id is not None and not runtime.state.first_time(event_id):
+            log.info("Event %s was already handled; not answering it again", shorten(event_id, 80))
             runtime.metrics.duplicate_event()
             return BoltResponse(status=200, body="")
         return next()

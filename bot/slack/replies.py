@@ -1,8 +1,9 @@
 """From a request to a reply: one call into the search service, one Block Kit message.
 
 The listeners only parse Slack payloads and send what these functions return.
-A database problem becomes a polite "not available" reply and a log line,
-never a silent failure.
+Any error while computing a reply — a database problem, or a bug — becomes the
+polite "not available" reply and one log line (:func:`report_failure`), never
+a silent failure; each outcome is recorded in ``rt.health`` for ``/readyz``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from corpusbot.bot.ops.requestctx import current_request_id
 from corpusbot.bot.slack import blocks
 from corpusbot.bot.slack.blocks import Message, PageRef
 from corpusbot.bot.slack.mrkdwn import code, escape, shorten
@@ -27,24 +29,49 @@ ADMIN_FEEDBACK = "admin feedback"
 ADMIN_COMMANDS = (ADMIN_REINDEX, ADMIN_FEEDBACK)
 
 
-def guarded(fallback: Callable[[], T]) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Turn an unusable index or database into ``fallback()`` plus one log line."""
+def guarded(fallback: Callable[[], T], *, question: bool = False) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Turn any error of ``func(rt, ...)`` into ``fallback()`` plus one log line.
+
+    With ``question`` (a search for an answer) the outcome is recorded in ``rt.health``, which ``/readyz`` reads.
+    """
 
     def decorate(func: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> T:
+        def wrapper(rt: Runtime, /, *args: Any, **kwargs: Any) -> T:
             try:
-                return func(*args, **kwargs)
-            except (CorpusbotError, sqlite3.Error) as error:
-                log.error("%s failed: %s", func.__name__, error)
+                result = func(rt, *args, **kwargs)
+            except Exception as error:
+                report_failure(rt, func.__name__, error, question=question)
                 return fallback()
+            if question:
+                rt.health.succeeded()
+            return result
 
         return wrapper
 
     return decorate
 
 
-@guarded(blocks.unavailable)
+def report_failure(rt: Runtime, where: str, error: Exception, *, question: bool = False) -> None:
+    """One log line for an error while answering (with the request id); the traceback once per kind of error.
+
+    An unusable index or database is expected to happen (a missing index, a reindex holding the database) and is
+    logged without a traceback; anything else is a bug, whose traceback is worth having once.
+    """
+    if question:
+        rt.health.failed(error)
+    first = rt.health.first_of_its_kind(where, error)
+    expected = isinstance(error, CorpusbotError | sqlite3.Error)
+    log.error(
+        "%s failed: %s; replying that the index is not available",
+        where,
+        error if expected else repr(error),
+        exc_info=error if first and not expected else None,
+        extra={"request_id": current_request_id()},
+    )
+
+
+@guarded(blocks.unavailable, question=True)
 def answer(
     rt: Runtime, question: str, offset: int = 0, *, shareable: bool = False, show_question: bool = True
 ) -> Message:
@@ -56,7 +83,7 @@ def answer(
     return message
 
 
-@guarded(blocks.unavailable)
+@guarded(blocks.unavailable, question=True)
 def shared(rt: Runtime, user_id: str, question: str, offset: int) -> Message:
     return blocks.shared_answer(user_id, rt.service.ask(question, k=rt.k, offset=offset))
 
@@ -94,8 +121,8 @@ def passages(rt: Runtime, ref: PageRef) -> Message:
 def home(rt: Runtime, user_id: str | None) -> dict[str, Any]:
     try:
         stats, examples = rt.service.stats(), rt.service.example_questions()
-    except (CorpusbotError, sqlite3.Error) as error:
-        log.error("App Home: %s", error)
+    except Exception as error:
+        report_failure(rt, "home", error)
         stats, examples = None, []
     return blocks.home_view(stats, examples, is_admin=rt.is_admin(user_id))
 
@@ -135,8 +162,9 @@ def reindex(rt: Runtime, send: Callable[[Message], object]) -> None:
         send(blocks.notice("Reindexing the corpus… I'll tell you when it's done."))
         try:
             summary = index_corpus(rt.service.db_path)
-        except (CorpusbotError, sqlite3.Error) as error:
-            log.error("Reindex from Slack failed: %s", error)
+        except Exception as error:
+            expected = isinstance(error, CorpusbotError | sqlite3.Error)
+            log.error("Reindex from Slack failed: %s", error if expected else repr(error), exc_info=not expected)
             send(blocks.notice("The reindex failed; the previous index is still in use. The server log says why."))
             return
         send(

@@ -20,6 +20,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from slack_sdk.http_retry.handler import RetryHandler
 
 from corpusbot.bot.config import Settings
+from corpusbot.bot.ops.health import AnswerHealth
 from corpusbot.bot.ops.metrics import BotMetrics
 from corpusbot.bot.serving.balance import current_seat
 from corpusbot.bot.serving.shared_events import SharedEvents
@@ -130,6 +131,7 @@ class Runtime:
     reindex_lock: threading.Lock = field(default_factory=threading.Lock)
     metrics: BotMetrics = field(default_factory=BotMetrics)
     in_progress: InProgress = field(default_factory=InProgress)
+    health: AnswerHealth = field(default_factory=AnswerHealth)
 
     def is_admin(self, user_id: str | None) -> bool:
         return bool(user_id) and user_id in self.settings.admins
@@ -158,7 +160,7 @@ def make_runtime(settings: Settings, service: SearchService, state: BotState | N
     return Runtime(
         settings=settings,
         service=service,
-        state=state or BotState(service.db_path, shared=_shared_events()),
+        state=state or BotState(service.db_path, state_db=settings.state_db_path, shared=_shared_events()),
         limiter=RateLimiter(settings.rate_limit),
         responder=Responder(settings.api_url),
         metrics=BotMetrics(service),

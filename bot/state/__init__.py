@@ -2,15 +2,18 @@
 
 - `events`: the event ids handled within the last hour (`SeenEvents`), so a
   retried event never gets a second reply, even after a restart;
-- `feedback`: Helpful / Not helpful clicks (`Feedback`, `FeedbackLog`, and
-  `read_feedback` for any open database);
+- `feedback`: Helpful / Not helpful clicks (`Feedback`, `FeedbackLog`,
+  `read_feedback` for any open database, and `stored_feedback` for the
+  feedback of an index, read without writing);
 - `ratelimit`: questions per user in a sliding window (`RateLimiter`), in memory;
-- `database`: where events and feedback are stored, the ``bot_`` tables of the
-  index database (the only module that knows it);
+- `database`: where events and feedback are stored: the bot's own SQLite file
+  beside the index (``corpusbot.db`` → ``corpusbot-state.db``), its schema, and
+  the one-time copy of the tables older versions kept in the index (the only
+  module that knows any of it);
 - `botstate`: `BotState`, the one object per process holding the events and
-  the feedback, each over its own connection.
+  the feedback, each over its own connections.
 
-May import `corpusbot.index` (to open the database), `corpusbot.bot.config`,
+May import `corpusbot.index` (its errors), `corpusbot.bot.config`,
 sqlite-utils and the standard library; nothing else of `corpusbot.bot`: the
 Slack app and the CLI use this package, not the other way round. With
 `serve --workers N`, the event ids the workers share
@@ -20,7 +23,7 @@ Slack app and the CLI use this package, not the other way round. With
 from corpusbot.bot.state.botstate import BotState
 from corpusbot.bot.state.database import EVENTS_TABLE, FEEDBACK_TABLE
 from corpusbot.bot.state.events import SeenEvents, SharedEventIds
-from corpusbot.bot.state.feedback import VERDICTS, Feedback, FeedbackLog, read_feedback
+from corpusbot.bot.state.feedback import VERDICTS, Feedback, FeedbackLog, read_feedback, stored_feedback
 from corpusbot.bot.state.ratelimit import RateLimiter, Verdict
 
 __all__ = [
@@ -35,4 +38,5 @@ __all__ = [
     "SharedEventIds",
     "Verdict",
     "read_feedback",
+    "stored_feedback",
 ]

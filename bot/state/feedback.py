@@ -1,13 +1,14 @@
-"""Helpful / Not helpful clicks on answers, kept in the ``bot_feedback`` table.
+"""Helpful / Not helpful clicks on answers, kept in the ``bot_feedback`` table of the bot's state database.
 
-The feedback survives a reindex. It is written after the click is
-acknowledged, so a write may wait out a reindex's write lock.
+The feedback survives a reindex (it is not in the index's file). It is written
+after the click is acknowledged, so a write may wait a while for the database.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from corpusbot.bot.state.database import FEEDBACK_TABLE
 if TYPE_CHECKING:
     import sqlite_utils
 
-FEEDBACK_BUSY_TIMEOUT_MS = 10_000  # written after the ack, so it can wait out a reindex's write lock
+FEEDBACK_BUSY_TIMEOUT_MS = 10_000  # written after the ack, so it can wait for another writer
 VERDICTS = ("helpful", "not_helpful")
 
 
@@ -51,11 +52,13 @@ class Feedback:
 
 
 class FeedbackLog:
-    """The feedback in the database at ``db_path``: added one click at a time, read newest first (thread-safe)."""
+    """The feedback in the state database at ``path``: added one click at a time, read newest first (thread-safe)."""
 
-    def __init__(self, db_path: str | Path) -> None:
-        self.db = database.connect(db_path)
+    def __init__(self, path: str | Path) -> None:
+        self.db = database.connect(path)
         self._lock = threading.Lock()  # the connection
+        with self._lock:
+            database.create_tables(self.db)
 
     def close(self) -> None:
         self.db.conn.close()
@@ -86,6 +89,21 @@ class FeedbackLog:
     def read(self, limit: int | None = None) -> list[Feedback]:
         """Stored feedback, newest first."""
         return read_feedback(self.db, limit, lock=self._lock)
+
+
+def stored_feedback(
+    index_db: str | os.PathLike[str], state_db: str | os.PathLike[str] | None = None, limit: int | None = None
+) -> list[Feedback]:
+    """The feedback the bot stored for the index at ``index_db``, newest first, read without writing anything.
+
+    From the state database (``state_db``, by default beside the index); from
+    the index's old table when the bot has not run since the state moved out of it.
+    """
+    db = database.open_for_reading(index_db, state_db)
+    try:
+        return read_feedback(db, limit)
+    finally:
+        db.conn.close()
 
 
 def read_feedback(

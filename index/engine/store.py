@@ -14,7 +14,7 @@ import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -49,8 +49,88 @@ def connect(path: str | os.PathLike[str], *, create: bool = False, readonly: boo
 
 
 def connect_reader(path: str | os.PathLike[str]) -> Reader:
-    """Open the database for the search service (plain sqlite3, fast to import)."""
-    return Reader(_open(path, create=False, readonly=False))
+    """Open the database for the search service (plain sqlite3, fast to import).
+
+    ``Reader.opened`` records which file the connection has open (see :class:`FileState`): the path is
+    looked at before and after opening, and opened again when it named another file in between.
+    """
+    for _ in range(_OPEN_ATTEMPTS):
+        before = _file_state(path)
+        reader = Reader(_open(path, create=False, readonly=False))
+        after = _file_state(path)
+        if after.same_file(before):
+            # The state from before opening: a change while the connection opened counts as a change next time.
+            reader.opened = FileState(before.db, after.shm)
+            return reader
+        reader.conn.close()
+    raise CorpusbotError(f"{path} was replaced again while being opened, {_OPEN_ATTEMPTS} times. Try again.")
+
+
+_OPEN_ATTEMPTS = 3
+
+
+class FileState(NamedTuple):
+    """What a database path names now: its file, and the file of its ``-shm`` (WAL index).
+
+    ``db`` is the file's device, inode, size and modification time: another inode is another file (renamed
+    over the path, or deleted and built again); another size or time on the same inode means it was written,
+    by SQLite (a checkpoint: :func:`wal_index_header` changed too) or by something else (a copy over it in
+    place), and then the pages a connection cached are not to be trusted. ``shm`` is the ``-shm`` file's
+    device and inode, None when there is none. While a connection is open, SQLite never deletes the
+    ``-shm``; when it is deleted anyway and made again by another process, a connection that still maps
+    the deleted one never sees that process's commits.
+    """
+
+    db: tuple[int, int, int, int]
+    shm: tuple[int, int] | None
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str]) -> FileState:
+        """The state of ``path`` now (two ``stat`` calls); raises ``FileNotFoundError`` when nothing is there."""
+        found = os.stat(path)
+        try:
+            shm = os.stat(f"{os.fspath(path)}-shm")
+        except FileNotFoundError:
+            return cls((found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns), None)
+        return cls((found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns), (shm.st_dev, shm.st_ino))
+
+    def same_file(self, other: FileState) -> bool:
+        """Whether both name the same database file (device and inode), whatever was written to it."""
+        return self.db[:2] == other.db[:2]
+
+
+def wal_index_header(path: str | os.PathLike[str]) -> bytes | None:
+    """The parts of the ``-shm`` file that SQLite changes on a commit or a checkpoint, None when it has none.
+
+    Its first 48 bytes (the WAL index header: change counter, frames in the log, checksums, salts) and
+    the checkpoint's progress (``nBackfill``, bytes 96-99); not the readers' marks, which readers change.
+    The database file written while these stayed the same was written by something other than SQLite.
+    """
+    try:
+        fd = os.open(f"{os.fspath(path)}-shm", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        head = os.pread(fd, 100, 0)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return head[:48] + head[96:100] if len(head) == 100 else None
+
+
+def _file_state(path: str | os.PathLike[str]) -> FileState:
+    try:
+        return FileState.of(path)
+    except FileNotFoundError:
+        raise IndexMissing(f"No index database at {path}. Run `corpusbot index` to build one.") from None
+    except OSError as error:
+        raise CorpusbotError(f"Cannot read {path}: {error.strerror or error}.") from None
+
+
+def new_build_id() -> str:
+    """A random id for one index build (``meta.build_id``): tells two builds of the same generation apart."""
+    return os.urandom(8).hex()
 
 
 def connect_plain(path: str | os.PathLike[str], *, create: bool = False) -> Connection:
@@ -70,6 +150,7 @@ def _open(path: str | os.PathLike[str], *, create: bool, readonly: bool) -> sqli
         except OSError as error:
             raise CorpusbotError(f"Cannot create {db_path}: {error.strerror}.") from None
         os.close(fd)
+    conn: sqlite3.Connection | None = None
     try:
         if readonly:
             conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
@@ -81,6 +162,8 @@ def _open(path: str | os.PathLike[str], *, create: bool, readonly: bool) -> sqli
             conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as error:
+        if conn is not None:  # closed now, not when the traceback is collected: it may hold the file's -shm mapped
+            conn.close()
         if "locked" in str(error) or "busy" in str(error):  # in use, not damaged
             raise CorpusbotError(
                 f"{db_path} is locked by another process ({error}). Try again when it finishes."
@@ -97,6 +180,7 @@ class Reader:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.opened: FileState | None = None  # set by connect_reader: the file this connection has open
 
     def execute(self, sql: str, parameters: Iterable[Any] = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, parameters)  # type: ignore[arg-type]

@@ -97,6 +97,7 @@ def _stage(backup: Path, target: Path, staged: Path) -> None:
             with copy:
                 generation = max(_generation(copy) or 0, live_generation or 0) + 1
                 copy.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
+                store.write_meta(store.Connection(copy), {"build_id": store.new_build_id()})
                 if target.exists():
                     _carry_bot_tables(copy, target)
         finally:

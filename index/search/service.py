@@ -2,7 +2,10 @@
 
 Knows nothing of Slack or the CLI. One :class:`SearchService` per process is
 enough; it is thread-safe (a lock around each query) and notices a reindex by
-another process through the database's generation counter, without a restart.
+another process through the database's generation counter and build id, and a
+database file replaced under it (see "consistency" below), without a restart.
+While the path holds no index it raises ``IndexMissing``/``SchemaMismatch``, and
+answers again once one is back.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ import os
 import sqlite3
 import threading
 import unicodedata
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from corpusbot.index.engine import store
 from corpusbot.index.engine.bm25 import BM25Params, Collection, Postings, QueryTerm, Scorer, idf, raw_idf
+from corpusbot.index.errors import CorpusbotError, IndexMissing
 from corpusbot.index.models import Answer, ArticleInfo, ArticleMatch, Contribution, Hit, Passage, Span, Stats
 from corpusbot.index.search.query import ParsedQuery, Synonyms, WeightedTerm, parse_query
 from corpusbot.index.search.rerank import (
@@ -42,6 +47,14 @@ PHRASE_DEPTH = 1000  # with a quoted phrase, this many candidates are checked fo
 CONFIDENT_COVERAGE = 0.5
 ARTICLE_WEIGHT = 1.0  # share of the whole article's BM25 added to a passage's score
 PAIR_WEIGHT = 0.1  # bonus for two adjacent query words found adjacent, × the smaller idf
+
+_T = TypeVar("_T")
+
+
+def _busy(error: sqlite3.Error) -> bool:
+    """Whether SQLite failed because another connection holds a lock (waiting again is the cure, not reopening)."""
+    text = str(error).lower()
+    return "locked" in text or "busy" in text
 
 
 @dataclass
@@ -181,60 +194,152 @@ class SearchService:
         self.db_path = Path(db_path)
         self.tokenizer = tokenizer or default_tokenizer()
         self.synonyms = Synonyms.load(self.tokenizer, synonyms_path)
-        self._db = store.connect_reader(self.db_path)
-        self._db.conn.isolation_level = None
+        self._db: store.Reader | None = None  # None: to be opened before the next question
+        self._reopened = False  # the connection is new: check the whole metadata before trusting what is loaded
+        self._closed = False
+        self._seen: tuple[int, int, int, int] | None = None  # the file's state when last looked at (FileState.db)
+        self._wal_header: bytes | None = None  # and its WAL index header then (store.wal_index_header)
         self._postings_cache = store.PostingsCache()
         self._lock = threading.RLock()
+        self._build: tuple[object, object] | None = None  # (generation, build_id) of what is loaded
         self._generation: int | None = None
-        self._generation_text: str | None = None  # as stored, to see cheaply that it has not changed
+        self._stored: tuple[str, str, str | None] | None = None  # as stored: to see cheaply it is unchanged
         self._meta: dict = {}
         self._scorer: Scorer | None = None
         self._articles: _Articles | None = None
         self._examples: dict[int, list[str]] = {}  # per generation: the query scans and sorts every article
         self._tokenizer_notice: str | None = None
-        with self._snapshot():
-            pass
+        self._read(lambda db: None)  # errors in the constructor: no database, not one at all, another schema
 
     def close(self) -> None:
-        self._db.conn.close()
+        with self._lock:
+            self._closed = True
+            self._disconnect()
 
     # -- consistency -------------------------------------------------------
+    #
+    # Before each question, the path is looked at (store.FileState: two stat calls). The connection is
+    # opened again when the path names another file than the one it has open (renamed over, deleted and
+    # built again) or its -shm is another file or gone (deleted under the running service), and when the
+    # file was written (another size or modification time) while SQLite's WAL index stayed the same: not
+    # a commit or checkpoint but a copy over it in place, and the connection's cached pages are stale. In
+    # the read transaction, the stored generation, build id and schema version are compared with what is
+    # loaded (one SELECT), and the in-memory arrays are loaded again when the build differs. A SQLite
+    # error other than busy or locked during a question closes the connection, and the question is asked
+    # once more on a new one.
+
+    def check_ready(self) -> str | None:
+        """None when questions can be answered now, else why not (one line, for a readiness probe).
+
+        Does what a question does before it reads (notices a replaced file, reopens, loads a new
+        build), so the next question finds the service ready; never raises for a missing, foreign,
+        damaged or unreadable database.
+        """
+        try:
+            generation = self.generation
+        except CorpusbotError as error:
+            return str(error)
+        except (sqlite3.Error, OSError) as error:
+            return f"Cannot read the index at {self.db_path} ({error})."
+        if generation is None:
+            return f"{self.db_path} holds no complete index (no generation). Run `corpusbot index --full`."
+        return None
+
+    def _connection(self) -> store.Reader:
+        """The connection to the file at the path now, opened again when it would read another or stale file."""
+        if self._closed:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        try:
+            now = store.FileState.of(self.db_path)
+        except FileNotFoundError:
+            self._disconnect()  # keep no deleted file open: a new one at the path is opened afresh
+            raise IndexMissing(f"No index database at {self.db_path}. Run `corpusbot index` to build one.") from None
+        except OSError as error:
+            raise CorpusbotError(f"Cannot read {self.db_path}: {error.strerror or error}.") from None
+        db = self._db
+        if db is None or db.opened is None or not now.same_file(db.opened) or now.shm != db.opened.shm:
+            return self._reconnect()
+        if now.db != self._seen:
+            header = store.wal_index_header(self.db_path)
+            if header is None or header == self._wal_header:  # written, but not by SQLite: copied over in place
+                return self._reconnect()
+            self._seen, self._wal_header = now.db, header
+        return db
+
+    def _reconnect(self) -> store.Reader:
+        self._disconnect()  # closed first: the new connection must not share the old one's -shm mapping
+        db = store.connect_reader(self.db_path)
+        db.conn.isolation_level = None
+        self._db = db
+        self._reopened = True
+        self._seen = db.opened.db if db.opened else None
+        self._wal_header = store.wal_index_header(self.db_path)
+        return db
+
+    def _disconnect(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            with suppress(sqlite3.Error):
+                db.conn.close()
+
+    def _read(self, work: Callable[[store.Reader], _T]) -> _T:
+        """``work`` in one read transaction; on a SQLite error (not busy or locked) once more on a new connection."""
+        with self._lock:
+            try:
+                with self._snapshot() as db:
+                    return work(db)
+            except sqlite3.DatabaseError as error:
+                if self._closed or _busy(error):
+                    raise
+                self._disconnect()
+            with self._snapshot() as db:
+                return work(db)
 
     @contextmanager
     def _snapshot(self) -> Iterator[store.Reader]:
         """A read transaction: everything read inside sees one committed index."""
         with self._lock:
-            conn = self._db.conn
+            db = self._connection()
+            conn = db.conn
             conn.execute("BEGIN")
             try:
                 stored = self._stored_generation(conn)
-                if stored is None or stored != self._generation_text:
-                    meta = store.read_meta(self._db)
+                if stored is None or stored != self._stored or self._reopened:
+                    meta = store.read_meta(db)
                     store.check_schema(meta, self.db_path)
-                    if meta.get("generation") != self._generation:
-                        self._load(meta)
-                    self._generation_text = stored
-                yield self._db
-            finally:
+                    build = (meta.get("generation"), meta.get("build_id"))
+                    # An index written before build ids existed is loaded again whenever the file changed.
+                    if build != self._build or (build[1] is None and self._reopened):
+                        self._load(db, meta)
+                    self._stored = stored
+                    self._reopened = False
+                yield db
+            except BaseException:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            else:
                 conn.execute("COMMIT")
 
     @staticmethod
-    def _stored_generation(conn: sqlite3.Connection) -> str | None:
-        """The index generation and schema version as stored (two rows: cheaper than all metadata every question).
+    def _stored_generation(conn: sqlite3.Connection) -> tuple[str, str, str | None] | None:
+        """The index generation, schema version and build id as stored (cheaper than all metadata every question).
 
-        Every reindex changes the generation; the schema version is read too, so that a database
-        changed under the bot some other way is still checked (and refused) on the next question.
+        Every reindex changes the generation and the build id (a restore or a rebuilt file can repeat a
+        generation); the schema version is read too, so that a database changed under the bot some other
+        way is still checked (and refused) on the next question.
         """
         try:
-            rows = conn.execute(
-                "SELECT key, value FROM meta WHERE key IN ('generation', 'schema_version') ORDER BY key"
-            ).fetchall()
+            row = conn.execute(
+                "SELECT (SELECT value FROM meta WHERE key = 'generation'), "
+                "(SELECT value FROM meta WHERE key = 'schema_version'), (SELECT value FROM meta WHERE key = 'build_id')"
+            ).fetchone()
         except sqlite3.OperationalError:  # no meta table: read_meta and check_schema say what is wrong
             return None
-        return repr(rows) if len(rows) == 2 else None
+        return row if row[0] is not None and row[1] is not None else None
 
-    def _load(self, meta: dict) -> None:
-        row = self._db.execute("SELECT data FROM blobs WHERE name = 'doc_len'").fetchone()
+    def _load(self, db: store.Reader, meta: dict) -> None:
+        row = db.execute("SELECT data FROM blobs WHERE name = 'doc_len'").fetchone()
         doc_len = np.frombuffer(row[0], dtype="<u4") if row else np.zeros(1, dtype="<u4")
         n_docs = int(meta.get("n_docs", 0))
         collection = Collection(
@@ -245,18 +350,18 @@ class SearchService:
             params=BM25Params(**meta.get("bm25", {})),
         )
         self._scorer = Scorer(collection)
-        row = self._db.execute("SELECT data FROM blobs WHERE name = 'article_of'").fetchone()
+        row = db.execute("SELECT data FROM blobs WHERE name = 'article_of'").fetchone()
         self._articles = _Articles.from_arrays(np.frombuffer(row[0], dtype="<u4"), doc_len) if row else None
         self._postings_cache.clear()
         self._examples = {}
         self._tokenizer_notice = _tokenizer_notice(meta.get("tokenizer"), self.tokenizer.name)
         self._meta = meta
         self._generation = meta.get("generation")
+        self._build = (meta.get("generation"), meta.get("build_id"))
 
     @property
     def generation(self) -> int | None:
-        with self._snapshot():
-            return self._generation
+        return self._read(lambda db: self._generation)
 
     # -- questions ---------------------------------------------------------
 
@@ -264,12 +369,15 @@ class SearchService:
         """The top ``k`` passages for ``question`` after skipping ``offset``."""
         query, notices = _clean_question(question)
         parsed = parse_query(query, self.tokenizer, self.synonyms)
-        with self._snapshot() as db:
+
+        def read(db: store.Reader) -> tuple[_Ranking, dict[int, Passage], dict[str, ArticleInfo], str | None]:
             ranking = self._rank(db, parsed, offset + k + 1)
-            page = ranking.candidates[offset : offset + k]
-            passages = self._passages(db, [c.passage_id for c in page])
+            passages = self._passages(db, [c.passage_id for c in ranking.candidates[offset : offset + k]])
             articles = self._article_infos(db, {p.article_id for p in passages.values()})
-            stale = self._tokenizer_notice
+            return ranking, passages, articles, self._tokenizer_notice
+
+        ranking, passages, articles, stale = self._read(read)
+        page = ranking.candidates[offset : offset + k]
         if stale:
             notices.append(stale)
         if ranking.phrase_miss:
@@ -303,12 +411,13 @@ class SearchService:
 
     def rank(self, question: str, depth: int) -> list[tuple[str, int, float]]:
         """``(article id, passage id, score)`` of the best ``depth`` passages, best first (for evaluation)."""
+        return self._read(lambda db: self._ranked(db, question, depth))
+
+    def _ranked(self, db: store.Reader, question: str, depth: int) -> list[tuple[str, int, float]]:
         query, _ = _clean_question(question)
         parsed = parse_query(query, self.tokenizer, self.synonyms)
-        with self._snapshot() as db:
-            ranking = self._rank(db, parsed, depth)
-            ids = [c.passage_id for c in ranking.candidates[:depth]]
-            owners = self._article_ids(db, ids)
+        ranking = self._rank(db, parsed, depth)
+        owners = self._article_ids(db, [c.passage_id for c in ranking.candidates[:depth]])
         return [(owners[c.passage_id], c.passage_id, c.score) for c in ranking.candidates[:depth]]
 
     def _rank(self, db: store.Reader, parsed: ParsedQuery, depth: int) -> _Ranking:
@@ -519,22 +628,28 @@ class SearchService:
 
     def article(self, article_id: str) -> tuple[ArticleInfo, list[Passage]] | None:
         """An article and all its passages, or None when the id is unknown."""
-        with self._snapshot() as db:
+
+        def read(db: store.Reader) -> tuple[ArticleInfo, list[Passage]] | None:
             infos = self._article_infos(db, {article_id})
             if article_id not in infos:
                 return None
             return infos[article_id], self._article_passages(db, article_id)
 
+        return self._read(read)
+
     def passages_of(self, article_id: str, offset: int = 0, limit: int = 5) -> tuple[list[Passage], int]:
         """A page of an article's passages and the article's passage count."""
-        with self._snapshot() as db:
+
+        def read(db: store.Reader) -> tuple[list[Passage], int]:
             rows = db.execute(
                 "SELECT id, article_id, ordinal, start, end, text FROM passages WHERE article_id = ? "
                 "ORDER BY ordinal LIMIT ? OFFSET ?",
                 (article_id, limit, offset),
             ).fetchall()
             total = db.execute("SELECT count(*) FROM passages WHERE article_id = ?", (article_id,)).fetchone()[0]
-        return [Passage(*row) for row in rows], int(total)
+            return [Passage(*row) for row in rows], int(total)
+
+        return self._read(read)
 
     def _article_passages(self, db: store.Reader, article_id: str) -> list[Passage]:
         rows = db.execute(
@@ -545,8 +660,7 @@ class SearchService:
 
     def closest_ids(self, article_id: str, n: int = 5) -> list[str]:
         """Known article ids that look like ``article_id`` (for "did you mean")."""
-        with self._snapshot() as db:
-            ids = [row[0] for row in db.execute("SELECT id FROM articles")]
+        ids = self._read(lambda db: [row[0] for row in db.execute("SELECT id FROM articles")])
         lowered = article_id.lower()
         prefixed = [i for i in ids if i.lower().startswith(lowered) or lowered in i.lower()]
         close = difflib.get_close_matches(article_id, ids, n=n, cutoff=0.4)
@@ -557,30 +671,33 @@ class SearchService:
         terms = set(self.tokenizer.terms(words))
         if not terms:
             return []
+        return self._read(lambda db: self._matching_articles(db, words, terms, limit))
+
+    def _matching_articles(self, db: store.Reader, words: str, terms: set[str], limit: int) -> list[ArticleMatch]:
+        """``find_articles`` in one read transaction (the ranked passage ids are of the index read next)."""
         best: dict[str, float] = {}
         passage_of: dict[str, int] = {}
-        for article_id, passage_id, score in self.rank(words, depth=200):
+        for article_id, passage_id, score in self._ranked(db, words, depth=200):
             best.setdefault(article_id, score)
             passage_of.setdefault(article_id, passage_id)
-        with self._snapshot() as db:
-            whole = self._holding_a_whole_word(db, words, list(passage_of.values()))
-            best = {article_id: score for article_id, score in best.items() if passage_of[article_id] in whole}
-            title_ids = [
-                row[0]
-                for row in db.execute("SELECT id, title FROM articles")
-                if terms <= set(self.tokenizer.terms(row[1] or ""))
-            ]
-            infos = self._article_infos(db, set(title_ids) | set(best))
-            counts = (
-                dict(
-                    db.execute(
-                        f"SELECT id, passage_count FROM articles WHERE id IN ({','.join('?' * len(infos))})",
-                        list(infos),
-                    ).fetchall()
-                )
-                if infos
-                else {}
+        whole = self._holding_a_whole_word(db, words, list(passage_of.values()))
+        best = {article_id: score for article_id, score in best.items() if passage_of[article_id] in whole}
+        title_ids = [
+            row[0]
+            for row in db.execute("SELECT id, title FROM articles")
+            if terms <= set(self.tokenizer.terms(row[1] or ""))
+        ]
+        infos = self._article_infos(db, set(title_ids) | set(best))
+        counts = (
+            dict(
+                db.execute(
+                    f"SELECT id, passage_count FROM articles WHERE id IN ({','.join('?' * len(infos))})",
+                    list(infos),
+                ).fetchall()
             )
+            if infos
+            else {}
+        )
         ordered = sorted(infos, key=lambda i: (i not in title_ids, -best.get(i, 0.0), i))
         return [
             ArticleMatch(infos[i], best.get(i, 0.0), i in title_ids, int(counts.get(i, 0))) for i in ordered[:limit]
@@ -608,11 +725,14 @@ class SearchService:
 
     def example_questions(self, n: int = 3) -> list[str]:
         """Example questions built from article titles (for help texts)."""
-        with self._snapshot() as db:
+
+        def read(db: store.Reader) -> list[str]:
             if n not in self._examples:
                 titles = self._longest_article_titles(db, n)
                 self._examples[n] = [f"What does the corpus say about {t.rstrip('.…')}?" for t in titles if t]
             return list(self._examples[n])
+
+        return self._read(read)
 
     def _longest_article_titles(self, db: store.Reader, n: int) -> list[str]:
         """Titles of the ``n`` articles with the most passages (ties: the earlier indexed first).
@@ -639,11 +759,12 @@ class SearchService:
     # -- stats -------------------------------------------------------------
 
     def stats(self) -> Stats:
-        with self._snapshot() as db:
-            meta = self._meta
-            articles, passages = db.execute(
-                "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM passages)"
-            ).fetchone()
+        meta, (articles, passages) = self._read(
+            lambda db: (
+                self._meta,
+                db.execute("SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM passages)").fetchone(),
+            )
+        )
         size = sum(os.path.getsize(p) for p in (self.db_path, Path(f"{self.db_path}-wal")) if os.path.exists(p))
         return Stats(
             articles=int(articles),

@@ -177,3 +177,11 @@ def test_tokens_and_secrets_are_masked_in_logs(caplog: pytest.LogCaptureFixture)
     for secret in (BOT_TOKEN, APP_TOKEN, "abcdef0123456789", "xoxp-9-8-7"):
         assert secret not in text
     assert "xoxb-[redacted]" in text and "xapp-[redacted]" in text and "short word" in text
+
+
+def test_the_state_database_is_read_from_corpusbot_state_db() -> None:
+    assert config.state_db_path({}) is None  # beside the index
+    assert config.state_db_path({"CORPUSBOT_STATE_DB": "  "}) is None
+    assert config.state_db_path({"CORPUSBOT_STATE_DB": " /data/state.db "}) == "/data/state.db"
+    assert config.settings_from_env(env(CORPUSBOT_STATE_DB="s.db")).state_db_path == "s.db"
+    assert config.settings_from_env(env()).state_db_path is None

@@ -2,7 +2,10 @@
 
 Messages from bots (this one included) and message subtypes (edits, joins,
 deletions...) are ignored. Every other event is acknowledged with 200 and
-dropped, so Slack never retries it.
+dropped, so Slack never retries it. Fields Slack would never send (a ``text``
+that is a number, a ``user`` that is a list) are ignored with one log line:
+a mention without readable text gets the how-to-ask reply, a message without a
+readable user is not answered.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from typing import Any
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
-from corpusbot.bot.slack import replies
+from corpusbot.bot.slack import payloads, replies
 from corpusbot.bot.slack.blocks import Message
-from corpusbot.bot.slack.listeners import after_ack
+from corpusbot.bot.slack.listeners import after_ack, note_problems, replying
 from corpusbot.bot.slack.mrkdwn import decode_incoming
+from corpusbot.bot.slack.payloads import ChatEvent
 from corpusbot.bot.slack.runtime import Runtime, runtime_of
 
 log = logging.getLogger("corpusbot.slack")
@@ -32,47 +36,51 @@ def register(app: App) -> None:
 
 @after_ack
 def on_mention(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-    channel = event.get("channel")
-    if _from_a_bot(event) or not channel or channel.startswith("D"):  # DMs are answered by on_message
+    mention = payloads.chat_event(event)
+    note_problems("app_mention", mention.problems)
+    channel = mention.channel
+    if mention.from_a_bot or not channel or channel.startswith("D"):  # DMs are answered by on_message
         return
-    thread = event.get("thread_ts") or event.get("ts")
-    answer_question(runtime_of(context), client, event, channel, thread, context.bot_user_id)
+    answer_question(runtime_of(context), client, mention, channel, mention.thread_ts or mention.ts, context.bot_user_id)
 
 
 @after_ack
 def on_message(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-    channel = event.get("channel")
-    if event.get("channel_type") != "im" or _from_a_bot(event) or not channel:
+    message = payloads.chat_event(event)
+    note_problems("message", message.problems)
+    channel = message.channel
+    if message.channel_type != "im" or message.from_a_bot or not channel:
         return
-    answer_question(runtime_of(context), client, event, channel, event.get("thread_ts"), context.bot_user_id)
+    answer_question(runtime_of(context), client, message, channel, message.thread_ts, context.bot_user_id)
 
 
 @after_ack
 def on_home_opened(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-    user = event.get("user")
-    if event.get("tab", "home") != "home" or not user:
+    opened = payloads.home_opened(event)
+    note_problems("app_home_opened", opened.problems)
+    if opened.tab != "home" or not opened.user:
         return
-    client.views_publish(user_id=user, view=replies.home(runtime_of(context), user))
+    client.views_publish(user_id=opened.user, view=replies.home(runtime_of(context), opened.user))
 
 
 def ignore_other_event(event: dict[str, Any]) -> None:
     log.debug("Ignoring a %s event", event.get("type"))
 
 
-def _from_a_bot(event: dict[str, Any]) -> bool:
-    return bool(event.get("bot_id") or event.get("subtype") or not event.get("user"))
-
-
 def answer_question(
-    rt: Runtime, client: WebClient, event: dict[str, Any], channel: str, thread_ts: str | None, bot_user_id: str | None
+    rt: Runtime, client: WebClient, event: ChatEvent, channel: str, thread_ts: str | None, bot_user_id: str | None
 ) -> None:
-    gate = rt.admit(event.get("user"), channel)
-    if not gate.allowed:
-        if gate.reply is not None:
-            post(client, channel, thread_ts, gate.reply)
-        return
-    question = decode_incoming(event.get("text") or "", bot_user_id)
-    post(client, channel, thread_ts, replies.answer(rt, question) if question else replies.usage(rt))
+    def send(message: Message) -> None:
+        post(client, channel, thread_ts, message)
+
+    with replying(rt, f"{event.type} answer", send):
+        gate = rt.admit(event.user, channel)
+        if not gate.allowed:
+            if gate.reply is not None:
+                send(gate.reply)
+            return
+        question = decode_incoming(event.text, bot_user_id)
+        send(replies.answer(rt, question) if question else replies.usage(rt))
 
 
 def post(client: WebClient, channel: str, thread_ts: str | None, message: Message) -> None:

@@ -6,12 +6,13 @@ through the command's ``response_url`` from the listener pool.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from slack_bolt import App, BoltContext
 
-from corpusbot.bot.slack import replies
-from corpusbot.bot.slack.listeners import after_ack
+from corpusbot.bot.slack import payloads, replies
+from corpusbot.bot.slack.listeners import after_ack, note_problems, replying
 from corpusbot.bot.slack.mrkdwn import decode_incoming
 from corpusbot.bot.slack.runtime import runtime_of
 
@@ -24,28 +25,34 @@ def register(app: App) -> None:
 @after_ack
 def on_ask(command: dict[str, Any], context: BoltContext) -> None:
     rt = runtime_of(context)
-    text = decode_incoming(command.get("text") or "")
-    url = command.get("response_url")
-    if text.lower() in ("", "help"):
-        rt.responder.ephemeral(url, replies.usage(rt))
-        return
-    if text.lower() in replies.ADMIN_COMMANDS:
-        replies.admin(rt, command.get("user_id"), text.lower(), lambda message: rt.responder.ephemeral(url, message))
-        return
-    gate = rt.admit(command.get("user_id"), command.get("channel_id"))
-    if gate.allowed:
-        rt.responder.ephemeral(url, replies.answer(rt, text, shareable=True))
-    elif gate.reply is not None:
-        rt.responder.ephemeral(url, gate.reply)
+    ask = payloads.slash_command(command)
+    note_problems("/ask", ask.problems)
+    send = partial(rt.responder.ephemeral, ask.response_url)
+    with replying(rt, "/ask", send):
+        text = decode_incoming(ask.text)
+        if text.lower() in ("", "help"):
+            send(replies.usage(rt))
+            return
+        if text.lower() in replies.ADMIN_COMMANDS:
+            replies.admin(rt, ask.user_id, text.lower(), send)
+            return
+        gate = rt.admit(ask.user_id, ask.channel_id)
+        if gate.allowed:
+            send(replies.answer(rt, text, shareable=True))
+        elif gate.reply is not None:
+            send(gate.reply)
 
 
 @after_ack
 def on_article(command: dict[str, Any], context: BoltContext) -> None:
     rt = runtime_of(context)
-    text = decode_incoming(command.get("text") or "")
-    url = command.get("response_url")
-    gate = rt.admit(command.get("user_id"), command.get("channel_id"))
-    if gate.allowed:
-        rt.responder.ephemeral(url, replies.article(rt, text))
-    elif gate.reply is not None:
-        rt.responder.ephemeral(url, gate.reply)
+    article = payloads.slash_command(command)
+    note_problems("/article", article.problems)
+    send = partial(rt.responder.ephemeral, article.response_url)
+    with replying(rt, "/article", send):
+        text = decode_incoming(article.text)
+        gate = rt.admit(article.user_id, article.channel_id)
+        if gate.allowed:
+            send(replies.article(rt, text))
+        elif gate.reply is not None:
+            send(gate.reply)

@@ -125,3 +125,39 @@ def test_serve_stops_on_a_signal_even_when_started_with_sigint_ignored(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_index_from_installs_the_published_snapshot_before_answering(
+    slack: FakeSlack, sample_db: Path, tmp_path: Path, workers: int
+) -> None:
+    from corpusbot.index.maintenance.snapshots import publish_snapshot
+
+    published = tmp_path / "published"
+    published.mkdir()
+    publish_snapshot(sample_db, str(published))
+    local = tmp_path / "host" / "corpusbot.db"
+    local.parent.mkdir()
+    port = free_port()
+    env = {**os.environ, **environment(slack, local)}
+    env.pop("SLACK_APP_TOKEN", None)
+    command = [sys.executable, "-c", "from corpusbot.bot.cli import main; main()", "serve", "--port", str(port)]
+    command += ["--db", str(local), "--index-from", str(published), "--workers", str(workers)]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_until_healthy(port, process, timeout=60)
+        bot = Bot("127.0.0.1", port, app=None, runtime=None, slack=slack, executor=None)  # type: ignore[arg-type]
+        assert bot.command("/ask", "who is on the US delegation?").status == 200
+        [reply] = slack.wait_for("response_url")
+        assert "Treasury Secretary Becente" in reply.body["blocks"][1]["text"]["text"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            _, logs = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, logs = process.communicate()
+    assert "No index at" not in logs  # the snapshot came first: the bundled sample was never indexed here
+    assert "Traceback" not in logs

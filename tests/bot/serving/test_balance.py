@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from waitress import create_server, wasyncore
 
 from corpusbot.bot.serving import balance
-from corpusbot.bot.serving.balance import ABSENT, RECHECK_SECONDS, Board, Seat
+from corpusbot.bot.serving.balance import ABSENT, HEARTBEAT_SECONDS, RECHECK_SECONDS, STALE_SECONDS, Board, Seat
 from corpusbot.bot.serving.prefork import bind
 from corpusbot.bot.slack import replies
 from corpusbot.bot.slack.runtime import InProgress
@@ -166,3 +167,45 @@ def test_an_ask_counts_as_in_progress_from_its_arrival_until_its_answer_was_post
         assert bot.runtime.in_progress.count == 0
     assert slack.wait_for("response_url")
     assert max(new for _, new in counts) == 2  # the request being acknowledged and its listener overlap
+
+
+def test_a_worker_that_stopped_beating_is_not_waited_for() -> None:
+    board = Board(2, stale_after=0.5)
+    try:
+        first, second = Seat(board, 0), Seat(board, 1)
+        first.join()
+        second.join()
+        first.report(0, 3)  # busier than its idle sibling: it does not listen...
+        assert not first.may_accept()
+        board.beats[1] -= 10  # ...until the sibling's heartbeat is old (stopped, hung): it is left out
+        assert board.silent_for(1) >= 10
+        assert first.may_accept() and second.may_accept()
+        board.beat(1)  # beating again (SIGCONT): waited for again
+        assert not first.may_accept() and second.may_accept()
+    finally:
+        board.close()
+
+
+def test_a_worker_busy_computing_still_beats_from_its_thread() -> None:
+    board = Board(2)
+    try:
+        pid = os.fork()
+        if pid == 0:  # a worker whose main thread computes for a while, holding the GIL between switches
+            status = 1
+            try:
+                balance.take_seat(board, 1)
+                until = time.monotonic() + 2.0
+                while time.monotonic() < until:
+                    sum(range(10_000))
+                status = 0
+            finally:
+                os._exit(status)
+        time.sleep(0.3)
+        silences = []
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            silences.append(board.silent_for(1))
+            time.sleep(0.05)
+        print(f"longest silence of a computing worker: {max(silences) * 1000:.0f} ms (beat every {HEARTBEAT_SECONDS}s)")
+        assert silences and max(silences) < STALE_SECONDS
+    finally:
+        board.close()

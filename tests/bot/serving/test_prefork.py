@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -22,6 +23,7 @@ import pytest
 
 from corpusbot.bot import config
 from corpusbot.bot.cli import cli
+from corpusbot.bot.serving import prefork
 from tests.support.fake_slack import BOT_USER_ID, TEAM_ID, FakeSlack
 from tests.support.slack_harness import environment, sign
 
@@ -338,3 +340,66 @@ def test_mixed_load_on_two_workers_with_a_reindex_loses_and_duplicates_nothing(t
     assert report.server_error_lines == 0 and report.reindex_failures == 0
     assert report.metrics_workers == 2 and report.metrics_requests_total == 60  # summed over both workers
     assert len(report.done_ms) == 4 and not report.failed
+
+
+class SlowSlack(FakeSlack):
+    """A Slack whose Web API and response_url take ``delay`` seconds to answer a reply (a slow day at Slack)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def _record(self, call) -> None:
+        if call.method in ("chat.postMessage", "response_url"):
+            time.sleep(self.delay)
+        super()._record(call)
+
+
+FROZEN_ASKS = 40
+IN_FLIGHT = 8
+SLACK_ACK_SECONDS = 3.0  # Slack's limit
+
+
+def test_a_frozen_worker_stalls_no_acks_and_is_replaced(sample_db: Path, tmp_path: Path) -> None:
+    with SlowSlack(delay=2.5) as slack:
+        served = Served(slack, sample_db, tmp_path, workers=2)
+        frozen = 0
+        try:
+            served.wait_healthy()
+            parent = served.process.pid
+            workers = served.worker_pids(2)
+            frozen = min(workers)
+            os.kill(frozen, signal.SIGSTOP)  # stuck: it neither accepts nor beats, its count stays where it was
+            stopped_at = time.monotonic()
+
+            def ask(number: int) -> tuple[int, int, float]:
+                began = time.monotonic()
+                status, pid = served.ask(slack, "rare earth", hook=f"frozen-{number}")
+                return status, pid, time.monotonic() - began
+
+            with ThreadPoolExecutor(IN_FLIGHT) as pool:
+                results = list(pool.map(ask, range(FROZEN_ASKS)))
+            in_time = sum(1 for status, _, seconds in results if status == 200 and seconds < SLACK_ACK_SECONDS)
+            slowest = max(seconds for *_, seconds in results)
+            print(f"{in_time} of {FROZEN_ASKS} acknowledged within 3 s with a frozen worker; slowest {slowest:.2f} s")
+            assert in_time >= FROZEN_ASKS - 2
+            assert frozen not in {pid for _, pid, _ in results}
+
+            assert wait_until(
+                lambda: not running(frozen) and len(children_of(parent) - workers) == 1,
+                timeout=prefork.STUCK_TIMEOUT_SECONDS + 10,
+            ), "the frozen worker was not replaced"
+            replaced_after = time.monotonic() - stopped_at
+            print(f"frozen worker replaced {replaced_after:.1f} s after it stopped")
+            replacement = children_of(parent) - workers
+            assert served.worker_pids(2) == (workers - {frozen}) | replacement
+            slack.wait_for("response_url", FROZEN_ASKS, timeout=30)  # every ask was answered too
+            code, logs = served.stop(signal.SIGTERM)
+            assert code == 0, logs
+            assert f"(pid {frozen}) sent no heartbeat for" in logs
+            assert f"(pid {frozen}) was killed by SIGKILL; restarting it" in logs
+            assert "Traceback" not in logs
+        finally:
+            if frozen and running(frozen):
+                os.kill(frozen, signal.SIGKILL)
+            served.kill()

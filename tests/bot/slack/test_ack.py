@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from corpusbot.bot.ops.requestctx import current_request_id
-from corpusbot.bot.slack import replies
+from corpusbot.bot.slack import blocks, replies
 from tests.support.fake_slack import FakeSlack
 from tests.support.slack_harness import running_bot
 
@@ -54,7 +54,7 @@ class _RequestIds(logging.Handler):
         self.seen.append((record, current_request_id()))
 
 
-def test_a_failure_after_the_ack_is_logged_with_the_request_id(
+def test_a_failure_after_the_ack_is_logged_with_the_request_id_and_the_user_told(
     slack: FakeSlack, sample_db: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     def broken_answer(*args, **kwargs):
@@ -72,8 +72,9 @@ def test_a_failure_after_the_ack_is_logged_with_the_request_id(
     finally:
         logger.removeHandler(handler)
     [(error, error_request)] = [(r, rid) for r, rid in handler.seen if r.levelno == logging.ERROR]
-    assert error.getMessage().startswith("Unexpected error in the Slack listener on_ask: RuntimeError")
+    assert error.getMessage().startswith("/ask failed: RuntimeError('the answer broke')")
     assert error.exc_info is not None and error.threadName != "MainThread"
     [access] = [r for r, _ in handler.seen if getattr(r, "kind", None) == "ask"]
     assert error_request is not None and error_request == access.request_id
-    assert slack.calls_to("response_url") == []
+    [reply] = slack.calls_to("response_url")
+    assert reply.body["text"] == blocks.unavailable().text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,6 @@ import pytest
 from corpusbot.bot.cli import cli
 from corpusbot.bot.slack import blocks
 from corpusbot.bot.slack.mrkdwn import escape
-from corpusbot.bot.state import read_feedback
 from corpusbot.index import SearchService, index_corpus
 from corpusbot.index.corpus.discover import BUNDLED
 from corpusbot.index.engine import store
@@ -506,10 +506,15 @@ def test_a_rate_limited_slack_api_call_is_retried_and_the_reply_arrives(bot: Bot
     assert len(slack.calls_to("response_url (failed)")) == 1
 
 
-def test_feedback_table_sits_beside_the_index_tables(bot: Bot, db: Path) -> None:
-    connection = store.connect(db)
-    tables = set(connection.table_names())
-    connection.conn.close()
-    assert {"bot_feedback", "bot_seen_events"} <= tables
+def test_feedback_and_seen_events_live_in_the_state_database_beside_the_index(bot: Bot, db: Path) -> None:
+    index = store.connect(db)
+    tables = set(index.table_names())
+    index.conn.close()
     assert {"articles", "passages", "terms"} <= tables
-    assert read_feedback(store.connect(db)) == []
+    assert not {"bot_feedback", "bot_seen_events"} & tables  # a reindex's write lock never delays an ack
+    state = sqlite3.connect(db.with_name(db.stem + "-state.db"))
+    try:
+        names = {row[0] for row in state.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        state.close()
+    assert {"bot_feedback", "bot_seen_events"} <= names

@@ -6,6 +6,7 @@ Socket Mode client would, and the acknowledgements are captured.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +91,32 @@ def test_socket_mode_without_an_app_token_is_refused(socket_app) -> None:
     settings, app, _ = socket_app
     with pytest.raises(ValueError, match="SLACK_APP_TOKEN"):
         socket_mode_handler(app, config.Settings(bot_token=settings.bot_token))
+
+
+def test_an_envelope_that_is_not_a_slack_payload_is_acknowledged_and_dropped_in_one_line(
+    socket_app, slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings, app, executor = socket_app
+    handler = socket_mode_handler(app, settings)
+    client = CapturingClient()
+    caplog.set_level(logging.INFO)
+    garbage = {"type": "event_callback", "event_id": "Ev0SOCK02", "event": "hello"}
+    handler.handle(client, SocketModeRequest("events_api", "env-garbage", garbage))
+    executor.wait_idle()
+    assert [ack.envelope_id for ack in client.acks] == ["env-garbage"]  # acknowledged: Slack does not resend it
+    assert slack.replies() == []
+    assert not [record for record in caplog.records if record.exc_info]
+    assert any(r.getMessage().startswith("Rejected a Slack envelope: not a Slack payload") for r in caplog.records)
+
+
+def test_an_integer_event_id_retried_in_socket_mode_is_answered_once(socket_app, slack: FakeSlack) -> None:
+    settings, app, executor = socket_app
+    handler = socket_mode_handler(app, settings)
+    client = CapturingClient()
+    for attempt in (None, 1):
+        request = envelope("unused", retry_attempt=attempt)
+        request.payload["event_id"] = 987654321
+        handler.handle(client, request)
+    executor.wait_idle()
+    assert len(client.acks) == 2
+    assert len(slack.calls_to("chat.postMessage")) == 1

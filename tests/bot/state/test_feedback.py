@@ -7,14 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from corpusbot.bot.state.feedback import Feedback, FeedbackLog, read_feedback
+from corpusbot.bot.state import database
+from corpusbot.bot.state.feedback import Feedback, FeedbackLog, read_feedback, stored_feedback
 from corpusbot.index import index_corpus
 from corpusbot.index.corpus.discover import BUNDLED
 from corpusbot.index.engine import store
 
 
-def test_feedback_round_trips_newest_first(sample_db: Path) -> None:
-    log = FeedbackLog(sample_db)
+@pytest.fixture
+def state(sample_db: Path) -> Path:
+    return database.prepare(sample_db)
+
+
+def test_feedback_round_trips_newest_first(state: Path) -> None:
+    log = FeedbackLog(state)
     log.add(Feedback("U1", "C1", "helpful", "who is on the US delegation?", ("a ¶1", "b ¶2")))
     stored = log.add(Feedback("U2", None, "not_helpful", "rare earth", (), offset=3))
     assert stored.id is not None and stored.created_at
@@ -30,20 +36,18 @@ def test_feedback_round_trips_newest_first(sample_db: Path) -> None:
     log.close()
 
 
-def test_a_given_time_is_kept(sample_db: Path) -> None:
-    log = FeedbackLog(sample_db)
+def test_a_given_time_is_kept(state: Path) -> None:
+    log = FeedbackLog(state)
     stored = log.add(Feedback("U1", None, "helpful", "q", (), created_at="2025-01-02T03:04:05+00:00"))
     assert stored.created_at == "2025-01-02T03:04:05+00:00" == log.read()[0].created_at
     log.close()
 
 
-def test_feedback_survives_a_reindex(sample_db: Path) -> None:
-    log = FeedbackLog(sample_db)
+def test_feedback_survives_a_reindex(sample_db: Path, state: Path) -> None:
+    log = FeedbackLog(state)
     log.add(Feedback("U1", "C1", "helpful", "q", ()))
     index_corpus(sample_db, [BUNDLED], full=True)
-    db = store.connect(sample_db)
-    assert [r.user_id for r in read_feedback(db)] == ["U1"]
-    db.conn.close()
+    assert [r.user_id for r in stored_feedback(sample_db)] == ["U1"]
     log.close()
 
 
@@ -52,6 +56,8 @@ def test_a_database_the_bot_never_used_has_no_feedback(sample_db: Path) -> None:
     assert "bot_feedback" not in db.table_names()
     assert read_feedback(db) == []
     db.conn.close()
+    assert stored_feedback(sample_db) == []
+    assert not database.state_path(sample_db).exists()  # reading made nothing
 
 
 def test_feedback_as_json() -> None:
