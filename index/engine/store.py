@@ -45,7 +45,7 @@ def connect(path: str | os.PathLike[str], *, create: bool = False, readonly: boo
     """Open the database; ``create`` makes a new file (owner-only permissions)."""
     import sqlite_utils
 
-    return sqlite_utils.Database(_open(path, create=create, readonly=readonly))
+    return sqlite_utils.Database(_open(path, create=create, readonly=readonly, only_reads=readonly))
 
 
 def connect_reader(path: str | os.PathLike[str]) -> Reader:
@@ -56,7 +56,7 @@ def connect_reader(path: str | os.PathLike[str]) -> Reader:
     """
     for _ in range(_OPEN_ATTEMPTS):
         before = _file_state(path)
-        reader = Reader(_open(path, create=False, readonly=False))
+        reader = Reader(_open(path, create=False, readonly=False, only_reads=True))
         after = _file_state(path)
         if after.same_file(before):
             # The state from before opening: a change while the connection opened counts as a change next time.
@@ -138,7 +138,16 @@ def connect_plain(path: str | os.PathLike[str], *, create: bool = False) -> Conn
     return Connection(_open(path, create=create, readonly=False))
 
 
-def _open(path: str | os.PathLike[str], *, create: bool, readonly: bool) -> sqlite3.Connection:
+def _open(
+    path: str | os.PathLike[str], *, create: bool, readonly: bool, only_reads: bool = False
+) -> sqlite3.Connection:
+    """A connection to ``path``; ``only_reads``: the caller never writes, so a read-only place may do.
+
+    In WAL mode even a reader needs the ``-shm`` file beside the database; in a folder it may not write
+    (a read-only mount, a snapshot, a file owned by another user) SQLite cannot make it. A reader then
+    opens the file as immutable when no write-ahead log holds data the file lacks; otherwise the error
+    says "read-only" and what to do.
+    """
     db_path = Path(path)
     if not db_path.exists():
         if not create:
@@ -164,6 +173,10 @@ def _open(path: str | os.PathLike[str], *, create: bool, readonly: bool) -> sqli
     except sqlite3.DatabaseError as error:
         if conn is not None:  # closed now, not when the traceback is collected: it may hold the file's -shm mapped
             conn.close()
+        if _read_only_place(error, db_path):
+            if only_reads and not _log_holds_data(db_path):
+                return _open_immutable(db_path)
+            raise CorpusbotError(_read_only_advice(db_path, only_reads)) from None
         if "locked" in str(error) or "busy" in str(error):  # in use, not damaged
             raise CorpusbotError(
                 f"{db_path} is locked by another process ({error}). Try again when it finishes."
@@ -173,6 +186,46 @@ def _open(path: str | os.PathLike[str], *, create: bool, readonly: bool) -> sqli
             "If the file is damaged, move it aside and run `corpusbot index --full`, or restore a backup."
         ) from None
     return conn
+
+
+def _read_only_place(error: sqlite3.DatabaseError, db_path: Path) -> bool:
+    message = str(error)
+    if "readonly" not in message and "read-only" not in message and "unable to open" not in message:
+        return False
+    return not os.access(db_path.parent, os.W_OK) or not os.access(db_path, os.W_OK)
+
+
+def _log_holds_data(db_path: Path) -> bool:
+    try:
+        return os.stat(f"{db_path}-wal").st_size > 0
+    except FileNotFoundError:
+        return False
+
+
+def _open_immutable(db_path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as error:
+        conn.close()
+        raise CorpusbotError(
+            f"Cannot open {db_path} as a corpusbot database ({error}). "
+            "If the file is damaged, move it aside and run `corpusbot index --full`, or restore a backup."
+        ) from None
+    return conn
+
+
+def _read_only_advice(db_path: Path, only_reads: bool) -> str:
+    if not only_reads:
+        return (
+            f"The database {db_path} is read-only here (the file or its folder {db_path.parent} is not writable). "
+            "Check their permissions, or set CORPUSBOT_DB to a writable place."
+        )
+    return (
+        f"The database {db_path} is in a read-only place and its write-ahead log ({db_path}-wal) holds changes "
+        "that SQLite can only read with a -shm file it cannot create there. Make the folder writable, "
+        "or run `corpusbot backup COPY` where it is writable and use the copy."
+    )
 
 
 class Reader:

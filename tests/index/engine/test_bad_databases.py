@@ -329,3 +329,28 @@ def test_secrets_never_appear_in_database_errors(
     assert_clean_error(result)
     for value in SECRETS.values():
         assert value not in result.output
+
+
+def test_a_database_in_a_read_only_folder_is_read_and_a_reindex_says_read_only(tmp_path: Path) -> None:
+    # A read-only mount or a snapshot: SQLite cannot create the -shm a WAL database needs even for reading.
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    db = folder / "corpusbot.db"
+    index_corpus(db, [BUNDLED])
+    assert not Path(f"{db}-wal").exists()  # a clean close leaves no log behind
+    db.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        for args in (["ask", "who is on the US delegation?"], ["stats"], ["article", "trade"], ["check"]):
+            result = run_bound_by_permissions([*args, "--db", str(db)], tmp_path)
+            assert result.returncode == 0, (args, result.stderr)
+        ask = run_bound_by_permissions(["ask", "--db", str(db), "who is on the US delegation?"], tmp_path)
+        assert "Becente" in ask.stdout
+        copy = run_bound_by_permissions(["backup", str(tmp_path / "copy.db"), "--db", str(db)], tmp_path)
+        assert copy.returncode == 0, copy.stderr
+        reindex = run_bound_by_permissions(["index", "--db", str(db)], tmp_path)
+        assert reindex.returncode == 1
+        assert "read-only" in reindex.stderr and "Traceback" not in reindex.stderr
+        assert sorted(p.name for p in folder.iterdir()) == ["corpusbot.db"]  # nothing written beside it
+    finally:
+        folder.chmod(0o755)
