@@ -109,6 +109,42 @@ def _check_target(source: Path, target: Path, force: bool) -> None:
             raise CorpusbotError(f"{target} already exists; give another name, or add --force to overwrite it.")
 
 
+def copy_database(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> int:
+    """A consistent copy of any SQLite database (one read snapshot), written like an index backup; its bytes.
+
+    For files beside the index that are not an index (the bot's state database): no index checks.
+    """
+    source, target = Path(source), Path(target)
+    src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
+    partial = target.parent / f".{target.name}.{os.getpid()}.partial"
+    try:
+        os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        dst = sqlite3.connect(partial)
+        try:
+            src.backup(dst, pages=-1)
+            dst.execute("PRAGMA journal_mode = DELETE")
+            dst.commit()
+        finally:
+            dst.close()
+        with open(partial, "rb+") as handle:
+            os.fsync(handle.fileno())
+        if _has_journal_or_database(target):
+            write_into(partial, target)
+            partial.unlink()
+        else:
+            os.replace(partial, target)
+    except sqlite3.DatabaseError as error:
+        raise CorpusbotError(f"Cannot copy {source} to {target}: {error}.") from None
+    except OSError as error:
+        raise CorpusbotError(f"Cannot write {target}: {error.strerror or error}.") from None
+    finally:
+        src.close()
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    _sync_folder(target.parent)
+    return target.stat().st_size
+
+
 def _has_journal_or_database(target: Path) -> bool:
     if any(Path(f"{target}{suffix}").exists() for suffix in ("-wal", "-shm", "-journal")):
         return True

@@ -36,3 +36,32 @@ def test_a_file_that_is_no_backup_is_refused(runner: CliRunner, sample_db: Path,
     assert result.exit_code == 1
     assert "nothing was restored" in result.output
     assert "Traceback" not in result.output
+
+
+def test_backup_also_copies_the_bots_state_database(runner: CliRunner, sample_db: Path, tmp_path: Path) -> None:
+    from corpusbot.bot.state import BotState, Feedback
+
+    state = BotState(sample_db)
+    try:
+        state.add_feedback(
+            Feedback(
+                user_id="U0ALICE1",
+                channel_id="C0GENERAL",
+                verdict="helpful",
+                question="who is on the US delegation?",
+                passages=("000-6b3987004aa82828:3",),
+            )
+        )
+    finally:
+        state.close()
+    backup = tmp_path / "backups" / "nightly.db"
+    backup.parent.mkdir()
+    result = runner.invoke(cli, ["backup", str(backup), "--db", str(sample_db), "--json"])
+    assert result.exit_code == 0, result.output
+    copy = backup.with_name("nightly-state.db")
+    assert json.loads(result.output)["state"] == str(copy)
+    feedback = runner.invoke(cli, ["feedback", "--json", "--db", str(backup)])
+    assert feedback.exit_code == 0, feedback.output
+    assert "who is on the US delegation?" in feedback.output
+    again = runner.invoke(cli, ["backup", str(backup), "--db", str(sample_db)])
+    assert again.exit_code == 1 and "already exists" in again.output
