@@ -28,7 +28,8 @@ def index(paths: tuple[str, ...], full: bool, verify: bool, db_path: str, as_jso
 
     Example: corpusbot index ~/articles
     """
-    summary = index_corpus(db_path, list(paths) or None, full=full, progress=indexing_progress)
+    with indexing_progress() as progress:
+        summary = index_corpus(db_path, list(paths) or None, full=full, on_progress=progress)
     report = check_database(db_path) if verify else None
     if as_json:
         echo_json({**summary.to_json(), **({"check": report.to_json()} if report else {})})

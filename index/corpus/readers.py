@@ -3,17 +3,23 @@
 Each reader gets the file's bytes and returns the articles it found plus the
 problems it met (a file-level problem means the file is skipped; a line-level
 one in JSONL skips just that line).
+
+A UTF-8 JSONL file can also be read as a stream (:class:`JsonlStream`): a part
+of whole lines at a time goes through :func:`read_file` (as :class:`JsonlLines`),
+so memory holds one part, not the file, however large it is.
 """
 
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from corpusbot.index.models import Article
 
@@ -59,6 +65,8 @@ def read_file(path: Path, data: bytes, article_id: str) -> ReadResult:
 
 
 def _read(path: Path, data: bytes, article_id: str) -> ReadResult:
+    if isinstance(data, JsonlLines):  # a part of a JSONL file, read as that part of the whole
+        return _read_jsonl(path, unicodedata.normalize("NFC", data.decode("utf-8")), data.first_line, whole_file=False)
     suffix = path.suffix.lower()
     if not data.strip():
         raise Unreadable("empty file")
@@ -343,11 +351,15 @@ def _link(soup: BeautifulSoup, rel: str) -> str | None:
     return str(tag["href"]).strip() if tag and tag.get("href") else None
 
 
-def _read_jsonl(path: Path, text: str) -> ReadResult:
+def _read_jsonl(path: Path, text: str, first_line: int = 1, *, whole_file: bool = True) -> ReadResult:
+    """The articles of JSONL ``text``, whose first line is line ``first_line`` of the file.
+
+    ``whole_file``: the text is the whole file, which is unreadable if no line is usable.
+    """
     result = ReadResult()
     # JSON Lines are separated by \n only: str.splitlines would also split at U+2028 or U+0085,
     # which JSON allows unescaped inside strings.
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(text.split("\n"), start=first_line):
         if not line.strip():
             continue
         try:
@@ -386,9 +398,151 @@ def _read_jsonl(path: Path, text: str) -> ReadResult:
                 path=f"{path}:{number}",
             )
         )
-    if not result.articles and result.problems:
-        raise Unreadable("no usable lines: " + "; ".join(result.problems[:3]))
+    if whole_file and not result.articles and result.problems:
+        raise _no_usable_lines(result.problems)
     return result
+
+
+def _no_usable_lines(problems: list[str]) -> Unreadable:
+    return Unreadable("no usable lines: " + "; ".join(problems[:3]))
+
+
+JSONL_PART_BYTES = 4 << 20  # JsonlStream hands read_file parts of about this many bytes
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class JsonlLines(bytes):
+    """Whole consecutive lines of a UTF-8 JSONL file, joined by newlines; the first is line ``first_line``.
+
+    :func:`read_file` reads them as that part of the file: their lines are numbered from
+    ``first_line``, and a part without a usable line is no error (whether the whole file is
+    empty or unusable is for the reader of all its parts to say, :class:`JsonlStream`).
+    """
+
+    first_line: int
+
+    def __new__(cls, data: bytes, first_line: int = 1) -> JsonlLines:
+        lines = super().__new__(cls, data)
+        lines.first_line = first_line
+        return lines
+
+
+class NotUtf8(Exception):
+    """A file read by :class:`JsonlStream` turned out not to be UTF-8 (or plain UTF-8 with a NUL byte).
+
+    Its encoding is then guessed from the whole file, as :func:`read_file` does with the file's bytes.
+    """
+
+
+class JsonlStream:
+    """The articles of a UTF-8 JSONL file, read lazily: one part of whole lines at a time.
+
+    Iterating yields ``(article, line hash)``, parsing the next part of about
+    ``JSONL_PART_BYTES`` (through :func:`read_file`, as :class:`JsonlLines`) only when
+    the articles of the previous one have been taken. The result equals reading the
+    whole file with :func:`read_file`: every line of a UTF-8 file reads the same on its
+    own as inside the file (no UTF-8 sequence contains a newline byte, and NFC
+    normalisation never joins characters across a newline).
+
+    A *plain* UTF-8 file (no byte-order mark, no NUL byte) gets the SHA-256 of each line
+    (without its newline) as line hash, else None. A line whose hash is in
+    ``known_lines`` (hash -> the id of the article read from it before) is not parsed:
+    it reads as a blank line, and ``matched`` records its 0-based index -> that id.
+
+    Raises :class:`NotUtf8` when the file turns out not to be UTF-8, or to hold a NUL byte
+    without a byte-order mark (``read_file`` would then guess its encoding from all of it);
+    :class:`Unreadable` as ``read_file`` would for a UTF-8 file with a byte-order mark that
+    is not valid UTF-8 after it, or a line the parser fails on. A part whose lines are all
+    blank or matched is not handed to ``read_file``. After the iteration, ``digest`` and
+    ``size`` describe the bytes read, ``problems`` lists the line-level problems, and
+    :meth:`unusable` says whether the lines read make a usable file.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        file: BinaryIO,
+        article_id: str,
+        *,
+        known_lines: Mapping[bytes, str] | None = None,
+        on_part: Callable[[int], None] | None = None,
+    ) -> None:
+        self.path = path
+        self.file = file
+        self.article_id = article_id
+        self.known_lines = known_lines or {}
+        self.on_part = on_part  # called with the number of bytes read so far, after each part's articles
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.problems: list[str] = []
+        self.matched: dict[int, str] = {}
+        self.articles = 0
+        self.nonblank = False  # some line that is not matched holds more than whitespace bytes
+        self.bom = False
+
+    def __iter__(self) -> Iterator[tuple[Article, bytes | None]]:
+        part: list[bytes] = []
+        part_bytes = 0
+        part_first = 1
+        part_nonblank = False
+        hashes: dict[int, bytes] = {}  # line number -> hash, for the part's lines that are parsed
+        sha256 = hashlib.sha256
+        for number, raw in enumerate(self.file, start=1):
+            self.digest.update(raw)
+            self.size += len(raw)
+            if number == 1 and raw.startswith(_UTF8_BOM):
+                self.bom = True
+                raw = raw[len(_UTF8_BOM) :]
+            self._check_utf8(raw)
+            line = raw[:-1] if raw.endswith(b"\n") else raw
+            if not self.bom:
+                line_hash = sha256(line).digest()
+                known = self.known_lines.get(line_hash)
+                if known is not None:
+                    self.matched[number - 1] = known
+                    line = b""
+                elif line.strip():
+                    hashes[number] = line_hash
+            if line and line.strip():
+                self.nonblank = part_nonblank = True
+            part.append(line)
+            part_bytes += len(line) + 1
+            if part_bytes >= JSONL_PART_BYTES:
+                if part_nonblank:
+                    yield from self._parse(part, part_first, hashes)
+                if self.on_part is not None:  # once the part's articles have been taken
+                    self.on_part(self.size)
+                part, part_bytes, part_first, part_nonblank, hashes = [], 0, number + 1, False, {}
+        if part_nonblank:
+            yield from self._parse(part, part_first, hashes)
+
+    def _check_utf8(self, raw: bytes) -> None:
+        """A line (with its newline: an error's reason is then the one decoding the whole file gives)."""
+        if not self.bom and b"\x00" in raw:
+            raise NotUtf8(f"{self.path}: NUL byte")
+        if raw.isascii():
+            return
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            if self.bom:
+                raise Unreadable(f"undecodable: starts with a utf-8 byte-order mark but {error.reason}") from None
+            raise NotUtf8(f"{self.path}: not UTF-8") from None
+
+    def _parse(
+        self, part: list[bytes], first_line: int, hashes: dict[int, bytes]
+    ) -> Iterator[tuple[Article, bytes | None]]:
+        result = read_file(self.path, JsonlLines(b"\n".join(part), first_line), self.article_id)
+        self.problems.extend(result.problems)
+        for article in result.articles:
+            self.articles += 1
+            yield article, hashes.get(int((article.path or "").rpartition(":")[2]))
+
+    def unusable(self) -> Unreadable | None:
+        """What ``read_file`` would raise for the lines read (the matched ones blank), or None if they make a usable file."""
+        if self.articles:
+            return None
+        return _no_usable_lines(self.problems) if self.problems else Unreadable("empty file")
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

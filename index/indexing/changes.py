@@ -6,6 +6,11 @@ that article, unchanged, and is not parsed again (the line is blanked before the
 file is read, which keeps the other lines' numbers). A parsed article equal to its indexed copy
 keeps that copy. Everything else the index holds of changed or removed files is stale.
 
+A UTF-8 JSONL file is read as a stream of lines (``readers.JsonlStream``), hashed as it is
+read; the articles read go to the run's ``ArticleSpool`` (a temporary file), so memory holds
+a part of the file at a time, not the file. A file of the same size as its indexed version is
+hashed first and read only if it changed. Other files are read whole.
+
 An article id found in several places belongs to the first file in path order, then line order.
 """
 
@@ -14,20 +19,23 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple, TypeVar
 
 from corpusbot.index.engine import store
+from corpusbot.index.indexing.progress import IndexProgress, ProgressCallback
+from corpusbot.index.indexing.spool import ArticleSpool
 from corpusbot.index.indexing.summary import IndexSummary
 from corpusbot.index.models import Article
 
 if TYPE_CHECKING:  # the readers pull in bs4/yaml/charset_normalizer: imported when indexing starts
     from corpusbot.index.corpus.discover import CorpusFile
-    from corpusbot.index.corpus.readers import ReadResult
 
 T = TypeVar("T")
 Progress = Callable[[Iterable[T], int], Iterator[T]]  # (items, how many) -> the same items, reporting progress
+_HASH_BLOCK = 1 << 20
 
 
 class StoredArticle(NamedTuple):
@@ -42,12 +50,12 @@ class StoredArticle(NamedTuple):
 class CorpusChanges:
     """What a run must write, worked out before it takes the write lock."""
 
-    new_articles: list[Article] = field(default_factory=list)  # to split, tokenize and insert
+    spool: ArticleSpool  # every article read this run, with the SHA-256 of its JSONL line (or None)
+    new_articles: list[int] = field(default_factory=list)  # to split, tokenize and insert: numbers in ``spool``
     stale_article_ids: set[str] = field(default_factory=set)  # indexed articles to delete
     changed_files: dict[str, tuple[str, int]] = field(default_factory=dict)  # path -> (SHA-256, size)
     # Every file the index keeps -> its article ids in order (files kept as they were included).
     file_articles: dict[str, list[str]] = field(default_factory=dict)
-    line_hashes: dict[str, bytes] = field(default_factory=dict)  # article path ("file:line") -> its line's SHA-256
     # (path, line hash or None to leave it, id) of indexed articles that stay but were found at another place.
     kept_paths: list[tuple[str, bytes | None, str]] = field(default_factory=list)
 
@@ -56,94 +64,228 @@ class CorpusChanges:
         return not self.new_articles and not self.stale_article_ids and not self.changed_files
 
 
+class _FileRead(NamedTuple):
+    """A changed file, read (its articles are in the spool)."""
+
+    digest: str  # SHA-256 of the file's bytes, hex
+    size: int
+    problems: list[str]
+    parsed: list[tuple[int, str, int]]  # (0-based line, id, spool number) of each article parsed, in file order
+    matched: dict[int, str]  # line index -> id of the stored article read from that very line (not parsed)
+
+
 def find_changes(
     db: store.Connection,
     corpus_files: list[CorpusFile],
     summary: IndexSummary,
+    spool: ArticleSpool,
     *,
     full: bool,
     replace_schema: bool,
-    progress: Progress[CorpusFile] | None,
+    progress: Progress[CorpusFile] | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> CorpusChanges:
     """Compare ``corpus_files`` with the index in ``db``; what happened to each file goes into ``summary``.
 
     ``full``: nothing indexed is kept, every file is read. ``replace_schema``: the database holds an
-    index of another schema, of which nothing is read.
+    index of another schema, of which nothing is read. The articles read go into ``spool``.
+    ``progress`` wraps the files as they are compared; ``on_progress`` hears of the bytes read (of all
+    the files' sizes) as reading goes on.
     """
-    comparison = _CorpusComparison(db, summary, full=full, replace_schema=replace_schema)
+    comparison = _CorpusComparison(db, summary, spool, full=full, replace_schema=replace_schema)
+    reading = _ReadingProgress(corpus_files, spool, on_progress) if on_progress else None
     for corpus_file in progress(corpus_files, len(corpus_files)) if progress else corpus_files:
-        comparison.compare_file(corpus_file)
+        if reading:
+            reading.start_file()
+        comparison.compare_file(corpus_file, reading.in_file if reading else None)
+    if reading:
+        reading.report(final=True)
     return comparison.finish()
+
+
+class _ReadingProgress:
+    """Reports the bytes read so far, of the total size of the corpus files (as found when reading began)."""
+
+    def __init__(self, corpus_files: list[CorpusFile], spool: ArticleSpool, progress: ProgressCallback) -> None:
+        self.sizes = [_size(corpus_file) for corpus_file in corpus_files]
+        self.total = sum(self.sizes)
+        self.spool = spool
+        self.progress = progress
+        self.files = 0  # files started
+        self.before = 0  # bytes of the files before the current one
+
+    def start_file(self) -> None:
+        if self.files:
+            self.before += self.sizes[self.files - 1]
+            self.report()
+        self.files += 1
+
+    def in_file(self, read: int) -> None:
+        self.report(min(read, self.sizes[self.files - 1]))
+
+    def report(self, read: int = 0, *, final: bool = False) -> None:
+        done = self.total if final else self.before + read
+        self.progress(
+            IndexProgress(
+                "reading", done, self.total, "bytes", articles=len(self.spool), files=(self.files, len(self.sizes))
+            )
+        )
+
+
+def _size(corpus_file: CorpusFile) -> int:
+    try:
+        return corpus_file.path.stat().st_size
+    except OSError:
+        return 0
 
 
 class _CorpusComparison:
     """The state of one comparison: what the index holds, and the changes found so far."""
 
-    def __init__(self, db: store.Connection, summary: IndexSummary, *, full: bool, replace_schema: bool) -> None:
+    def __init__(
+        self, db: store.Connection, summary: IndexSummary, spool: ArticleSpool, *, full: bool, replace_schema: bool
+    ) -> None:
         self.db = db
         self.summary = summary
         self.full = full
         self.replace_schema = replace_schema
-        # path -> (path, sha256, article ids as JSON) of every indexed file
-        self.known: dict[str, tuple[str, str, str]] = (
-            {} if replace_schema else {row[0]: row for row in db.execute("SELECT path, sha256, article_ids FROM files")}
+        # path -> (path, sha256, size, article ids as JSON) of every indexed file
+        self.known: dict[str, tuple[str, str, int | None, str]] = (
+            {}
+            if replace_schema
+            else {row[0]: row for row in db.execute("SELECT path, sha256, size, article_ids FROM files")}
         )
         self.stored: dict[str, StoredArticle] = {} if full else _stored_articles(db)
         self.stored_lines = _lines_by_file(self.stored)
         self.kept_lines: dict[str, tuple[str, str]] = {}  # id -> (file, path) of a stored article on an unchanged line
-        self.changes = CorpusChanges()
+        self.spool = spool
+        self.changes = CorpusChanges(spool)
 
-    def compare_file(self, corpus_file: CorpusFile) -> None:
-        """Keep the file's indexed articles if its content is unchanged; otherwise read what changed in it."""
+    def compare_file(self, corpus_file: CorpusFile, on_bytes: Callable[[int], None] | None = None) -> None:
+        """Keep the file's indexed articles if its content is unchanged; otherwise read what changed in it.
+
+        ``on_bytes`` hears how many of the file's bytes have been read, now and then.
+        """
         from corpusbot.index.corpus.readers import Unreadable
 
         summary, changes = self.summary, self.changes
         key = str(corpus_file.path)
+        previous = self.known.get(key)
+        first = len(self.spool)
         try:
-            data = corpus_file.path.read_bytes()
+            found = self._read(corpus_file, previous, on_bytes)
         except OSError as error:
+            self.spool.truncate(first)
             summary.skipped.append((key, f"unreadable: {error.strerror}"))
             if key in self.known:
-                changes.file_articles[key] = json.loads(self.known[key][2])
+                changes.file_articles[key] = json.loads(self.known[key][3])
             return
-        digest = hashlib.sha256(data).hexdigest()
-        previous = self.known.get(key)
-        if previous and previous[1] == digest and not self.full:
-            summary.unchanged.append(key)
-            changes.file_articles[key] = json.loads(previous[2])
-            return
-        lines = _plain_utf8_lines(data) if corpus_file.path.suffix.lower() == ".jsonl" else None
-        hashes = [hashlib.sha256(line).digest() for line in lines] if lines is not None else None
-        matched: dict[int, str] = {}  # line index -> id of the stored article read from that very line
-        if hashes is not None and previous and not self.full and key in self.stored_lines:
-            on_file = self.stored_lines[key]
-            matched = {i: on_file[h] for i, h in enumerate(hashes) if h in on_file}
-        try:
-            result, matched = _read_unmatched_lines(corpus_file, data, lines, matched)
         except Unreadable as error:
+            self.spool.truncate(first)
             reason = str(error) + ("; the previously indexed version is kept" if previous and not self.full else "")
             summary.skipped.append((key, reason))
             if previous and not self.full:
-                changes.file_articles[key] = json.loads(previous[2])
+                changes.file_articles[key] = json.loads(previous[3])
             return
-        summary.warnings.extend((key, problem) for problem in result.problems)
+        if found is None:
+            assert previous is not None
+            summary.unchanged.append(key)
+            changes.file_articles[key] = json.loads(previous[3])
+            return
+        summary.warnings.extend((key, problem) for problem in found.problems)
         (summary.updated if previous else summary.added).append(key)
-        changes.changed_files[key] = (digest, len(data))
-        if hashes is not None:
-            changes.line_hashes.update((a.path or "", hashes[_line_index(a)]) for a in result.articles)
-        if matched:
-            changes.file_articles[key], fresh, kept_lines = _merge_lines(key, matched, result.articles)
+        changes.changed_files[key] = (found.digest, found.size)
+        if found.matched:
+            changes.file_articles[key], fresh, kept_lines = _merge_lines(key, found.matched, found.parsed)
             self.kept_lines.update(kept_lines)
         else:
-            changes.file_articles[key], fresh = [article.id for article in result.articles], result.articles
+            changes.file_articles[key] = [article_id for _, article_id, _ in found.parsed]
+            fresh = [number for _, _, number in found.parsed]
         changes.new_articles.extend(fresh)
+
+    def _read(
+        self,
+        corpus_file: CorpusFile,
+        previous: tuple[str, str, int | None, str] | None,
+        on_bytes: Callable[[int], None] | None,
+    ) -> _FileRead | None:
+        """The file's articles (into the spool), or None if its content is the indexed one.
+
+        Raises ``OSError`` when the file cannot be read, ``Unreadable`` when it is no usable corpus file.
+        """
+        if corpus_file.path.suffix.lower() != ".jsonl":
+            return self._read_whole(corpus_file, corpus_file.path.read_bytes(), previous)
+        with corpus_file.path.open("rb") as file:
+            if previous and previous[1] and not self.full and previous[2] == os.fstat(file.fileno()).st_size:
+                # Maybe unchanged: hash it before reading any of it (most files of an incremental run are).
+                if _file_digest(file, on_bytes) == previous[1]:
+                    return None
+                file.seek(0)
+            return self._read_jsonl(corpus_file, file, previous, on_bytes)
+
+    def _read_whole(
+        self, corpus_file: CorpusFile, data: bytes, previous: tuple[str, str, int | None, str] | None
+    ) -> _FileRead | None:
+        """A file read as one ``bytes``: no line hashes, nothing matched."""
+        from corpusbot.index.corpus.readers import read_file
+
+        digest = hashlib.sha256(data).hexdigest()
+        if previous and previous[1] == digest and not self.full:
+            return None
+        result = read_file(corpus_file.path, data, corpus_file.article_id)
+        jsonl = corpus_file.path.suffix.lower() == ".jsonl"
+        parsed = [(_line_index(a) if jsonl else 0, a.id, self.spool.add(a, None)) for a in result.articles]
+        return _FileRead(digest, len(data), result.problems, parsed, {})
+
+    def _read_jsonl(
+        self,
+        corpus_file: CorpusFile,
+        file: BinaryIO,
+        previous: tuple[str, str, int | None, str] | None,
+        on_bytes: Callable[[int], None] | None,
+    ) -> _FileRead | None:
+        """A changed JSONL file, streamed if it is UTF-8; the lines of stored articles are matched, not parsed.
+
+        If what is left besides the matched lines does not read (e.g. only malformed lines), the whole
+        file is read instead, as a full rebuild would: then nothing counts as matched.
+        """
+        from corpusbot.index.corpus.readers import JsonlStream, NotUtf8
+
+        key = str(corpus_file.path)
+        known = self.stored_lines.get(key) if previous and not self.full else None
+        first = len(self.spool)
+        try:
+            stream = JsonlStream(corpus_file.path, file, corpus_file.article_id, known_lines=known, on_part=on_bytes)
+            parsed = [(_line_index(a), a.id, self.spool.add(a, line_hash)) for a, line_hash in stream]
+            if previous and previous[1] == stream.digest.hexdigest() and not self.full:
+                self.spool.truncate(first)  # unchanged after all (its size was not known)
+                return None
+            if stream.matched and not stream.nonblank:
+                return _FileRead(stream.digest.hexdigest(), stream.size, stream.problems, [], stream.matched)
+            unusable = stream.unusable()
+            if unusable is not None and stream.matched:
+                file.seek(0)
+                stream = JsonlStream(corpus_file.path, file, corpus_file.article_id, on_part=on_bytes)
+                parsed = [(_line_index(a), a.id, self.spool.add(a, line_hash)) for a, line_hash in stream]
+                unusable = stream.unusable()
+            if unusable is not None:
+                raise unusable
+            return _FileRead(stream.digest.hexdigest(), stream.size, stream.problems, parsed, stream.matched)
+        except NotUtf8:
+            # Not UTF-8 after all: its encoding is guessed from all of it, as before streaming existed.
+            self.spool.truncate(first)
+            file.seek(0)
+            return self._read_whole(corpus_file, file.read(), previous)
 
     def finish(self) -> CorpusChanges:
         """After the last file: removed files, duplicate ids, and which indexed articles are stale."""
         changes = self.changes
         self.summary.removed = sorted(set(self.known) - set(changes.file_articles))
         owner, lost = self._give_each_id_one_file()
-        changes.new_articles = _first_of_each_id([a for a in changes.new_articles if owner.get(a.id) == file_key(a)])
+        ids, paths = self.spool.ids, self.spool.paths
+        changes.new_articles = _first_of_each_id(
+            [n for n in changes.new_articles if owner.get(ids[n]) == file_of(paths[n])], ids
+        )
         if self.full:
             changes.stale_article_ids = (
                 set() if self.replace_schema else {row[0] for row in self.db.execute("SELECT id FROM articles")}
@@ -204,11 +346,12 @@ class _CorpusComparison:
         """
         changes = self.changes
         reread = {key for key in changes.changed_files if key in self.known}
-        fresh: dict[str, Article] = {}
-        for article in changes.new_articles:
-            file = file_key(article)
-            if file in reread and article.id in self.stored and self.stored[article.id].file == file:
-                fresh[article.id] = article
+        fresh: dict[str, int] = {}  # id -> spool number
+        ids, paths = self.spool.ids, self.spool.paths
+        for number in changes.new_articles:
+            file, article_id = file_of(paths[number]), ids[number]
+            if file in reread and article_id in self.stored and self.stored[article_id].file == file:
+                fresh[article_id] = number
         if not fresh:
             return
         unchanged: set[str] = set()
@@ -220,8 +363,8 @@ class _CorpusComparison:
                 f"WHERE id IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
-            for row in rows:
-                article = fresh[row[0]]
+            for row in rows.fetchall():
+                article, line_hash = self.spool.get(fresh[row[0]])
                 if tuple(row[1:]) == (
                     article.title,
                     article.text,
@@ -231,28 +374,44 @@ class _CorpusComparison:
                     article.author,
                 ):
                     unchanged.add(article.id)
-                    path = article.path or ""
-                    changes.kept_paths.append((path, changes.line_hashes.get(path), article.id))
+                    changes.kept_paths.append((article.path or "", line_hash, article.id))
         changes.stale_article_ids.difference_update(unchanged)
-        changes.new_articles = [a for a in changes.new_articles if a.id not in unchanged]
+        changes.new_articles = [n for n in changes.new_articles if ids[n] not in unchanged]
 
 
 def file_key(article: Article) -> str:
     """The corpus file an article was read from."""
-    path = article.path or ""
-    # JSONL articles carry "file:line"; single-article files carry the file path.
+    return file_of(article.path)
+
+
+def file_of(path: str | None) -> str:
+    """The corpus file of an article's path: JSONL articles carry "file:line", single-article files the file."""
+    path = path or ""
     head, sep, tail = path.rpartition(":")
     return head if sep and tail.isdigit() else path
 
 
-def _first_of_each_id(articles: list[Article]) -> list[Article]:
+def _first_of_each_id(numbers: list[int], ids: list[str]) -> list[int]:
+    """The spool numbers of the first article of each id."""
     seen: set[str] = set()
     unique = []
-    for article in articles:
-        if article.id not in seen:
-            seen.add(article.id)
-            unique.append(article)
+    for number in numbers:
+        if ids[number] not in seen:
+            seen.add(ids[number])
+            unique.append(number)
     return unique
+
+
+def _file_digest(file: BinaryIO, on_bytes: Callable[[int], None] | None = None) -> str:
+    """SHA-256 of the rest of ``file``, hex, read a block at a time (``on_bytes`` hears how many were read)."""
+    digest = hashlib.sha256()
+    read = 0
+    while block := file.read(_HASH_BLOCK):
+        digest.update(block)
+        read += len(block)
+        if on_bytes is not None and read % (_HASH_BLOCK * 16) == 0:
+            on_bytes(read)
+    return digest.hexdigest()
 
 
 def _stored_articles(db: store.Connection) -> dict[str, StoredArticle]:
@@ -270,72 +429,32 @@ def _lines_by_file(stored: dict[str, StoredArticle]) -> dict[str, dict[bytes, st
     return found
 
 
-def _plain_utf8_lines(data: bytes) -> list[bytes] | None:
-    """The file's lines, if the readers decode it as plain UTF-8 (no byte-order mark, no NUL byte).
-
-    Each line of such a file then reads the same on its own as inside the file: no UTF-8
-    sequence contains a newline byte, and NFC normalisation never joins characters across a
-    newline. Other encodings are decoded by guessing from the whole file: no line hashes then.
-    """
-    if data.startswith(b"\xef\xbb\xbf") or b"\x00" in data:
-        return None
-    if not data.isascii():
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    return data.split(b"\n")
-
-
-def _read_unmatched_lines(
-    corpus_file: CorpusFile, data: bytes, lines: list[bytes] | None, matched: dict[int, str]
-) -> tuple[ReadResult, dict[int, str]]:
-    """Parse the lines of the file that no stored article was read from (every line if none was).
-
-    The matched lines are blanked, which keeps the line numbers of the others. If what is left
-    does not read (e.g. only malformed lines), the whole file is read instead, as a full rebuild
-    would: then nothing counts as matched. Returns the result and the matched lines it relied on.
-    """
-    from corpusbot.index.corpus.readers import ReadResult, Unreadable, read_file
-
-    if not matched or lines is None:
-        return read_file(corpus_file.path, data, corpus_file.article_id), {}
-    rest = b"\n".join(b"" if i in matched else line for i, line in enumerate(lines))
-    if not rest.strip():
-        return ReadResult(), matched
-    try:
-        return read_file(corpus_file.path, rest, corpus_file.article_id), matched
-    except Unreadable:
-        return read_file(corpus_file.path, data, corpus_file.article_id), {}
-
-
 def _merge_lines(
-    key: str, matched: dict[int, str], parsed: list[Article]
-) -> tuple[list[str], list[Article], dict[str, tuple[str, str]]]:
-    """Merge a file's matched lines (stored articles) with its parsed ones.
+    key: str, matched: dict[int, str], parsed: list[tuple[int, str, int]]
+) -> tuple[list[str], list[int], dict[str, tuple[str, str]]]:
+    """Merge a file's matched lines (stored articles) with its parsed ones, ``(line, id, spool number)``.
 
-    Returns the file's article ids in line order, the parsed articles to index, and id -> (file, path)
-    of the stored articles that stay. The first line of an id is its article (as when the whole file
-    is parsed): a matched first line keeps the stored article; a parsed article whose id came earlier
-    is left out.
+    Returns the file's article ids in line order, the spool numbers of the parsed articles to index,
+    and id -> (file, path) of the stored articles that stay. The first line of an id is its article
+    (as when the whole file is parsed): a matched first line keeps the stored article; a parsed
+    article whose id came earlier is left out.
     """
     first_line = {article_id: line for line, article_id in reversed(matched.items())}  # each id's first
     order = sorted(matched)
     ids: list[str] = []
     taken = 0
-    fresh: list[Article] = []
-    for article in sorted(parsed, key=_line_index):
-        line = _line_index(article)
+    fresh: list[int] = []
+    for line, article_id, number in sorted(parsed):
         at = bisect.bisect_left(order, line, lo=taken)
         ids.extend(matched[i] for i in order[taken:at])
-        ids.append(article.id)
+        ids.append(article_id)
         taken = at
-        earlier = first_line.get(article.id)
+        earlier = first_line.get(article_id)
         if earlier is not None and earlier < line:
             continue  # a repeated id: the matched line above is its article
         if earlier is not None:
-            del first_line[article.id]  # this line comes first: the matched one below is the repeat
-        fresh.append(article)
+            del first_line[article_id]  # this line comes first: the matched one below is the repeat
+        fresh.append(number)
     ids.extend(matched[i] for i in order[taken:])
     kept = {article_id: (key, f"{key}:{line + 1}") for article_id, line in first_line.items()}
     return ids, fresh, kept

@@ -12,10 +12,16 @@ A passage is indexed as its article title's terms repeated ``title_weight``
 times followed by its own terms (BM25 sees one token list per passage).
 Splitting and tokenizing run in worker processes on large corpora.
 
+Memory stays bounded however large a file is: the articles read wait in a
+spool (a temporary file next to the database) until they are written, split
+and tokenized in a stream, their postings kept compact (``postings_buffer``),
+and written in batches.
+
 This module runs the steps in order; each step has its own module:
 ``changes`` (compare the corpus with the index), ``passage_encoding`` (split
 and tokenize, with the token cache of ``term_cache``), ``writer`` (write the
-changes; ``postings_merge`` for incremental runs).
+changes; ``postings_merge`` for incremental runs). ``progress`` is what a run
+reports as it goes.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from corpusbot.index.engine.bm25 import BM25Params
 from corpusbot.index.errors import CorpusbotError
 from corpusbot.index.indexing import changes, passage_encoding, writer
 from corpusbot.index.indexing.changes import Progress
+from corpusbot.index.indexing.progress import IndexProgress, ProgressCallback
+from corpusbot.index.indexing.spool import ArticleSpool
 from corpusbot.index.indexing.summary import IndexSummary
 from corpusbot.index.text.tokenizer import default_tokenizer
 
@@ -41,7 +49,15 @@ if TYPE_CHECKING:  # the readers pull in bs4/yaml/charset_normalizer: imported w
 # CHUNK_CHARS, PARALLEL_MIN_CHARS, PassageTerms, _encode_chunk, _write, passage_terms and split_passages are
 # defined in the step modules and still importable from here, where they used to live. To monkeypatch one,
 # patch the module that defines it (passage_encoding, term_cache, writer): rebinding them here changes nothing.
-__all__ = ["DEFAULT_TITLE_WEIGHT", "IndexRun", "IndexSummary", "RunSettings", "index_corpus"]
+__all__ = [
+    "DEFAULT_TITLE_WEIGHT",
+    "IndexProgress",
+    "IndexRun",
+    "IndexSummary",
+    "ProgressCallback",
+    "RunSettings",
+    "index_corpus",
+]
 
 DEFAULT_TITLE_WEIGHT = 1
 
@@ -56,6 +72,7 @@ class IndexRun:
     full: bool
     params: BM25Params | None
     progress: Progress[CorpusFile] | None
+    on_progress: ProgressCallback | None
     workers: int | None
     title_weight: int | None
     started: float  # time.perf_counter() when the call began
@@ -83,12 +100,15 @@ def index_corpus(
     progress: Progress[CorpusFile] | None = None,
     workers: int | None = None,
     title_weight: int | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> IndexSummary:
     """Index ``paths`` (or the database's remembered corpus, or the bundled sample) into ``db_path``.
 
     ``title_weight``: how many times each passage repeats its article title's
     terms (0: titles are not indexed); None keeps the database's setting
     (default 1). Changing it, like the BM25 parameters, rebuilds everything.
+    ``progress(files, how many)`` wraps the corpus files as they are compared; ``on_progress`` is called
+    with an ``IndexProgress`` now and then as the run reads, tokenizes and writes (bytes, articles, terms).
     """
     if title_weight is not None and title_weight < 0:
         raise ValueError("title_weight must be 0 or more")
@@ -103,6 +123,7 @@ def index_corpus(
             full=full,
             params=params,
             progress=progress,
+            on_progress=on_progress,
             workers=workers,
             title_weight=title_weight,
             started=started,
@@ -119,19 +140,37 @@ def _index(run: IndexRun) -> IndexSummary:
     settings = _settle(run)
     summary = IndexSummary(full=settings.full, corpus_paths=list(settings.roots))
     corpus_files, summary.skipped = discover(settings.roots)
+    # The articles read wait on disk, next to the database (which has room for them), until they are written.
+    with ArticleSpool(str(Path(run.db_path).absolute().parent)) as spool:
+        return _index_changes(run, settings, summary, corpus_files, spool)
+
+
+def _index_changes(
+    run: IndexRun, settings: RunSettings, summary: IndexSummary, corpus_files: list[CorpusFile], spool: ArticleSpool
+) -> IndexSummary:
     found = changes.find_changes(
         run.db,
         corpus_files,
         summary,
+        spool,
         full=settings.full,
         replace_schema=settings.replace_schema,
         progress=run.progress,
+        on_progress=run.on_progress,
     )
     if found.nothing_changed and not settings.full and settings.meta.get("schema_version"):
         _record_unchanged(run, settings, summary)
         return summary
 
-    encoded = passage_encoding.split_and_tokenize(found.new_articles, settings.title_weight, run.workers)
+    numbers = found.new_articles
+    encoded = passage_encoding.encode_articles(
+        ((article.title or "", article.text) for _, article, _ in spool.read(numbers)),
+        len(numbers),
+        spool.chars(numbers),
+        settings.title_weight,
+        run.workers,
+        run.on_progress,
+    )
     update = writer.IndexUpdate(
         changes=found,
         encoded=encoded,
@@ -144,7 +183,7 @@ def _index(run: IndexRun) -> IndexSummary:
         if settings.replace_schema:
             writer.drop_index_tables(run.db)
         migrations.migrate(run.db)  # an older index is upgraded inside this transaction
-        writer.write_index(run.db, update)
+        writer.write_index(run.db, update, run.on_progress)
         _record_run(run, summary)
         store.write_meta(run.db, _new_meta(settings, summary))
     writer.checkpoint(run.db)
@@ -207,6 +246,7 @@ def _new_meta(settings: RunSettings, summary: IndexSummary) -> dict[str, Any]:
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "build_seconds": round(summary.seconds, 3),
         "generation": int(settings.meta.get("generation", 0)) + 1,
+        "build_id": store.new_build_id(),  # a reader tells this build from another of the same generation
         "articles": summary.articles,
         "passages": summary.passages,
     }

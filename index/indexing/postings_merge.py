@@ -2,17 +2,24 @@
 
 Each affected term's postings become its old ones without the removed passages, followed by its
 new ones (new passage ids are always larger than the old ones, so the result stays sorted). The
-shuffling is done for all affected terms at once, in numpy arrays.
+shuffling is done in numpy arrays for a batch of terms at a time: a range of the new terms with
+about ``max_postings`` postings, old and new together, then the terms that only lost passages.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from corpusbot.index.engine.bm25 import decode, encode_many
+from corpusbot.index.indexing.progress import IndexProgress, ProgressCallback
+
+if TYPE_CHECKING:
+    from corpusbot.index.indexing.postings_buffer import PostingsBuffer
+
+_TERMS_PER_QUERY = 500
 
 
 class NewPostings(NamedTuple):
@@ -30,21 +37,55 @@ class RemovedPassages(NamedTuple):
 
 def merge_postings(
     conn: sqlite3.Connection,
-    new_terms: dict[str, int],
-    new: NewPostings,
+    vocabulary: list[str],
+    new: PostingsBuffer,
+    first_id: int,
     removed: RemovedPassages,
     doc_len: np.ndarray,
+    max_postings: int,
+    progress: ProgressCallback | None = None,
 ) -> None:
-    """Rewrite the postings of terms that gained or lost passages.
+    """Rewrite the postings of terms that gained or lost passages, a batch of terms at a time.
 
-    ``new_terms``: term -> its number in ``new`` (the terms with new postings); ``doc_len``: the
-    length of every passage of the updated index, by passage id.
+    ``new``: the new passages' postings (term numbers into ``vocabulary``, passage ``i`` is passage id
+    ``first_id + i``); ``doc_len``: the length of every passage of the updated index, by passage id.
     """
-    affected = sorted(set(new_terms) | removed.terms)
-    old = _old_postings(conn, affected, removed.passage_ids, len(doc_len))
+    df = new.df
+    lengths = doc_len.astype(np.uint32)
+    lost_only = set(removed.terms)
+    for lo, hi in new.term_ranges(max_postings, extra=_stored_df(conn, vocabulary)):
+        offsets, ids, tfs = new.postings(lo, hi)
+        ids += np.uint32(first_id)
+        new_terms = {vocabulary[t]: t - lo for t in range(lo, hi) if df[t] > 0}
+        lost_only.difference_update(new_terms)
+        _merge_batch(conn, list(new_terms), new_terms, NewPostings(offsets, ids, tfs), removed.passage_ids, lengths)
+        if progress:
+            progress(IndexProgress("writing postings", hi, len(vocabulary), "terms"))
+    empty = NewPostings(np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.uint32))
+    rest = sorted(lost_only)  # terms that only lost passages
+    for start in range(0, len(rest), _TERMS_PER_QUERY):
+        _merge_batch(conn, rest[start : start + _TERMS_PER_QUERY], {}, empty, removed.passage_ids, lengths)
+
+
+def _merge_batch(
+    conn: sqlite3.Connection,
+    affected: list[str],
+    new_terms: dict[str, int],
+    new: NewPostings,
+    removed_ids: np.ndarray,
+    lengths: np.ndarray,
+) -> None:
+    """Rewrite the postings of the ``affected`` terms: the stored ones without ``removed_ids``, then the new.
+
+    ``new_terms``: term -> its number in ``new`` (the affected terms with new postings); ``lengths``:
+    every passage's length by passage id (uint32).
+    """
+    if not affected:
+        return
+    old = _old_postings(conn, affected, removed_ids, len(lengths))
     merged_offsets, all_ids, all_tfs = _append_new_postings(affected, old, new_terms, new)
     del old
-    blobs = encode_many(merged_offsets, all_ids, all_tfs, doc_len.astype(np.uint32)[all_ids])
+    blobs = encode_many(merged_offsets, all_ids, all_tfs, lengths[all_ids])
     counts = np.diff(merged_offsets).tolist()
     conn.executemany(
         "DELETE FROM terms WHERE term = ?",
@@ -55,6 +96,19 @@ def merge_postings(
         "ON CONFLICT(term) DO UPDATE SET df = excluded.df, postings = excluded.postings",
         [(term, n, blob) for term, n, blob in zip(affected, counts, blobs, strict=True) if blob is not None],
     )
+
+
+def _stored_df(conn: sqlite3.Connection, vocabulary: list[str]) -> np.ndarray | None:
+    """The stored postings count of each term of ``vocabulary`` (0 when it has none); None if no term is stored."""
+    if conn.execute("SELECT 1 FROM terms LIMIT 1").fetchone() is None:
+        return None
+    df = np.zeros(len(vocabulary), dtype=np.int64)
+    for start in range(0, len(vocabulary), _TERMS_PER_QUERY):
+        batch = vocabulary[start : start + _TERMS_PER_QUERY]
+        marks = ",".join("?" * len(batch))
+        found = dict(conn.execute(f"SELECT term, df FROM terms WHERE term IN ({marks})", batch).fetchall())
+        df[start : start + len(batch)] = [found.get(term, 0) for term in batch]
+    return df
 
 
 class _OldPostings(NamedTuple):
@@ -125,8 +179,8 @@ def _append_new_postings(
 def _stored_postings(conn: sqlite3.Connection, terms: list[str]) -> dict[str, bytes]:
     """The stored postings blob of each of ``terms`` that has one."""
     found: dict[str, bytes] = {}
-    for start in range(0, len(terms), 500):
-        batch = terms[start : start + 500]
+    for start in range(0, len(terms), _TERMS_PER_QUERY):
+        batch = terms[start : start + _TERMS_PER_QUERY]
         marks = ",".join("?" * len(batch))
         found.update(conn.execute(f"SELECT term, postings FROM terms WHERE term IN ({marks})", batch).fetchall())
     return found

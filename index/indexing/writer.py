@@ -4,6 +4,11 @@ A full run empties the index tables and writes everything anew. An incremental r
 stale articles with their passages, appends the new ones (new passage ids are always larger than
 the old), and rewrites only the postings of terms whose passages changed. Both then rewrite the
 per-passage arrays (lengths, article numbers), the statistics BM25 needs, and the files table.
+
+Everything goes in batches, whatever the size of the run: the new articles are read back from the
+run's spool a batch at a time (each passage's text is a slice of its article's), and postings are
+encoded (or merged with the stored ones) for a range of terms at a time, about
+``POSTINGS_BATCH`` postings.
 """
 
 from __future__ import annotations
@@ -14,15 +19,21 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 
 import numpy as np
 
 from corpusbot.index.engine import store
-from corpusbot.index.engine.bm25 import average_idf, build_postings, encode_many
+from corpusbot.index.engine.bm25 import average_idf, encode_many
 from corpusbot.index.indexing.changes import CorpusChanges, file_key
-from corpusbot.index.indexing.passage_encoding import EncodedPassages, NewPassage
-from corpusbot.index.indexing.postings_merge import NewPostings, RemovedPassages, merge_postings
+from corpusbot.index.indexing.passage_encoding import EncodedArticles
+from corpusbot.index.indexing.postings_merge import RemovedPassages, merge_postings
+from corpusbot.index.indexing.progress import IndexProgress, ProgressCallback
 from corpusbot.index.indexing.term_cache import passage_terms
+
+POSTINGS_BATCH = 4_000_000  # postings encoded (or merged) at a time
+ARTICLES_BATCH = 2_000  # articles (and their passages) inserted at a time
+_REMOVED_ROWS_BATCH = 20_000  # passages of stale articles tokenized at a time
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,7 +41,7 @@ class IndexUpdate:
     """Everything :func:`write_index` writes, worked out before the write lock is taken."""
 
     changes: CorpusChanges
-    encoded: EncodedPassages  # the passages of ``changes.new_articles``, split and tokenized
+    encoded: EncodedArticles  # the passages of ``changes.new_articles``, split and tokenized
     removed_files: list[str]  # corpus files that are gone
     full: bool  # replace the whole index instead of updating it
     title_weight: int  # how many times each passage holds its title's terms (for the stale ones too)
@@ -49,7 +60,7 @@ def write_transaction(db: store.Connection) -> Iterator[None]:
         raise
 
 
-def write_index(db: store.Connection, update: IndexUpdate) -> None:
+def write_index(db: store.Connection, update: IndexUpdate, progress: ProgressCallback | None = None) -> None:
     """Write ``update`` inside the open write transaction (the caller commits)."""
     conn = db.conn
     indexed_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -64,17 +75,17 @@ def write_index(db: store.Connection, update: IndexUpdate) -> None:
             removed = _remove_articles(conn, update.changes.stale_article_ids, update.title_weight)
             doc_len[removed.passage_ids] = 0
 
-    passages, lengths = update.encoded.passages, update.encoded.lengths
+    lengths = update.encoded.lengths
     first_id = int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM passages").fetchone()[0])
-    passage_ids = np.arange(first_id, first_id + len(passages), dtype=np.int64)
-    _insert_articles_and_passages(conn, update, passage_ids)
+    passage_ids = np.arange(first_id, first_id + len(lengths), dtype=np.int64)
+    _insert_articles_and_passages(conn, update, first_id, progress)
 
-    size = max(len(doc_len), first_id + len(passages))
+    size = max(len(doc_len), first_id + len(lengths))
     if size > len(doc_len):
         doc_len = np.concatenate([doc_len, np.zeros(size - len(doc_len), dtype=np.int64)])
     doc_len[passage_ids] = lengths
 
-    _write_postings(conn, update, passage_ids, removed, doc_len)
+    _write_postings(conn, update, first_id, removed, doc_len, progress)
     _write_passage_arrays_and_statistics(db, update, passage_ids, removed, doc_len)
     _write_files(conn, update, indexed_at)
     conn.executemany(
@@ -84,62 +95,76 @@ def write_index(db: store.Connection, update: IndexUpdate) -> None:
     )
 
 
-def _insert_articles_and_passages(conn: sqlite3.Connection, update: IndexUpdate, passage_ids: np.ndarray) -> None:
-    passages = update.encoded.passages
-    line_hashes = update.changes.line_hashes
-    per_article: dict[str, int] = {}
-    for passage in passages:
-        per_article[passage.article_id] = per_article.get(passage.article_id, 0) + 1
-    conn.executemany(
-        "INSERT INTO articles(id, title, url, source, published, author, path, file, text, passage_count, "
-        f"{store.SOURCE_HASH_COLUMN}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        [
-            (
-                a.id,
-                a.title,
-                a.url,
-                a.source,
-                a.published,
-                a.author,
-                a.path,
-                file_key(a),
-                a.text,
-                per_article.get(a.id, 0),
-                line_hashes.get(a.path or ""),
+def _insert_articles_and_passages(
+    conn: sqlite3.Connection, update: IndexUpdate, first_id: int, progress: ProgressCallback | None
+) -> None:
+    """The new articles, read back from the spool ``ARTICLES_BATCH`` at a time, and their passages (ids from ``first_id``)."""
+    encoded = update.encoded
+    numbers = update.changes.new_articles
+    counts = encoded.passage_counts.tolist()
+    articles = update.changes.spool.read(numbers)
+    done = 0
+    at = 0  # passages inserted
+    while batch := list(islice(articles, ARTICLES_BATCH)):
+        batch_counts = counts[done : done + len(batch)]
+        end = at + sum(batch_counts)
+        starts, ends = encoded.starts[at:end].tolist(), encoded.ends[at:end].tolist()
+        lengths = encoded.lengths[at:end].tolist()
+        article_rows = []
+        passage_rows = []
+        k = 0
+        for (_, a, line_hash), count in zip(batch, batch_counts, strict=True):
+            article_rows.append(
+                (a.id, a.title, a.url, a.source, a.published, a.author, a.path, file_key(a), a.text, count, line_hash)
             )
-            for a in update.changes.new_articles
-        ],
-    )
-    conn.executemany(
-        "INSERT INTO passages(id, article_id, ordinal, start, end, length, text) VALUES (?,?,?,?,?,?,?)",
-        [
-            (pid, p.article_id, p.ordinal, p.start, p.end, n, p.text)
-            for pid, p, n in zip(passage_ids.tolist(), passages, update.encoded.lengths.tolist(), strict=True)
-        ],
-    )
+            for ordinal in range(1, count + 1):
+                start, stop = starts[k], ends[k]
+                passage_rows.append((first_id + at + k, a.id, ordinal, start, stop, lengths[k], a.text[start:stop]))
+                k += 1
+        conn.executemany(
+            "INSERT INTO articles(id, title, url, source, published, author, path, file, text, passage_count, "
+            f"{store.SOURCE_HASH_COLUMN}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            article_rows,
+        )
+        conn.executemany(
+            "INSERT INTO passages(id, article_id, ordinal, start, end, length, text) VALUES (?,?,?,?,?,?,?)",
+            passage_rows,
+        )
+        done += len(batch)
+        at = end
+        if progress:
+            progress(IndexProgress("writing", done, len(numbers), "articles"))
+    if done != len(counts) or at != len(encoded.lengths):
+        raise RuntimeError("the spool and the encoded passages disagree on the new articles")
 
 
 def _write_postings(
     conn: sqlite3.Connection,
     update: IndexUpdate,
-    passage_ids: np.ndarray,
+    first_id: int,
     removed: RemovedPassages,
     doc_len: np.ndarray,
+    progress: ProgressCallback | None,
 ) -> None:
-    """All postings anew (full run), or the new passages' merged into the stored ones."""
+    """All postings anew (full run), or the new passages' merged into the stored ones; a range of terms at a time."""
     encoded = update.encoded
-    token_docs = np.repeat(passage_ids, encoded.lengths)
-    offsets, ids, tfs, df = build_postings(token_docs, encoded.term_ids, len(encoded.vocabulary))
-    del token_docs
-    new_terms = {term: t for t, term in enumerate(encoded.vocabulary) if df[t] > 0}
-    if update.full:
+    vocabulary, buffer = encoded.vocabulary, encoded.postings
+    df = buffer.df
+    if not update.full:
+        merge_postings(conn, vocabulary, buffer, first_id, removed, doc_len, POSTINGS_BATCH, progress)
+        return
+    done = 0
+    for lo, hi in buffer.term_ranges(POSTINGS_BATCH):
+        offsets, ids, tfs = buffer.postings(lo, hi)
+        ids += np.uint32(first_id)
         blobs = encode_many(offsets, ids, tfs, doc_len[ids])
         conn.executemany(
             "INSERT INTO terms(term, df, postings) VALUES (?, ?, ?)",
-            ((term, int(df[t]), blobs[t]) for term, t in new_terms.items()),
+            ((vocabulary[lo + t], int(df[lo + t]), blob) for t, blob in enumerate(blobs) if df[lo + t] > 0),
         )
-    else:
-        merge_postings(conn, new_terms, NewPostings(offsets, ids, tfs), removed, doc_len)
+        done = hi
+        if progress:
+            progress(IndexProgress("writing postings", done, len(vocabulary), "terms"))
 
 
 def _write_passage_arrays_and_statistics(
@@ -159,7 +184,7 @@ def _write_passage_arrays_and_statistics(
         (doc_len.astype("<u4").tobytes(),),
     )
     article_of = _article_numbers(
-        db, update.full, removed.passage_ids, passage_ids, update.encoded.passages, len(doc_len)
+        db, update.full, removed.passage_ids, passage_ids, update.encoded.passage_counts, len(doc_len)
     )
     conn.execute(
         "INSERT INTO blobs(name, data) VALUES ('article_of', ?) ON CONFLICT(name) DO UPDATE SET data = excluded.data",
@@ -199,13 +224,14 @@ def _article_numbers(
     full: bool,
     removed_ids: np.ndarray,
     passage_ids: np.ndarray,
-    passages: list[NewPassage],
+    passage_counts: np.ndarray,
     size: int,
 ) -> np.ndarray:
     """Passage id -> a number for its article (0 for no passage), for article-level scoring.
 
     An article's passages get consecutive ids, so each article is one run of equal
     numbers. Numbers are never reused within a database until a full rebuild.
+    ``passage_counts``: the passages of each new article, whose passages are ``passage_ids``.
     """
     article_of = np.zeros(size, dtype=np.int64)
     if not full:
@@ -215,11 +241,8 @@ def _article_numbers(
             article_of[: min(len(previous), size)] = previous[:size]
         article_of[removed_ids] = 0
     next_number = int(article_of.max()) + 1 if len(article_of) else 1
-    numbers: dict[str, int] = {}
-    for pid, passage in zip(passage_ids.tolist(), passages, strict=True):
-        if passage.article_id not in numbers:
-            numbers[passage.article_id] = next_number + len(numbers)
-        article_of[pid] = numbers[passage.article_id]
+    counts = passage_counts[passage_counts > 0]  # the new articles that have passages, numbered in order
+    article_of[passage_ids] = np.repeat(np.arange(next_number, next_number + len(counts), dtype=np.int64), counts)
     return article_of
 
 
@@ -231,16 +254,21 @@ def _remove_articles(conn: sqlite3.Connection, article_ids: set[str], title_weig
     rows = conn.execute(
         "SELECT p.id, p.text, a.title FROM passages p JOIN articles a ON a.id = p.article_id "
         "WHERE p.article_id IN (SELECT id FROM stale)"
-    ).fetchall()
+    )
     terms_of = passage_terms()
     terms: set[str] = set()
-    for start in range(0, len(rows), 20_000):  # bounded token lists however much is removed
-        terms |= terms_of.distinct(row[1] for row in rows[start : start + 20_000])
+    titles: set[str] = set()
+    passage_ids: list[np.ndarray] = []
+    while batch := rows.fetchmany(_REMOVED_ROWS_BATCH):  # bounded token lists however much is removed
+        passage_ids.append(np.array([row[0] for row in batch], dtype=np.int64))
+        terms |= terms_of.distinct(row[1] for row in batch)
+        if title_weight:
+            titles.update(row[2] or "" for row in batch)
     if title_weight:
-        terms |= terms_of.distinct({row[2] or "" for row in rows})
+        terms |= terms_of.distinct(titles)
     conn.execute("DELETE FROM passages WHERE article_id IN (SELECT id FROM stale)")
     conn.execute("DELETE FROM articles WHERE id IN (SELECT id FROM stale)")
-    return RemovedPassages(np.array([row[0] for row in rows], dtype=np.int64), terms)
+    return RemovedPassages(np.concatenate(passage_ids) if passage_ids else np.zeros(0, dtype=np.int64), terms)
 
 
 def _load_doc_len(db: store.Connection) -> np.ndarray:
