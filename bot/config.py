@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from dotenv import load_dotenv
 
@@ -35,6 +35,75 @@ def state_db_path(environ: Mapping[str, str] | None = None) -> str | None:
     """The bot's state database (``CORPUSBOT_STATE_DB``); None: ``<index stem>-state.db`` beside the index."""
     env = os.environ if environ is None else environ
     return (env.get("CORPUSBOT_STATE_DB") or "").strip() or None
+
+
+STATE_URL_SCHEMES = ("postgresql", "postgres")
+STATE_URL_EXAMPLE = "postgresql://USER:PASSWORD@HOST:5432/DBNAME"
+
+
+@dataclass(frozen=True)
+class StateUrl:
+    """The PostgreSQL URL of the state every replica shares (``CORPUSBOT_STATE_URL``).
+
+    ``str()``, ``repr()`` and :attr:`display` show it without user name,
+    password or query (``postgresql://db.internal:5432/corpusbot``), so it can
+    go into logs and error messages; only :attr:`value` (for connecting) has them.
+    """
+
+    value: str = field(repr=False)
+
+    @property
+    def display(self) -> str:
+        parts = urlsplit(self.value)
+        host = parts.hostname or ""
+        if ":" in host:  # an IPv6 address
+            host = f"[{host}]"
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}{parts.path}"
+
+    @property
+    def password(self) -> str | None:
+        """The password, in the URL or its query (to mask it in logs), or None."""
+        parts = urlsplit(self.value)
+        if parts.password:
+            return parts.password
+        return dict(parse_qsl(parts.query)).get("password") or None
+
+    def __str__(self) -> str:
+        return self.display
+
+    def __repr__(self) -> str:
+        return f"StateUrl({self.display!r})"
+
+
+def state_url(environ: Mapping[str, str] | None = None) -> StateUrl | None:
+    """The shared state's PostgreSQL URL (``CORPUSBOT_STATE_URL``); None: the SQLite state file on this host.
+
+    Raises :class:`ConfigError` (never showing the value) when it is not a postgresql:// or postgres:// URL.
+    """
+    env = os.environ if environ is None else environ
+    value = (env.get("CORPUSBOT_STATE_URL") or "").strip()
+    if not value:
+        return None
+    fix = (
+        f"Set it to a PostgreSQL URL such as {STATE_URL_EXAMPLE} (special characters in the password "
+        f"percent-encoded, e.g. @ as %40), or leave it empty to keep the state in a SQLite file on this host. "
+        f"{HOW_TO_SET}"
+    )
+    if any(char.isspace() or char in "\"'<>" for char in value):
+        raise ConfigError(f"CORPUSBOT_STATE_URL contains spaces, quotes or brackets. {fix}")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+        parse_qsl(parts.query, strict_parsing=bool(parts.query))
+    except ValueError:
+        raise ConfigError(f"CORPUSBOT_STATE_URL is not a well-formed URL. {fix}") from None
+    if parts.scheme.lower() not in STATE_URL_SCHEMES or not value.lower().startswith(parts.scheme.lower() + "://"):
+        raise ConfigError(
+            f"CORPUSBOT_STATE_URL must start with postgresql:// or postgres:// (the state is kept in PostgreSQL only). "
+            f"{fix}"
+        )
+    return StateUrl(value)
 
 
 def index_from(environ: Mapping[str, str] | None = None) -> str | None:
@@ -105,6 +174,7 @@ class Settings:
 
     db_path: str = DEFAULT_DB
     state_db_path: str | None = None  # None: beside the index (corpusbot.bot.state.database.state_path)
+    state_url: StateUrl | None = None  # the state shared by every replica, in PostgreSQL; None: state_db_path
     index_from: str | None = None  # serve --index-from: the snapshot store to follow
     bot_token: str | None = field(default=None, repr=False)
     app_token: str | None = field(default=None, repr=False)
@@ -127,9 +197,16 @@ class Settings:
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from the environment; a malformed value raises :class:`ConfigError`."""
     env = os.environ if environ is None else environ
+    shared_state = state_url(env)
+    if shared_state is not None and state_db_path(env) is not None:
+        raise ConfigError(
+            "CORPUSBOT_STATE_URL and CORPUSBOT_STATE_DB are both set: set CORPUSBOT_STATE_URL (PostgreSQL, shared by "
+            f"every replica) or CORPUSBOT_STATE_DB (a SQLite file on this host), not both. {HOW_TO_SET}"
+        )
     return Settings(
         db_path=db_path(env),
         state_db_path=state_db_path(env),
+        state_url=shared_state,
         index_from=index_from(env),
         bot_token=_secret(env, "SLACK_BOT_TOKEN"),
         app_token=_secret(env, "SLACK_APP_TOKEN"),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import click
+from click.core import ParameterSource
 
+from corpusbot.bot import config
 from corpusbot.bot.cli.options import db_option, echo_json, json_option, state_db_option
 from corpusbot.bot.state import stored_feedback
 
@@ -23,7 +25,9 @@ def feedback(limit: int | None, as_json: bool, db_path: str, state_db: str | Non
 
     Example: corpusbot feedback --json
     """
-    records = stored_feedback(db_path, state_db, limit)
+    # With CORPUSBOT_STATE_URL: the feedback of every replica, in PostgreSQL, unless --state-db names a file.
+    given = click.get_current_context().get_parameter_source("state_db") is ParameterSource.COMMANDLINE
+    records = stored_feedback(db_path, state_db, limit, url=None if given else config.state_url())
     if as_json:
         echo_json([record.to_json() for record in records])
         return

@@ -104,7 +104,12 @@ def serve(
     count = workers if workers is not None else config.serve_workers()
     logsafe.configure(
         config.log_level(),
-        secrets=(settings.bot_token, settings.app_token, settings.signing_secret),
+        secrets=(
+            settings.bot_token,
+            settings.app_token,
+            settings.signing_secret,
+            settings.state_url.password if settings.state_url else None,
+        ),
         fmt=log_format,
     )
     if count > 1 and settings.socket_mode:
@@ -166,7 +171,10 @@ def _open_state(settings: config.Settings, service: SearchService) -> BotState:
 
     seat = current_seat()
     return BotState(
-        service.db_path, state_db=settings.state_db_path, shared=seat.board.events if seat is not None else None
+        service.db_path,
+        state_db=settings.state_db_path,
+        url=settings.state_url,
+        shared=seat.board.events if seat is not None else None,
     )
 
 

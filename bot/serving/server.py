@@ -206,7 +206,8 @@ def readiness(runtime: Runtime) -> tuple[str | None, int | None]:
 
     In order: the search service's own check (``SearchService.check_ready()``:
     None, or why not; skipped for a service without one), the index (its
-    generation can be read and it is not empty), the database, and the answers:
+    generation can be read and it is not empty), the bot's state database (the SQLite file, or PostgreSQL with
+    ``CORPUSBOT_STATE_URL``: reachable; the reason names it without credentials), and the answers:
     not ready when the last :data:`~corpusbot.bot.ops.health.FAILING_STREAK`
     answers failed within a minute, or when an answer failed since the last one
     that worked and a question asked here (:data:`PROBE_QUESTION`, a few ms)
@@ -230,8 +231,9 @@ def readiness(runtime: Runtime) -> tuple[str | None, int | None]:
         return f"index: {type(error).__name__}", None
     if generation is None:
         return "index: empty", None
-    if not runtime.state.ping():
-        return "database", generation
+    state_problem = runtime.state.problem()
+    if state_problem is not None:
+        return f"state database: {state_problem}", generation
     failing = runtime.health.failing()
     if failing is not None:
         return failing.reason(), generation

@@ -27,7 +27,7 @@ from corpusbot.bot.serving.shared_events import SharedEvents
 from corpusbot.bot.slack import blocks
 from corpusbot.bot.slack.blocks import Message
 from corpusbot.bot.slack.webhook import ConnectionPool, PooledWebhookClient
-from corpusbot.bot.state import BotState, RateLimiter, Verdict
+from corpusbot.bot.state import BotState, Limiter, StateUnavailable, Verdict
 from corpusbot.index import SearchService
 
 CONTEXT_KEY = "corpusbot_runtime"
@@ -125,7 +125,7 @@ class Runtime:
     settings: Settings
     service: SearchService
     state: BotState
-    limiter: RateLimiter
+    limiter: Limiter
     responder: Responder
     k: int = DEFAULT_K
     reindex_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -145,10 +145,17 @@ class Runtime:
         return channel_id in self.settings.channels or channel_id.startswith("D")
 
     def admit(self, user_id: str | None, channel_id: str | None) -> Gate:
-        """The per-user rate limit first (so a flood anywhere gets one notice), then the channel allow-list."""
-        verdict = self.limiter.check(user_id or "?")
-        if verdict is Verdict.NOTICE:
-            return Gate(False, blocks.slow_down(self.limiter.retry_after(user_id or "?")))
+        """The per-user rate limit first (so a flood anywhere gets one notice), then the channel allow-list.
+
+        While the shared state database cannot count (``CORPUSBOT_STATE_URL``), the user gets the "not available" reply.
+        """
+        try:
+            verdict = self.limiter.check(user_id or "?")
+            if verdict is Verdict.NOTICE:
+                return Gate(False, blocks.slow_down(self.limiter.retry_after(user_id or "?")))
+        except StateUnavailable as error:
+            log.warning("Rate limit not checked (%s); replying that the bot is not available", error)
+            return Gate(False, blocks.unavailable())
         if verdict is Verdict.DROP:
             return Gate(False)
         if not self.channel_enabled(channel_id):
@@ -157,11 +164,19 @@ class Runtime:
 
 
 def make_runtime(settings: Settings, service: SearchService, state: BotState | None = None) -> Runtime:
+    """The runtime of this process; its state from ``settings`` (PostgreSQL with ``state_url``) unless given.
+
+    The rate limiter goes with the state: in PostgreSQL, exact across every process, when the state is there.
+    """
+    if state is None:
+        state = BotState(
+            service.db_path, state_db=settings.state_db_path, url=settings.state_url, shared=_shared_events()
+        )
     return Runtime(
         settings=settings,
         service=service,
-        state=state or BotState(service.db_path, state_db=settings.state_db_path, shared=_shared_events()),
-        limiter=RateLimiter(settings.rate_limit),
+        state=state,
+        limiter=state.limiter(settings.rate_limit),
         responder=Responder(settings.api_url),
         metrics=BotMetrics(service),
     )

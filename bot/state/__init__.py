@@ -5,37 +5,61 @@
 - `feedback`: Helpful / Not helpful clicks (`Feedback`, `FeedbackLog`,
   `read_feedback` for any open database, and `stored_feedback` for the
   feedback of an index, read without writing);
-- `ratelimit`: questions per user in a sliding window (`RateLimiter`), in memory;
-- `database`: where events and feedback are stored: the bot's own SQLite file
-  beside the index (``corpusbot.db`` → ``corpusbot-state.db``), its schema, and
-  the one-time copy of the tables older versions kept in the index (the only
-  module that knows any of it);
+- `ratelimit`: questions per user in a sliding window (`RateLimiter`, in memory);
+- `database`: where events and feedback are stored by default: the bot's own
+  SQLite file beside the index (``corpusbot.db`` → ``corpusbot-state.db``), its
+  schema, and the one-time copy of the tables older versions kept in the index
+  (the only module that knows any of it);
+- `postgres`: where all of it is stored with ``CORPUSBOT_STATE_URL``: one
+  PostgreSQL database shared by every replica, its schema and all its SQL
+  (`PgStore`), and `StateUnavailable`, raised while it cannot be used;
 - `botstate`: `BotState`, the one object per process holding the events and
-  the feedback, each over its own connections.
+  the feedback, each over its own connections, and making the rate limiter.
+
+Each store has one interface (`EventStore`, `FeedbackStore`, `Limiter`) and
+two implementations: SQLite / memory (`SeenEvents`, `FeedbackLog`,
+`RateLimiter`) and PostgreSQL (`PgSeenEvents`, `PgFeedbackLog`, `PgRateLimiter`).
 
 May import `corpusbot.index` (its errors), `corpusbot.bot.config`,
-sqlite-utils and the standard library; nothing else of `corpusbot.bot`: the
-Slack app and the CLI use this package, not the other way round. With
-`serve --workers N`, the event ids the workers share
-(`corpusbot.bot.serving.shared_events`) come in as a `SharedEventIds`.
+sqlite-utils, psycopg (on first use of PostgreSQL) and the standard library;
+nothing else of `corpusbot.bot`: the Slack app and the CLI use this package,
+not the other way round. With `serve --workers N`, the event ids the workers
+share (`corpusbot.bot.serving.shared_events`) come in as a `SharedEventIds`.
 """
 
 from corpusbot.bot.state.botstate import BotState
 from corpusbot.bot.state.database import EVENTS_TABLE, FEEDBACK_TABLE
-from corpusbot.bot.state.events import SeenEvents, SharedEventIds
-from corpusbot.bot.state.feedback import VERDICTS, Feedback, FeedbackLog, read_feedback, stored_feedback
-from corpusbot.bot.state.ratelimit import RateLimiter, Verdict
+from corpusbot.bot.state.events import EventStore, PgSeenEvents, SeenEvents, SharedEventIds
+from corpusbot.bot.state.feedback import (
+    VERDICTS,
+    Feedback,
+    FeedbackLog,
+    FeedbackStore,
+    PgFeedbackLog,
+    read_feedback,
+    stored_feedback,
+)
+from corpusbot.bot.state.postgres import PgStore, StateUnavailable
+from corpusbot.bot.state.ratelimit import Limiter, PgRateLimiter, RateLimiter, Verdict
 
 __all__ = [
     "EVENTS_TABLE",
     "FEEDBACK_TABLE",
     "VERDICTS",
     "BotState",
+    "EventStore",
     "Feedback",
     "FeedbackLog",
+    "FeedbackStore",
+    "Limiter",
+    "PgFeedbackLog",
+    "PgRateLimiter",
+    "PgSeenEvents",
+    "PgStore",
     "RateLimiter",
     "SeenEvents",
     "SharedEventIds",
+    "StateUnavailable",
     "Verdict",
     "read_feedback",
     "stored_feedback",

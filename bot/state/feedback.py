@@ -2,6 +2,9 @@
 
 The feedback survives a reindex (it is not in the index's file). It is written
 after the click is acknowledged, so a write may wait a while for the database.
+Two implementations of :class:`FeedbackStore`: :class:`FeedbackLog` in the
+SQLite state file of this host, :class:`PgFeedbackLog` in PostgreSQL
+(``CORPUSBOT_STATE_URL``), where the feedback of every replica lands in one table.
 """
 
 from __future__ import annotations
@@ -13,13 +16,16 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from corpusbot.bot.state import database
 from corpusbot.bot.state.database import FEEDBACK_TABLE
 
 if TYPE_CHECKING:
     import sqlite_utils
+
+    from corpusbot.bot.config import StateUrl
+    from corpusbot.bot.state.postgres import PgStore
 
 FEEDBACK_BUSY_TIMEOUT_MS = 10_000  # written after the ack, so it can wait for another writer
 VERDICTS = ("helpful", "not_helpful")
@@ -51,6 +57,27 @@ class Feedback:
         }
 
 
+class FeedbackStore(Protocol):
+    """Where the feedback is kept: :class:`FeedbackLog` (SQLite) or :class:`PgFeedbackLog` (PostgreSQL)."""
+
+    def add(self, feedback: Feedback) -> Feedback:
+        """Store ``feedback``; the stored record, with its id and time."""
+        ...
+
+    def read(self, limit: int | None = None) -> list[Feedback]:
+        """Stored feedback, newest first."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def _checked(feedback: Feedback) -> str:
+    """``feedback``'s time, now when it has none (ValueError for an unknown verdict)."""
+    if feedback.verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {VERDICTS}")
+    return feedback.created_at or datetime.now(UTC).isoformat(timespec="seconds")
+
+
 class FeedbackLog:
     """The feedback in the state database at ``path``: added one click at a time, read newest first (thread-safe)."""
 
@@ -65,9 +92,7 @@ class FeedbackLog:
 
     def add(self, feedback: Feedback) -> Feedback:
         """Store ``feedback``; the stored record, with its id and time."""
-        if feedback.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {VERDICTS}")
-        created = feedback.created_at or datetime.now(UTC).isoformat(timespec="seconds")
+        created = _checked(feedback)
         with self._lock:
             cursor = database.write(
                 self.db,
@@ -91,14 +116,67 @@ class FeedbackLog:
         return read_feedback(self.db, limit, lock=self._lock)
 
 
+class PgFeedbackLog:
+    """The feedback of every replica, in one table of the PostgreSQL state database (thread-safe).
+
+    A write that cannot be done (the database unreachable or too slow) raises
+    :class:`~corpusbot.bot.state.postgres.StateUnavailable`, which says why.
+    """
+
+    def __init__(self, store: PgStore) -> None:
+        self.store = store
+
+    def close(self) -> None:
+        pass  # the store's connections are closed with the store
+
+    def add(self, feedback: Feedback) -> Feedback:
+        created = _checked(feedback)
+        row = (
+            created,
+            feedback.user_id,
+            feedback.channel_id,
+            feedback.verdict,
+            feedback.question,
+            list(feedback.passages),
+            feedback.offset,
+        )
+        return dataclasses.replace(feedback, created_at=created, id=self.store.add_feedback(row))
+
+    def read(self, limit: int | None = None) -> list[Feedback]:
+        return [_from_pg(row) for row in self.store.read_feedback(limit)]
+
+
+def _from_pg(row: tuple[Any, ...]) -> Feedback:
+    return Feedback(
+        id=row[0],
+        created_at=row[1],
+        user_id=row[2],
+        channel_id=row[3],
+        verdict=row[4],
+        question=row[5],
+        passages=tuple(row[6] or ()),
+        offset=row[7] or 0,
+    )
+
+
 def stored_feedback(
-    index_db: str | os.PathLike[str], state_db: str | os.PathLike[str] | None = None, limit: int | None = None
+    index_db: str | os.PathLike[str],
+    state_db: str | os.PathLike[str] | None = None,
+    limit: int | None = None,
+    *,
+    url: StateUrl | str | None = None,
 ) -> list[Feedback]:
     """The feedback the bot stored for the index at ``index_db``, newest first, read without writing anything.
 
-    From the state database (``state_db``, by default beside the index); from
-    the index's old table when the bot has not run since the state moved out of it.
+    With ``url``, from that PostgreSQL database (``CORPUSBOT_STATE_URL``: the
+    feedback of every replica). Otherwise from the state database (``state_db``,
+    by default beside the index), or from the index's old table when the bot
+    has not run since the state moved out of it.
     """
+    if url is not None:
+        from corpusbot.bot.state import postgres
+
+        return [_from_pg(row) for row in postgres.read_feedback(url, limit)]
     db = database.open_for_reading(index_db, state_db)
     try:
         return read_feedback(db, limit)

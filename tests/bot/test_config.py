@@ -185,3 +185,84 @@ def test_the_state_database_is_read_from_corpusbot_state_db() -> None:
     assert config.state_db_path({"CORPUSBOT_STATE_DB": " /data/state.db "}) == "/data/state.db"
     assert config.settings_from_env(env(CORPUSBOT_STATE_DB="s.db")).state_db_path == "s.db"
     assert config.settings_from_env(env()).state_db_path is None
+
+
+# -- CORPUSBOT_STATE_URL: the state every replica shares, in PostgreSQL -----------------------------------------
+
+STATE_PASSWORD = "pg-S3cret-pw-4242"
+
+
+def test_without_a_state_url_the_state_stays_in_the_sqlite_file() -> None:
+    assert config.state_url({}) is None
+    assert config.state_url({"CORPUSBOT_STATE_URL": "  "}) is None
+    assert config.settings_from_env(env()).state_url is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"postgresql://bot:{STATE_PASSWORD}@db.internal:5432/corpusbot",
+        f"postgres://bot:{STATE_PASSWORD}@db.internal:5432/corpusbot",
+        f"postgresql://bot@db.internal:5432/corpusbot?password={STATE_PASSWORD}&sslmode=require",
+    ],
+)
+def test_a_state_url_is_read_and_shown_without_credentials(value: str) -> None:
+    settings = config.settings_from_env(env(CORPUSBOT_STATE_URL=f" {value} "))
+    url = settings.state_url
+    assert url is not None and url.value == value
+    assert url.password == STATE_PASSWORD
+    assert url.display == f"{value.split(':', 1)[0]}://db.internal:5432/corpusbot"
+    for shown in (url.display, str(url), repr(url), repr(settings)):
+        assert STATE_PASSWORD not in shown and "bot@" not in shown and "bot:" not in shown
+
+
+def test_a_state_url_on_a_unix_socket_or_ipv6_host_is_accepted() -> None:
+    assert config.state_url({"CORPUSBOT_STATE_URL": "postgresql:///corpusbot?host=/run/postgresql"}) is not None
+    url = config.state_url({"CORPUSBOT_STATE_URL": f"postgresql://bot:{STATE_PASSWORD}@[::1]:5433/x"})
+    assert url is not None and url.display == "postgresql://[::1]:5433/x"
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        (f"CHANGE-ME-postgresql://USER:{STATE_PASSWORD}@HOST:5432/corpusbot", "postgresql://"),  # the k8s template
+        (f"mysql://bot:{STATE_PASSWORD}@db:3306/corpusbot", "postgresql://"),
+        ("sqlite:///var/lib/corpusbot/state.db", "postgresql://"),
+        ("/var/lib/corpusbot/state.db", "postgresql://"),
+        (f"postgresql:bot:{STATE_PASSWORD}@db/corpusbot", "postgresql://"),
+        (f"postgresql://bot:{STATE_PASSWORD}@db:port/corpusbot", "not a well-formed URL"),
+        (f"postgresql://bot:{STATE_PASSWORD}@db:99999/corpusbot", "not a well-formed URL"),
+        (f"postgresql://bot:{STATE_PASSWORD} x@db/corpusbot", "spaces"),
+        (f"'postgresql://bot:{STATE_PASSWORD}@db/corpusbot'", "quotes"),
+    ],
+)
+def test_a_malformed_state_url_is_refused_at_start_naming_the_variable_and_the_fix(value: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.settings_from_env(env(CORPUSBOT_STATE_URL=value))
+    message = str(caught.value)
+    assert message.startswith("CORPUSBOT_STATE_URL ") and hint in message
+    assert "postgresql://USER:PASSWORD@HOST:5432/DBNAME" in message and ".env" in message
+    assert STATE_PASSWORD not in message and "\n" not in message
+
+
+def test_a_state_url_and_a_state_file_together_are_refused() -> None:
+    with pytest.raises(ConfigError, match="CORPUSBOT_STATE_URL and CORPUSBOT_STATE_DB are both set"):
+        config.settings_from_env(
+            env(CORPUSBOT_STATE_URL="postgresql://db/corpusbot", CORPUSBOT_STATE_DB="/data/state.db")
+        )
+
+
+def test_serve_with_a_malformed_state_url_exits_with_one_line(runner, in_tmp: Path, sample_db: Path) -> None:
+    result = runner.invoke(
+        cli,
+        ["serve", "--db", str(sample_db)],
+        env={
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": "abcdef0123456789",
+            "CORPUSBOT_STATE_URL": f"mysql://bot:{STATE_PASSWORD}@db/corpusbot",
+            "CORPUSBOT_STATE_DB": "",
+        },
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: CORPUSBOT_STATE_URL must start with postgresql:// or postgres://")
+    assert result.output.count("\n") == 1 and STATE_PASSWORD not in result.output and "Traceback" not in result.output
