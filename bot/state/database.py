@@ -268,9 +268,12 @@ def open_for_reading(
     """
     import sqlite_utils
 
+    from corpusbot.index.engine import store
+
     for path in (state_path(index_db, state_db), Path(index_db)):
         if path.is_file():
-            return sqlite_utils.Database(_read_only(path))
+            # The store's read-only open also works in a read-only folder (no -shm can be made there).
+            return sqlite_utils.Database(store.connect(path, readonly=True).conn)
     raise IndexMissing(f"No index database at {index_db}. Run `corpusbot index` to build one.")
 
 

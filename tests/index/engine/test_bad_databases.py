@@ -341,7 +341,7 @@ def test_a_database_in_a_read_only_folder_is_read_and_a_reindex_says_read_only(t
     db.chmod(0o444)
     folder.chmod(0o555)
     try:
-        for args in (["ask", "who is on the US delegation?"], ["stats"], ["article", "trade"], ["check"]):
+        for args in (["ask", "who is on the US delegation?"], ["stats"], ["article", "trade"], ["check"], ["feedback"]):
             result = run_bound_by_permissions([*args, "--db", str(db)], tmp_path)
             assert result.returncode == 0, (args, result.stderr)
         ask = run_bound_by_permissions(["ask", "--db", str(db), "who is on the US delegation?"], tmp_path)
