@@ -21,11 +21,12 @@ def feedback(limit: int | None, as_json: bool, db_path: str, state_db: str | Non
     Each entry: when, who (Slack user ID), the verdict, the question and
     the passages shown (article id ¶n). Read from the bot's state database
     (corpusbot-state.db beside corpusbot.db), or from the index of a bot that
-    has not run since that file was introduced; nothing is written.
+    has not run since that file was introduced; nothing is written. With
+    CORPUSBOT_STATE_URL set, from that PostgreSQL database (the feedback of
+    every replica), unless --state-db names a file.
 
     Example: corpusbot feedback --json
     """
-    # With CORPUSBOT_STATE_URL: the feedback of every replica, in PostgreSQL, unless --state-db names a file.
     given = click.get_current_context().get_parameter_source("state_db") is ParameterSource.COMMANDLINE
     records = stored_feedback(db_path, state_db, limit, url=None if given else config.state_url())
     if as_json:
