@@ -741,7 +741,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("mixed", "ask"), default="mixed")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--db", type=Path, help="An existing index (the bot keeps its state in a -state.db file beside it).")
+    parser.add_argument(
+        "--db", type=Path, help="An existing index (the bot keeps its state in a -state.db file beside it)."
+    )
     parser.add_argument("--passages", type=int, default=20_000, help="Size of the generated corpus without --db.")
     parser.add_argument("--queries", type=Path, help="Questions, one a line (default: the corpus's queries.txt).")
     parser.add_argument("--reindex", action=argparse.BooleanOptionalAction, default=None, help="Default: mixed only.")

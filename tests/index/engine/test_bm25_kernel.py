@@ -12,7 +12,9 @@ NO_PAIRS = np.zeros((0, 2), dtype=np.uint32)
 
 
 def test_the_compiled_kernel_is_built() -> None:
-    assert bm25.kernel is not None, "index/engine/_bm25_kernel.c was not compiled: reinstall with `pip install -e '.[dev]'`"
+    assert bm25.kernel is not None, (
+        "index/engine/_bm25_kernel.c was not compiled: reinstall with `pip install -e '.[dev]'`"
+    )
 
 
 def random_index(seed: int, n_docs: int, max_len: int = 300) -> tuple[Collection, list[Postings]]:
