@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from slack_bolt import App
 
     from corpusbot.bot.serving.index_follower import IndexFollower
+    from corpusbot.bot.slack.pending import Sweeper
     from corpusbot.bot.slack.runtime import Runtime
     from corpusbot.bot.state import BotState
     from corpusbot.index import SearchService
@@ -193,6 +194,7 @@ def _serve_in_this_process(settings: config.Settings, host: str, port: int) -> N
         if follower is not None:
             follower.stop(timeout=5)
         raise
+    sweeper = _sweep(app, runtime)
     try:
         with _stop_on_signals():
             if settings.socket_mode:
@@ -209,6 +211,8 @@ def _serve_in_this_process(settings: config.Settings, host: str, port: int) -> N
     finally:
         # Answers in progress finish (the pool's threads are joined at exit); queued ones are dropped, and as
         # Slack already has their ack it will not retry them (only possible with more than the pool in flight).
+        if sweeper is not None:
+            sweeper.stop()
         executor.shutdown(wait=False, cancel_futures=True)
         if follower is not None:
             follower.stop(timeout=5)
@@ -249,16 +253,28 @@ def _worker(settings: config.Settings, listener: socket.socket) -> int:
         except KeyboardInterrupt:
             return 0
         follower = _follow(settings, first_timeout=None)
+        sweeper = _sweep(app, runtime)
         try:
             serve_http(SlackWSGI(app, runtime, settings.signing_secret), listener=listener)
         except KeyboardInterrupt:
             pass
         finally:
+            if sweeper is not None:
+                sweeper.stop()
             if follower is not None:
                 follower.stop(timeout=5)
             executor.shutdown(wait=True, cancel_futures=True)
             _close(runtime)
     return 0
+
+
+def _sweep(app: App, runtime: Runtime) -> Sweeper | None:
+    """With CORPUSBOT_STATE_URL: the thread answering the questions another replica left unanswered."""
+    if runtime.state.pending is None:
+        return None
+    from corpusbot.bot.slack.pending import Sweeper
+
+    return Sweeper(runtime, app.client).start()
 
 
 def _follow(settings: config.Settings, first_timeout: float | None) -> IndexFollower | None:

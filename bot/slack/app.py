@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 
 from corpusbot.bot.config import Settings
 from corpusbot.bot.ops.requestctx import ContextThreadPoolExecutor
-from corpusbot.bot.slack import payloads
+from corpusbot.bot.slack import payloads, pending
 from corpusbot.bot.slack.listeners import EXECUTOR_KEY, actions, events
 from corpusbot.bot.slack.listeners import slash_commands as commands
 from corpusbot.bot.slack.mrkdwn import shorten
@@ -84,7 +84,7 @@ def _skip_seen_events(runtime: Runtime) -> Callable[..., Any]:
     The id is compared as a string (:func:`corpusbot.bot.slack.payloads.event_key`), whatever JSON type it came as.
     """
 
-    def skip_seen_events(body: dict[str, Any], next: Callable[[], Any]) -> Any:
+    def skip_seen_events(body: dict[str, Any], context: BoltContext, next: Callable[[], Any]) -> Any:
         try:
             envelope = payloads.envelope(body)
         except payloads.PayloadError as error:  # checked before bolt already (server.py); here for any other way in
@@ -95,6 +95,7 @@ def _skip_seen_events(runtime: Runtime) -> Callable[..., Any]:
             log.info("Event %s was already handled; not answering it again", shorten(event_id, 80))
             runtime.metrics.duplicate_event()
             return BoltResponse(status=200, body="")
+        pending.record(runtime, body, context)  # before the ack: another replica answers it should this one die
         return next()
 
     return skip_seen_events

@@ -10,6 +10,7 @@ from corpusbot.bot.config import RateLimit, StateUrl
 from corpusbot.bot.state import database
 from corpusbot.bot.state.events import EVENT_TTL_SECONDS, EventStore, PgSeenEvents, SeenEvents, SharedEventIds
 from corpusbot.bot.state.feedback import Feedback, FeedbackLog, FeedbackStore, PgFeedbackLog
+from corpusbot.bot.state.pending import PgPending
 from corpusbot.bot.state.postgres import PgStore
 from corpusbot.bot.state.ratelimit import Limiter, PgRateLimiter, RateLimiter
 
@@ -48,12 +49,14 @@ class BotState:
         self.events: EventStore
         self.feedback_log: FeedbackStore
         self.store: PgStore | None = None
+        self.pending: PgPending | None = None  # questions not answered yet: with ``url`` only
         self.path: Path | None = None
         if url is not None:
             self.store = PgStore(url)
             self.location = self.store.display
             self.events = PgSeenEvents(self.store, ttl=event_ttl, clock=clock, shared=shared)
             self.feedback_log = PgFeedbackLog(self.store)
+            self.pending = PgPending(self.store)
         else:
             self.path = database.prepare(db_path, state_db)
             self.location = str(self.path)
@@ -64,6 +67,8 @@ class BotState:
     def close(self) -> None:
         self.events.close()
         self.feedback_log.close()
+        if self.pending is not None:
+            self.pending.close()
         if self.store is not None:
             self.store.close()
 

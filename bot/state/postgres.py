@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     import psycopg
 
 RATE_LIMITS_TABLE = "bot_rate_limits"
+PENDING_TABLE = "bot_pending"
 MIGRATION_LOCK = 0x636F7270  # pg_advisory_xact_lock key ("corp") held while the schema is made or upgraded
 
 CONNECT_TIMEOUT_SECONDS = 2  # libpq's minimum; the event check before an ack is bounded more tightly (events.py)
@@ -101,6 +102,21 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "m003_pending_questions",
+        f"""
+        CREATE TABLE IF NOT EXISTS {PENDING_TABLE} (
+            id text PRIMARY KEY,
+            kind text NOT NULL,
+            payload jsonb NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            claimed_by text NOT NULL,
+            claimed_at timestamptz NOT NULL DEFAULT now(),
+            done boolean NOT NULL DEFAULT false
+        );
+        CREATE INDEX IF NOT EXISTS {PENDING_TABLE}_open ON {PENDING_TABLE} (claimed_at) WHERE NOT done;
+        """,
+    ),
 )
 
 # The time every statement uses: the database's clock (one for every replica), or the one a test passes.
@@ -149,6 +165,27 @@ RATE_OLDEST = f"""
 """
 PURGE_RATE_LIMITS = f"""
     DELETE FROM {RATE_LIMITS_TABLE} WHERE coalesce(hits[cardinality(hits)], 0) <= {_NOW} - %(seconds)s
+"""
+
+# A question acknowledged but not answered yet: recorded before the ack, done once the reply is posted.
+ADD_PENDING = f"""
+    INSERT INTO {PENDING_TABLE} (id, kind, payload, claimed_by) VALUES (%(id)s, %(kind)s, %(payload)s, %(claimer)s)
+    ON CONFLICT (id) DO NOTHING
+"""
+FINISH_PENDING = f"UPDATE {PENDING_TABLE} SET done = true WHERE id = %(id)s"
+# Questions whose claimer has not finished within ``after`` seconds (it died, or hangs): taken over, each by
+# exactly one process (the row lock; SKIP LOCKED so that sweepers never wait for each other).
+CLAIM_PENDING = f"""
+    UPDATE {PENDING_TABLE} SET claimed_by = %(claimer)s, claimed_at = now()
+    WHERE id IN (
+        SELECT id FROM {PENDING_TABLE}
+        WHERE NOT done AND claimed_at < now() - make_interval(secs => %(after)s)
+        ORDER BY created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    ) AND NOT done AND claimed_at < now() - make_interval(secs => %(after)s)
+    RETURNING id, kind, payload, created_at < now() - make_interval(secs => %(give_up)s)
+"""
+PURGE_PENDING = f"""
+    DELETE FROM {PENDING_TABLE} WHERE created_at < now() - make_interval(secs => %(keep)s)
 """
 
 
@@ -277,6 +314,30 @@ class PgStore:
             if purge:
                 _tidy(conn, PURGE_EVENTS, {"ttl": ttl, "now": now})
         return new
+
+    # -- pending questions -------------------------------------------------------------------------------------
+
+    def add_pending(self, pending_id: str, kind: str, payload: dict[str, Any], claimer: str) -> None:
+        """Record a question before its ack, claimed by ``claimer`` (a retry of one recorded already: nothing)."""
+        from psycopg.types.json import Jsonb
+
+        with self.events.borrow() as conn:
+            conn.execute(ADD_PENDING, {"id": pending_id, "kind": kind, "payload": Jsonb(payload), "claimer": claimer})
+
+    def finish_pending(self, pending_id: str) -> None:
+        with self.general.borrow() as conn:
+            conn.execute(FINISH_PENDING, {"id": pending_id})
+
+    def claim_pending(
+        self, claimer: str, after: float, give_up: float, limit: int
+    ) -> list[tuple[str, str, dict[str, Any], bool]]:
+        """Take over up to ``limit`` questions left unfinished ``after`` seconds: (id, kind, payload, too old)."""
+        with self.general.borrow() as conn:
+            rows = conn.execute(
+                CLAIM_PENDING, {"claimer": claimer, "after": after, "give_up": give_up, "limit": limit}
+            ).fetchall()
+            _tidy(conn, PURGE_PENDING, {"keep": max(give_up * 2, 3600.0)})
+        return [(str(row[0]), str(row[1]), dict(row[2]), bool(row[3])) for row in rows]
 
     # -- feedback ----------------------------------------------------------------------------------------------
 

@@ -1,4 +1,7 @@
-"""A fake Slack Web API on 127.0.0.1 for tests: records every call, answers like Slack, checks Block Kit limits.
+"""A fake Slack Web API for tests: records every call, answers like Slack, checks Block Kit limits.
+
+It listens on 127.0.0.1, or on the ``host`` given (e.g. a ``tests.support.netns`` gateway, for bots inside
+network namespaces); ``url`` names the address it listens on.
 
 ``FakeSlack.api_url`` goes into ``SLACK_API_URL``; ``FakeSlack.response_url(name)``
 is a ``response_url`` sink. Calls whose blocks break Slack's limits are
@@ -131,7 +134,8 @@ def _element_problems(element: dict[str, Any]) -> list[str]:
 class FakeSlack:
     """Start with ``with FakeSlack() as slack:``; every call lands in ``slack.calls``."""
 
-    def __init__(self, bot_token: str = BOT_TOKEN, app_token: str = APP_TOKEN) -> None:
+    def __init__(self, bot_token: str = BOT_TOKEN, app_token: str = APP_TOKEN, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.bot_token = bot_token
         self.app_token = app_token
         self.calls: list[Call] = []
@@ -140,7 +144,9 @@ class FakeSlack:
         self._timestamps = itertools.count(1)
         self._messages: set[tuple[str, str]] = set()
         self._open: set[socket.socket] = set()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._holds: dict[str, tuple[float, str | None]] = {}  # method: (until, only from this client address)
+        self.held = 0  # calls being held right now
+        self._server = ThreadingHTTPServer((host, 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
@@ -161,7 +167,8 @@ class FakeSlack:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+        address, port = self._server.server_address[:2]
+        return f"http://{address}:{port}/"
 
     @property
     def api_url(self) -> str:
@@ -201,6 +208,53 @@ class FakeSlack:
         self._failures.setdefault(method, []).append(
             Failure(status, {"Retry-After": retry_after}, {"ok": False, "error": error})
         )
+
+    def hold(self, method: str, seconds: float, peer: str | None = None) -> None:
+        """Calls to ``method`` (from the client address ``peer``, or any) wait up to ``seconds`` (or :meth:`release`)
+        before they are answered. A call whose client hung up meanwhile is dropped, recorded as ``method (client
+        gone)``, as a post that never completed: a bot killed while its reply waits here has not replied."""
+        with self._changed:
+            self._holds[method] = (time.monotonic() + seconds, peer)
+
+    def release(self) -> None:
+        """Held calls go on now; later ones are not held."""
+        with self._changed:
+            self._holds.clear()
+            self._changed.notify_all()
+
+    def wait_for_held(self, count: int, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self.held < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"expected {count} held call(s) within {timeout}s; {self.held} held")
+                self._changed.wait(remaining)
+
+    def _wait_if_held(self, method: str, peer: str, connection: socket.socket) -> bool:
+        """Hold the call if asked to; False when its client hung up meanwhile (the call is then dropped)."""
+        with self._changed:
+            hold = self._holds.get(method)
+            if hold is None or (hold[1] is not None and hold[1] != peer):
+                return True
+            self.held += 1
+            self._changed.notify_all()
+            try:
+                while method in self._holds and time.monotonic() < self._holds[method][0]:
+                    self._changed.wait(min(0.2, self._holds[method][0] - time.monotonic()))
+            finally:
+                self.held -= 1
+        try:
+            connection.setblocking(False)
+            try:
+                gone = connection.recv(1, socket.MSG_PEEK) == b""
+            except BlockingIOError:
+                gone = False
+            finally:
+                connection.setblocking(True)
+        except OSError:
+            gone = True
+        return not gone
 
     # -- answering ---------------------------------------------------------
 
@@ -289,9 +343,17 @@ class FakeSlack:
                 raw = self.rfile.read(length).decode("utf-8")
                 body = _parse(raw, self.headers.get("Content-Type") or "")
                 if self.path.startswith("/api/"):
+                    if not fake._wait_if_held(self.path[5:], self.client_address[0], self.connection):
+                        fake._record(Call(self.path[5:] + " (client gone)", body, path=self.path))
+                        self.close_connection = True
+                        return
                     status, headers, answer = fake._answer_api(self.path[5:], body, self.headers.get("Authorization"))
                     self._send(status, json.dumps(answer), "application/json", headers)
                 elif self.path.startswith("/response/"):
+                    if not fake._wait_if_held("response_url", self.client_address[0], self.connection):
+                        fake._record(Call("response_url (client gone)", body, path=self.path))
+                        self.close_connection = True
+                        return
                     failures = fake._failures.get("response_url")
                     if failures:
                         failure = failures.pop(0)

@@ -35,7 +35,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -534,21 +533,9 @@ class SocketModeSlack(FakeSlack):
         ping_interval: float | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.host = host
+        super().__init__(host=host, **kwargs)
         self.socket_mode = socket_mode or FakeSocketMode(host, ping_interval=ping_interval)
         self._owns_socket_mode = socket_mode is None
-        if host != "127.0.0.1":  # FakeSlack binds loopback only: listen on ``host`` instead, before starting
-            self._server.server_close()
-            self._server = ThreadingHTTPServer((host, 0), self._handler())
-            self._server.daemon_threads = True
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-            )
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self._server.server_port}/"
 
     def __enter__(self) -> SocketModeSlack:
         if self._owns_socket_mode:

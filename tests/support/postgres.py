@@ -60,23 +60,23 @@ def find_binaries() -> Path:
     raise FileNotFoundError(INSTALL_HINT)
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((host, 0))
         return int(probe.getsockname()[1])
 
 
 class PostgresServer:
     """One PostgreSQL server in a folder of its own: ``start()``, ``stop()``, ``url()``, ``create_database()``."""
 
-    def __init__(self, root: Path, binaries: Path) -> None:
+    def __init__(self, root: Path, binaries: Path, host: str = "127.0.0.1") -> None:
         self.root = root
         self.bin = binaries
         self.data = root / "data"
         self.sockets = root / "sockets"
         self.log = root / "server.log"
-        self.port = free_port()
-        self.host = "127.0.0.1"
+        self.host = host  # where it listens and what its URLs name (a netns gateway reaches hosts in namespaces)
+        self.port = free_port(host)
         self._as_root = os.geteuid() == 0
         self._names = itertools.count(1)
         self.running = False
@@ -109,9 +109,11 @@ class PostgresServer:
             "UTF8",
             "--locale=C",
         )
-        # The superuser over the socket only; everyone else over TCP with a password.
+        # The superuser over the socket only; everyone else over TCP with a password (from loopback, and from the
+        # subnets of the address listened on: ``samenet``).
         (self.data / "pg_hba.conf").write_text(
-            "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n", encoding="utf-8"
+            "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all samenet scram-sha-256\n",
+            encoding="utf-8",
         )
 
     def start(self) -> None:
@@ -196,6 +198,27 @@ class PostgresServer:
                 f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}{result.stderr}\n{log}"
             )
         return result.stdout
+
+
+@contextlib.contextmanager
+def running_postgres(host: str = "127.0.0.1") -> Iterator[PostgresServer]:
+    """A PostgreSQL server of its own listening on ``host`` (e.g. a netns gateway, while that network is up),
+    its role made; stopped and removed on leaving. Fails the test (never skips) without the binaries."""
+    try:
+        binaries = find_binaries()
+    except FileNotFoundError as error:
+        pytest.fail(str(error), pytrace=False)
+    root = Path(tempfile.mkdtemp(prefix="corpusbot-pg-"))
+    server = PostgresServer(root, binaries, host)
+    atexit.register(server.cleanup)
+    try:
+        server.init()
+        server.start()
+        server.create_role()
+        yield server
+    finally:
+        server.cleanup()
+        atexit.unregister(server.cleanup)
 
 
 @pytest.fixture(scope="session")

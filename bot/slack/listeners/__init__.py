@@ -26,7 +26,7 @@ from typing import Any
 from slack_bolt import BoltContext
 
 from corpusbot.bot.ops.requestctx import current_request_id
-from corpusbot.bot.slack import blocks
+from corpusbot.bot.slack import blocks, pending
 from corpusbot.bot.slack.blocks import Message
 from corpusbot.bot.slack.replies import report_failure
 from corpusbot.bot.slack.runtime import Runtime, runtime_of
@@ -52,7 +52,7 @@ def after_ack(listener: Callable[..., None]) -> Callable[..., None]:
         work = rt.in_progress
         work.started()  # counted from now (the request is still in progress) until the listener ends
         try:
-            executor.submit(_run, listener, kwargs, rt)
+            executor.submit(_run, listener, kwargs, rt, context)
         except BaseException:
             work.finished()
             raise
@@ -60,9 +60,10 @@ def after_ack(listener: Callable[..., None]) -> Callable[..., None]:
     return acknowledge_then_submit
 
 
-def _run(listener: Callable[..., None], kwargs: dict[str, Any], rt: Runtime) -> None:
+def _run(listener: Callable[..., None], kwargs: dict[str, Any], rt: Runtime, context: BoltContext) -> None:
     try:
         listener(**kwargs)
+        pending.finish(rt, context)  # its reply was posted (or it failed, and the polite one was)
     except Exception as error:  # acknowledged already, and outside replying(): nobody to tell but the log
         first = rt.health.first_of_its_kind(listener.__name__, error)
         log.error(

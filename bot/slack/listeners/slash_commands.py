@@ -6,15 +6,17 @@ through the command's ``response_url`` from the listener pool.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from slack_bolt import App, BoltContext
 
 from corpusbot.bot.slack import payloads, replies
+from corpusbot.bot.slack.blocks import Message
 from corpusbot.bot.slack.listeners import after_ack, note_problems, replying
 from corpusbot.bot.slack.mrkdwn import decode_incoming
-from corpusbot.bot.slack.runtime import runtime_of
+from corpusbot.bot.slack.runtime import Runtime, runtime_of
 
 
 def register(app: App) -> None:
@@ -27,7 +29,11 @@ def on_ask(command: dict[str, Any], context: BoltContext) -> None:
     rt = runtime_of(context)
     ask = payloads.slash_command(command)
     note_problems("/ask", ask.problems)
-    send = partial(rt.responder.ephemeral, ask.response_url)
+    answer_ask(rt, ask, partial(rt.responder.ephemeral, ask.response_url))
+
+
+def answer_ask(rt: Runtime, ask: payloads.SlashCommand, send: Callable[[Message], object]) -> None:
+    """The reply to ``/ask`` (also for a question taken over from another replica: :mod:`..pending`)."""
     with replying(rt, "/ask", send):
         text = decode_incoming(ask.text)
         if text.lower() in ("", "help"):
