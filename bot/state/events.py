@@ -61,6 +61,17 @@ class SharedEventIds(Protocol):
     def first_time(self, event_id: str, ttl: float, now: float | None = None) -> bool: ...
 
 
+def remember(recent: dict[str, float], event_id: str, now: float, ttl: float) -> dict[str, float]:
+    """``recent`` with ``event_id`` seen at ``now``, kept to ``MEMORY_EVENTS`` ids (expired ones, then the oldest, go)."""
+    recent[event_id] = now
+    if len(recent) > MEMORY_EVENTS:
+        horizon = now - ttl
+        recent = {key: at for key, at in recent.items() if at >= horizon}
+        while len(recent) > MEMORY_EVENTS:
+            recent.pop(next(iter(recent)))
+    return recent
+
+
 class SeenEvents:
     """The event ids handled within the last ``ttl`` seconds, in the state database at ``path`` (thread-safe).
 
@@ -145,12 +156,7 @@ class SeenEvents:
         return new
 
     def _remember(self, event_id: str, now: float) -> None:
-        self._recent[event_id] = now
-        if len(self._recent) > MEMORY_EVENTS:
-            horizon = now - self.ttl
-            self._recent = {key: at for key, at in self._recent.items() if at >= horizon}
-            while len(self._recent) > MEMORY_EVENTS:
-                self._recent.pop(next(iter(self._recent)))
+        self._recent = remember(self._recent, event_id, now, self.ttl)
 
     def _purge(self, db: sqlite_utils.Database, now: float) -> None:
         with contextlib.suppress(sqlite3.OperationalError):
@@ -233,9 +239,4 @@ class PgSeenEvents:
             return True
 
     def _remember(self, event_id: str, now: float) -> None:
-        self._recent[event_id] = now
-        if len(self._recent) > MEMORY_EVENTS:
-            horizon = now - self.ttl
-            self._recent = {key: at for key, at in self._recent.items() if at >= horizon}
-            while len(self._recent) > MEMORY_EVENTS:
-                self._recent.pop(next(iter(self._recent)))
+        self._recent = remember(self._recent, event_id, now, self.ttl)
