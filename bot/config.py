@@ -112,6 +112,28 @@ def index_from(environ: Mapping[str, str] | None = None) -> str | None:
     return (env.get("CORPUSBOT_INDEX_FROM") or "").strip() or None
 
 
+DEFAULT_INDEX_POLL = 30.0  # seconds between two reads of the snapshot pointer (serve --index-from)
+MIN_INDEX_POLL = 1.0
+
+
+def index_poll(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds between two checks of the snapshot pointer (``CORPUSBOT_INDEX_POLL``, default 30, at least 1)."""
+    env = os.environ if environ is None else environ
+    value = (env.get("CORPUSBOT_INDEX_POLL") or "").strip().lower().removesuffix("s").strip()
+    if not value:
+        return DEFAULT_INDEX_POLL
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds >= MIN_INDEX_POLL or seconds == float("inf"):  # also refuses nan
+        raise ConfigError(
+            f"CORPUSBOT_INDEX_POLL must be a number of seconds, at least {MIN_INDEX_POLL:g} (default "
+            f"{DEFAULT_INDEX_POLL:g}): how often serve --index-from checks for a new snapshot. {HOW_TO_SET}"
+        )
+    return seconds
+
+
 def synonyms_path(environ: Mapping[str, str] | None = None) -> str | None:
     """A user synonyms file (``CORPUSBOT_SYNONYMS``), read in addition to the bundled one."""
     env = os.environ if environ is None else environ
@@ -176,6 +198,7 @@ class Settings:
     state_db_path: str | None = None  # None: beside the index (corpusbot.bot.state.database.state_path)
     state_url: StateUrl | None = None  # the state shared by every replica, in PostgreSQL; None: state_db_path
     index_from: str | None = None  # serve --index-from: the snapshot store to follow
+    index_poll: float = DEFAULT_INDEX_POLL  # seconds between two checks of index_from's pointer
     bot_token: str | None = field(default=None, repr=False)
     app_token: str | None = field(default=None, repr=False)
     signing_secret: str | None = field(default=None, repr=False)
@@ -208,6 +231,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         state_db_path=state_db_path(env),
         state_url=shared_state,
         index_from=index_from(env),
+        index_poll=index_poll(env),
         bot_token=_secret(env, "SLACK_BOT_TOKEN"),
         app_token=_secret(env, "SLACK_APP_TOKEN"),
         signing_secret=_secret(env, "SLACK_SIGNING_SECRET"),

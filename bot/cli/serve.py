@@ -62,7 +62,8 @@ TOKEN_ADVICE = (
     metavar="SOURCE",
     default=None,
     help="Follow the snapshots `corpusbot publish` writes to SOURCE (a folder, file://, s3://, gs:// or https://; "
-    "default CORPUSBOT_INDEX_FROM): installed at start, checked every 30 s, swapped in without a restart.",
+    "default CORPUSBOT_INDEX_FROM): installed at start, checked every CORPUSBOT_INDEX_POLL seconds (default "
+    "30), swapped in without a restart.",
 )
 @db_option
 @state_db_option
@@ -283,7 +284,8 @@ def _follow(settings: config.Settings, first_timeout: float | None) -> IndexFoll
         return None
     from corpusbot.bot.serving.index_follower import IndexFollower
 
-    return IndexFollower(settings.index_from, settings.db_path).start(first_timeout=first_timeout)
+    follower = IndexFollower(settings.index_from, settings.db_path, interval=settings.index_poll)
+    return follower.start(first_timeout=first_timeout)
 
 
 def _cannot_listen(host: str, port: int, error: OSError) -> str:

@@ -266,3 +266,29 @@ def test_serve_with_a_malformed_state_url_exits_with_one_line(runner, in_tmp: Pa
     assert result.exit_code == 1
     assert result.output.startswith("Error: CORPUSBOT_STATE_URL must start with postgresql:// or postgres://")
     assert result.output.count("\n") == 1 and STATE_PASSWORD not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", 30.0), ("1", 1.0), ("5", 5.0), (" 2.5 ", 2.5), ("10s", 10.0)])
+def test_the_index_poll_interval_is_read_from_corpusbot_index_poll(value: str, expected: float) -> None:
+    assert config.settings_from_env(env(CORPUSBOT_INDEX_POLL=value)).index_poll == expected
+    assert config.settings_from_env(env()).index_poll == config.DEFAULT_INDEX_POLL == 30.0
+
+
+@pytest.mark.parametrize("value", ["0", "0.5", "-5", "soon", "nan", "inf", "1m"])
+def test_a_bad_index_poll_interval_is_refused_at_start_naming_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.settings_from_env(env(CORPUSBOT_INDEX_POLL=value))
+    message = str(caught.value)
+    assert message.startswith("CORPUSBOT_INDEX_POLL ") and "at least 1" in message and ".env" in message
+    assert "\n" not in message
+
+
+def test_serve_with_a_bad_index_poll_interval_exits_with_one_line(runner, in_tmp: Path, sample_db: Path) -> None:
+    result = runner.invoke(
+        cli,
+        ["serve", "--db", str(sample_db), "--index-from", str(in_tmp / "snapshots")],
+        env={"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": "abcdef0123456789", "CORPUSBOT_INDEX_POLL": "0"},
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: CORPUSBOT_INDEX_POLL must be a number of seconds, at least 1")
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
