@@ -18,8 +18,9 @@ from corpusbot.bot.state import stored_feedback
 def feedback(limit: int | None, as_json: bool, db_path: str, state_db: str | None) -> None:
     """List the Helpful / Not helpful feedback given in Slack, newest first.
 
-    Each entry: when, who (Slack user ID), the verdict, the question and
-    the passages shown (article id ¶n). Read from the bot's state database
+    Each entry: when, who (Slack user ID), the verdict, the question, the
+    passages shown (article id ¶n) and the index generation the answer came
+    from (when known). Read from the bot's state database
     (corpusbot-state.db beside corpusbot.db), or from the index of a bot that
     has not run since that file was introduced; nothing is written. With
     CORPUSBOT_STATE_URL set, from that PostgreSQL database (the feedback of
@@ -42,3 +43,5 @@ def feedback(limit: int | None, as_json: bool, db_path: str, state_db: str | Non
         click.echo(f"{record.created_at}  {record.user_id}  {verdict}  {record.question}")
         if record.passages:
             click.echo("    shown: " + "; ".join(record.passages))
+        if record.generation is not None:
+            click.echo(f"    index generation: {record.generation}")

@@ -68,12 +68,15 @@ class AnswerRef:
     question: str
     offset: int = 0
     shown: tuple[str, ...] = ()  # "article-id ¶n" of the passages on screen (for feedback)
+    generation: int | None = None  # of the index the answer came from; None in values posted before it was carried
 
     def to_value(self) -> str:
         def dump(question: str, shown: Sequence[str]) -> str:
             data: dict[str, Any] = {"q": question, "o": self.offset}
             if shown:
                 data["p"] = list(shown)
+            if self.generation is not None:
+                data["g"] = self.generation
             return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
         shown = tuple(label[:100] for label in self.shown)
@@ -87,7 +90,10 @@ class AnswerRef:
         question, offset, shown = data.get("q"), data.get("o", 0), data.get("p", [])
         if not isinstance(question, str) or not isinstance(offset, int) or offset < 0 or not isinstance(shown, list):
             return None
-        return cls(question, offset, tuple(str(label) for label in shown))
+        generation = data.get("g")
+        if not isinstance(generation, int) or isinstance(generation, bool):
+            generation = None  # absent in values posted before the generation was carried
+        return cls(question, offset, tuple(str(label) for label in shown), generation)
 
 
 @dataclass(frozen=True)
@@ -300,9 +306,17 @@ def _within(blocks: list[Block], limit: int = MAX_BLOCKS) -> list[Block]:
 
 
 def answer_message(
-    answer: Answer, *, show_question: bool = True, shareable: bool = False, examples: Sequence[str] = ()
+    answer: Answer,
+    *,
+    show_question: bool = True,
+    shareable: bool = False,
+    examples: Sequence[str] = (),
+    generation: int | None = None,
 ) -> Message:
-    """An answer: numbered passages with citations, and More results / Helpful / Not helpful / Share buttons."""
+    """An answer: numbered passages with citations, and More results / Helpful / Not helpful / Share buttons.
+
+    The buttons carry ``generation``, the index generation the answer came from.
+    """
     question = escape(shorten(answer.query, QUESTION_CHARS))
     if not answer.hits:
         return no_more_results(answer) if answer.offset else no_match(answer, examples)
@@ -325,14 +339,14 @@ def answer_message(
     shown = tuple(f"{hit.article.id} ¶{hit.passage.ordinal}" for hit in answer.hits)
     buttons = []
     if answer.has_more:
-        buttons.append(
-            button("More results", MORE, AnswerRef(answer.query, answer.offset + len(answer.hits)).to_value())
-        )
-    feedback = AnswerRef(answer.query, answer.offset, shown).to_value()
+        more = AnswerRef(answer.query, answer.offset + len(answer.hits), generation=generation)
+        buttons.append(button("More results", MORE, more.to_value()))
+    feedback = AnswerRef(answer.query, answer.offset, shown, generation).to_value()
     buttons.append(button("Helpful", HELPFUL, feedback))
     buttons.append(button("Not helpful", NOT_HELPFUL, feedback))
     if shareable:
-        buttons.append(button("Share in channel", SHARE, AnswerRef(answer.query, answer.offset).to_value(), "primary"))
+        share = AnswerRef(answer.query, answer.offset, generation=generation)
+        buttons.append(button("Share in channel", SHARE, share.to_value(), "primary"))
     blocks.append(actions(*buttons))
     cited = "; ".join(
         f"[{hit.rank}] {escape(shorten(hit.article.title, 80))} ¶{hit.passage.ordinal}" for hit in answer.hits
@@ -361,12 +375,21 @@ def no_more_results(answer: Answer) -> Message:
     return Message(_fallback(f"No more results for {question}."), [section(f"No more results for *{question}*.")])
 
 
-def shared_answer(user_id: str, answer: Answer) -> Message:
+def shared_answer(user_id: str, answer: Answer, generation: int | None = None) -> Message:
     """An answer someone shared from their /ask into the channel."""
-    message = answer_message(answer, show_question=True)
+    message = answer_message(answer, show_question=True, generation=generation)
     sharer = f"<@{user_id}>" if re.fullmatch(r"[UW][A-Z0-9]+", user_id) else "Someone"
     blocks = [context(f"{sharer} shared an answer from /ask"), *message.blocks]
     return Message(message.text, _within(blocks))
+
+
+def index_changed(message: Message, shown: int, current: int) -> Message:
+    """``message`` with a first line saying the index changed since generation ``shown`` (now ``current``)."""
+    note = context(
+        f"The index was updated since this answer (generation {shown} → {current}); "
+        "these results come from the current one."
+    )
+    return Message(message.text, _within([note, *message.blocks]))
 
 
 # -- help, notices -------------------------------------------------------------

@@ -20,6 +20,7 @@ from corpusbot.bot.slack.blocks import Message, PageRef
 from corpusbot.bot.slack.mrkdwn import code, escape, shorten
 from corpusbot.bot.slack.runtime import Runtime
 from corpusbot.index import CorpusbotError, index_corpus
+from corpusbot.index.models import Answer
 
 log = logging.getLogger("corpusbot.slack")
 T = TypeVar("T")
@@ -73,19 +74,39 @@ def report_failure(rt: Runtime, where: str, error: Exception, *, question: bool 
 
 @guarded(blocks.unavailable, question=True)
 def answer(
-    rt: Runtime, question: str, offset: int = 0, *, shareable: bool = False, show_question: bool = True
+    rt: Runtime,
+    question: str,
+    offset: int = 0,
+    *,
+    shareable: bool = False,
+    show_question: bool = True,
+    since: int | None = None,
 ) -> Message:
+    """The answer from the current index; with ``since`` (the generation a More results click came from), a
+    first line saying so when the index changed since then."""
     with rt.metrics.answer_timer() as answered:
-        result = rt.service.ask(question, k=rt.k, offset=offset)
+        result, generation = _ask(rt, question, offset)
         examples = rt.service.example_questions() if not result.hits else []
-        message = blocks.answer_message(result, shareable=shareable, show_question=show_question, examples=examples)
+        message = blocks.answer_message(
+            result, shareable=shareable, show_question=show_question, examples=examples, generation=generation
+        )
         answered(result)
+    if since is not None and generation is not None and since != generation:
+        message = blocks.index_changed(message, since, generation)
     return message
 
 
 @guarded(blocks.unavailable, question=True)
 def shared(rt: Runtime, user_id: str, question: str, offset: int) -> Message:
-    return blocks.shared_answer(user_id, rt.service.ask(question, k=rt.k, offset=offset))
+    result, generation = _ask(rt, question, offset)
+    return blocks.shared_answer(user_id, result, generation)
+
+
+def _ask(rt: Runtime, question: str, offset: int) -> tuple[Answer, int | None]:
+    """The answer and the index generation it came from (None when a reindex landed while asking)."""
+    before = rt.service.generation
+    result = rt.service.ask(question, k=rt.k, offset=offset)
+    return result, before if rt.service.generation == before else None
 
 
 @guarded(blocks.unavailable)

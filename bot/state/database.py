@@ -107,8 +107,31 @@ def m002_imported(db: sqlite_utils.Database) -> None:
     )
 
 
+def m003_feedback_generation(db: sqlite_utils.Database) -> None:
+    add_feedback_generation(db)
+
+
+def add_feedback_generation(db: sqlite_utils.Database) -> None:
+    """Give the feedback table its ``generation`` column (the index generation of the answer) unless it has one."""
+    if "generation" in _feedback_columns(db):
+        return
+    try:
+        db.execute(f"ALTER TABLE {FEEDBACK_TABLE} ADD COLUMN generation INTEGER")
+    except sqlite3.OperationalError as error:
+        if "duplicate column" not in str(error):  # another process added it just now
+            raise
+
+
+def _feedback_columns(db: sqlite_utils.Database) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({FEEDBACK_TABLE})")}
+
+
 # In order; add a new one for every change, never edit one that was released.
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (m001_events_and_feedback, m002_imported)
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
+    m001_events_and_feedback,
+    m002_imported,
+    m003_feedback_generation,
+)
 
 
 def prepare(index_db: str | os.PathLike[str], state_db: str | os.PathLike[str] | None = None) -> Path:
@@ -289,6 +312,7 @@ def write(db: sqlite_utils.Database, sql: str, params: tuple[Any, ...], *, busy_
         if "no such table" not in str(error):
             raise
         create_tables(db)  # tables can vanish if the database file was replaced
+        add_feedback_generation(db)
         return db.conn.execute(sql, params)
 
 

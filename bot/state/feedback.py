@@ -43,6 +43,7 @@ class Feedback:
     offset: int = 0
     created_at: str = ""
     id: int | None = None
+    generation: int | None = None  # of the index the answer came from (None: not known, e.g. older feedback)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +55,7 @@ class Feedback:
             "question": self.question,
             "passages": list(self.passages),
             "offset": self.offset,
+            "generation": self.generation,
         }
 
 
@@ -86,6 +88,7 @@ class FeedbackLog:
         self._lock = threading.Lock()  # the connection
         with self._lock:
             database.create_tables(self.db)
+            database.add_feedback_generation(self.db)
 
     def close(self) -> None:
         self.db.conn.close()
@@ -96,8 +99,9 @@ class FeedbackLog:
         with self._lock:
             cursor = database.write(
                 self.db,
-                f"INSERT INTO {FEEDBACK_TABLE}(created_at, user_id, channel_id, verdict, question, passages, offset) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO {FEEDBACK_TABLE}"
+                "(created_at, user_id, channel_id, verdict, question, passages, offset, generation) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     created,
                     feedback.user_id,
@@ -106,6 +110,7 @@ class FeedbackLog:
                     feedback.question,
                     json.dumps(list(feedback.passages)),
                     feedback.offset,
+                    feedback.generation,
                 ),
                 busy_ms=FEEDBACK_BUSY_TIMEOUT_MS,
             )
@@ -139,6 +144,7 @@ class PgFeedbackLog:
             feedback.question,
             list(feedback.passages),
             feedback.offset,
+            feedback.generation,
         )
         return dataclasses.replace(feedback, created_at=created, id=self.store.add_feedback(row))
 
@@ -156,6 +162,7 @@ def _from_pg(row: tuple[Any, ...]) -> Feedback:
         question=row[5],
         passages=tuple(row[6] or ()),
         offset=row[7] or 0,
+        generation=row[8],
     )
 
 
@@ -188,13 +195,15 @@ def read_feedback(
     db: sqlite_utils.Database, limit: int | None = None, lock: threading.Lock | None = None
 ) -> list[Feedback]:
     """Feedback in ``db``, newest first (none when the bot never stored any)."""
-    sql = (
-        f"SELECT id, created_at, user_id, channel_id, verdict, question, passages, offset FROM {FEEDBACK_TABLE} "
-        "ORDER BY id DESC" + (" LIMIT ?" if limit is not None else "")
-    )
     with lock or threading.Lock():
         if FEEDBACK_TABLE not in db.table_names():
             return []
+        # The index's old table, or a state database not upgraded yet, has no generation column.
+        generation = "generation" if "generation" in db[FEEDBACK_TABLE].columns_dict else "NULL"
+        sql = (
+            f"SELECT id, created_at, user_id, channel_id, verdict, question, passages, offset, {generation} "
+            f"FROM {FEEDBACK_TABLE} ORDER BY id DESC" + (" LIMIT ?" if limit is not None else "")
+        )
         rows = db.execute(sql, (limit,) if limit is not None else ()).fetchall()
     return [
         Feedback(
@@ -206,6 +215,7 @@ def read_feedback(
             question=row[5],
             passages=tuple(json.loads(row[6] or "[]")),
             offset=row[7] or 0,
+            generation=row[8],
         )
         for row in rows
     ]

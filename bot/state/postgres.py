@@ -117,6 +117,10 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX IF NOT EXISTS {PENDING_TABLE}_open ON {PENDING_TABLE} (claimed_at) WHERE NOT done;
         """,
     ),
+    (
+        "m004_feedback_generation",
+        f"ALTER TABLE {FEEDBACK_TABLE} ADD COLUMN IF NOT EXISTS generation bigint;",
+    ),
 )
 
 # The time every statement uses: the database's clock (one for every replica), or the one a test passes.
@@ -130,14 +134,15 @@ RECORD_EVENT = f"""
 PURGE_EVENTS = f"DELETE FROM {EVENTS_TABLE} WHERE seen_at <= {_NOW} - %(ttl)s"
 
 ADD_FEEDBACK = f"""
-    INSERT INTO {FEEDBACK_TABLE} (created_at, user_id, channel_id, verdict, question, passages, "offset")
-    VALUES (%s::timestamptz, %s, %s, %s, %s, %s, %s)
+    INSERT INTO {FEEDBACK_TABLE} (created_at, user_id, channel_id, verdict, question, passages, "offset", generation)
+    VALUES (%s::timestamptz, %s, %s, %s, %s, %s, %s, %s)
     RETURNING id
 """
+# The generation through to_jsonb: `corpusbot feedback` reads without migrating, so the column may not exist yet.
 READ_FEEDBACK = f"""
     SELECT id, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'),
-           user_id, channel_id, verdict, question, passages, "offset"
-    FROM {FEEDBACK_TABLE} ORDER BY id DESC LIMIT %s
+           user_id, channel_id, verdict, question, passages, "offset", (to_jsonb(f) ->> 'generation')::bigint
+    FROM {FEEDBACK_TABLE} AS f ORDER BY id DESC LIMIT %s
 """
 
 # One statement per question: the user's row is locked while it is read and written, so two processes never
@@ -342,14 +347,16 @@ class PgStore:
     # -- feedback ----------------------------------------------------------------------------------------------
 
     def add_feedback(self, row: tuple[Any, ...]) -> int:
-        """Store one feedback row (created_at, user_id, channel_id, verdict, question, passages, offset); its id."""
+        """Store one feedback row (created_at, user_id, channel_id, verdict, question, passages, offset,
+        generation); its id."""
         with self.general.borrow() as conn:
             stored = conn.execute(ADD_FEEDBACK, row).fetchone()
         assert stored is not None
         return int(stored[0])
 
     def read_feedback(self, limit: int | None = None) -> list[tuple[Any, ...]]:
-        """Feedback rows, newest first: (id, created_at, user_id, channel_id, verdict, question, passages, offset)."""
+        """Feedback rows, newest first: (id, created_at, user_id, channel_id, verdict, question, passages, offset,
+        generation)."""
         with self.general.borrow() as conn:
             return conn.execute(READ_FEEDBACK, (limit,)).fetchall()
 

@@ -36,7 +36,7 @@ def on_more(body: dict[str, Any], context: BoltContext, client: WebClient) -> No
     if ref is None or not _admitted(rt, click):
         return
     with replying(rt, "More results", partial(_tell, rt, click)):
-        message = replies.answer(rt, ref.question, ref.offset, shareable=click.is_ephemeral)
+        message = replies.answer(rt, ref.question, ref.offset, shareable=click.is_ephemeral, since=ref.generation)
         replace_message(rt, client, click, message)
 
 
@@ -70,7 +70,9 @@ def on_feedback(body: dict[str, Any], context: BoltContext) -> None:
     if ref is None:
         return
     verdict = "helpful" if click.action_id == blocks.HELPFUL else "not_helpful"
-    record = Feedback(click.user_id or "?", click.channel_id, verdict, ref.question, ref.shown, ref.offset)
+    record = Feedback(
+        click.user_id or "?", click.channel_id, verdict, ref.question, ref.shown, ref.offset, generation=ref.generation
+    )
     try:
         rt.state.add_feedback(record)
     except Exception as error:  # sqlite3.Error while a reindex holds the database, or anything else

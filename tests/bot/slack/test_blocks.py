@@ -237,6 +237,46 @@ def test_button_values_fit_however_the_question_escapes() -> None:
     assert back is not None and back.offset == 3 and question.startswith(back.question) and len(back.question) > 100
 
 
+def test_the_index_generation_rides_in_the_answer_buttons_compactly() -> None:
+    message = blocks.answer_message(answer(hit("a"), hit("b"), has_more=True), shareable=True, generation=42)
+    values = {b["action_id"]: json.loads(b["value"]) for b in message.blocks[-1]["elements"]}
+    assert {action: value.get("g") for action, value in values.items()} == {
+        blocks.MORE: 42,
+        blocks.HELPFUL: 42,
+        blocks.NOT_HELPFUL: 42,
+        blocks.SHARE: 42,
+    }
+    assert values[blocks.MORE] == {"q": "question", "o": 2, "g": 42}
+    ref = AnswerRef("q", 3, ("a ¶1",), 42)
+    assert ref.to_value() == '{"q":"q","o":3,"p":["a ¶1"],"g":42}'
+    assert AnswerRef.from_value(ref.to_value()) == ref
+
+
+def test_button_values_posted_before_generations_still_decode() -> None:
+    assert AnswerRef.from_value('{"q":"q","o":3,"p":["a ¶1"]}') == AnswerRef("q", 3, ("a ¶1",), None)
+    assert AnswerRef.from_value('{"q":"q","o":3}') == AnswerRef("q", 3)
+    for odd in ('"5"', "true", "1.5", "null"):  # a generation that is not a whole number is not known
+        assert AnswerRef.from_value(f'{{"q":"q","o":3,"g":{odd}}}') == AnswerRef("q", 3)
+
+
+def test_button_values_with_a_generation_fit_too() -> None:
+    question = '"\\\x01' * 2000
+    value = AnswerRef(question, 3, tuple("x" * 500 for _ in range(10)), 2**62).to_value()
+    assert len(value) <= 2000
+    back = AnswerRef.from_value(value)
+    assert back is not None and back.generation == 2**62 and question.startswith(back.question)
+
+
+def test_an_index_changed_note_comes_first_and_keeps_the_buttons() -> None:
+    message = blocks.answer_message(answer(*[hit(str(n)) for n in range(30)], has_more=True), generation=5)
+    noted = blocks.index_changed(message, 4, 5)
+    assert noted.blocks[0] == blocks.context(
+        "The index was updated since this answer (generation 4 → 5); these results come from the current one."
+    )
+    assert len(noted.blocks) <= blocks.MAX_BLOCKS and noted.blocks[-1] == message.blocks[-1]
+    assert noted.text == message.text
+
+
 def test_values_that_are_not_ours_are_rejected() -> None:
     for value in (None, "", "not json", "[]", '{"q": 3}', '{"q": "x", "o": -1}', '{"q": "x", "p": "no"}'):
         assert AnswerRef.from_value(value) is None

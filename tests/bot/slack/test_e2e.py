@@ -126,7 +126,8 @@ def test_ask_answers_only_the_asker_with_citations_and_buttons(bot: Bot, slack: 
     assert citation.startswith("[1] ")
     assert "¶2" in citation and f"id `{SAMPLE_2}`" in citation
     assert list(buttons(payload)) == [blocks.MORE, blocks.HELPFUL, blocks.NOT_HELPFUL, blocks.SHARE]
-    assert json.loads(buttons(payload)[blocks.MORE]) == {"q": DELEGATION, "o": 3}
+    generation = bot.runtime.service.generation
+    assert json.loads(buttons(payload)[blocks.MORE]) == {"q": DELEGATION, "o": 3, "g": generation}
     no_problems(slack)
 
 
@@ -301,6 +302,54 @@ def test_more_results_falls_back_to_the_response_url_when_chat_update_fails(bot:
     assert replaced.body["blocks"][1]["text"]["text"].startswith("*[4]* ")
 
 
+INDEX_CHANGED = re.compile(
+    r"^The index was updated since this answer \(generation (\d+) → (\d+)\); these results come from the current one\.$"
+)
+
+
+def changed_note(payload: dict) -> tuple[int, int] | None:
+    """(shown, current) from the index-changed line of a reply, None when it has none."""
+    notes = [INDEX_CHANGED.match(text) for text in texts(payload)]
+    found = [(int(m[1]), int(m[2])) for m in notes if m]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def test_more_results_after_a_reindex_answers_from_the_current_index_and_says_so(
+    bot: Bot, slack: FakeSlack, db: Path, corpus_dir: Path
+) -> None:
+    bot.event(mention(DELEGATION))
+    [posted] = slack.wait_for("chat.postMessage")
+    shown = bot.runtime.service.generation
+    more = buttons(posted.body)[blocks.MORE]
+    assert json.loads(more)["g"] == shown
+    bot.click(blocks.MORE, more, message_ts=posted.response["ts"], hook="same")
+    [same] = slack.wait_for("chat.update")
+    assert changed_note(same.body) is None  # the same index: nothing to say
+    (corpus_dir / "wombat.txt").write_text("A wombat crossing was painted near Canberra.\n", encoding="utf-8")
+    index_corpus(db)  # another replica's index moved on, or a reindex ran
+    bot.click(blocks.MORE, more, message_ts=posted.response["ts"], hook="changed")
+    changed = slack.wait_for("chat.update", 2)[1].body
+    current = bot.runtime.service.generation
+    assert current == shown + 1
+    assert changed_note(changed) == (shown, current)
+    assert changed["blocks"][0]["type"] == "context"
+    assert changed["blocks"][2]["text"]["text"].startswith("*[4]* ")  # still the next page, from the current index
+    assert {json.loads(value)["g"] for value in buttons(changed).values()} == {current}
+    no_problems(slack)
+
+
+def test_more_results_from_a_button_posted_before_generations_says_nothing_about_them(
+    bot: Bot, slack: FakeSlack
+) -> None:
+    old = json.dumps({"q": DELEGATION, "o": 3}, separators=(",", ":"))  # as buttons already in Slack carry it
+    bot.click(blocks.MORE, old, message_ts="1699999999.000000")
+    [replaced] = slack.wait_for("response_url")
+    assert replaced.body["blocks"][1]["text"]["text"].startswith("*[4]* ")
+    assert changed_note(replaced.body) is None
+    assert json.loads(buttons(replaced.body)[blocks.HELPFUL])["g"] == bot.runtime.service.generation
+
+
 def test_feedback_is_stored_and_listed_by_the_cli(bot: Bot, slack: FakeSlack, db: Path, runner) -> None:
     bot.event(mention(DELEGATION))
     posted = slack.wait_for("chat.postMessage")[0].body
@@ -315,16 +364,25 @@ def test_feedback_is_stored_and_listed_by_the_cli(bot: Bot, slack: FakeSlack, db
     assert stored["U0CAROL1"].question == DELEGATION
     assert stored["U0CAROL1"].passages[0] == f"{SAMPLE_2} ¶2"
     assert stored["U0CAROL1"].channel_id == "C0GENERAL"
+    generation = bot.runtime.service.generation
+    assert stored["U0CAROL1"].generation == generation == stored["U0DAVE01"].generation
+    # A button posted before generations were carried still records the vote, with no generation.
+    old = json.dumps({"q": DELEGATION, "o": 0, "p": [f"{SAMPLE_2} ¶2"]}, separators=(",", ":"))
+    bot.click(blocks.HELPFUL, old, user="U0ERIN01", hook="old")
+    assert "was helpful" in slack.wait_for("response_url", 3)[2].body["text"]
+    assert [record.generation for record in bot.runtime.state.feedback() if record.user_id == "U0ERIN01"] == [None]
     result = runner.invoke(cli, ["feedback", "--json", "--db", str(db)])
     assert result.exit_code == 0, result.output
     listed = json.loads(result.output)
-    assert {(item["user_id"], item["verdict"]) for item in listed} == {
-        ("U0CAROL1", "helpful"),
-        ("U0DAVE01", "not_helpful"),
+    assert {(item["user_id"], item["verdict"], item["generation"]) for item in listed} == {
+        ("U0CAROL1", "helpful", generation),
+        ("U0DAVE01", "not_helpful", generation),
+        ("U0ERIN01", "helpful", None),
     }
     assert all(item["question"] == DELEGATION and item["created_at"] for item in listed)
     text = runner.invoke(cli, ["feedback", "--db", str(db)])
-    assert "2 feedback: 1 helpful, 1 not helpful" in text.output
+    assert "3 feedback: 2 helpful, 1 not helpful" in text.output
+    assert text.output.count(f"    index generation: {generation}\n") == 2
 
 
 def test_share_posts_the_answer_in_the_channel_and_removes_the_ephemeral(bot: Bot, slack: FakeSlack) -> None:

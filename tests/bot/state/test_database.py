@@ -94,8 +94,9 @@ def test_old_tables_in_the_index_are_copied_once_and_left_in_place(sample_db: Pa
     with_old_tables(sample_db)
     before = fingerprint(sample_db)
     path = database.prepare(sample_db)
-    stored = rows(path, f"SELECT * FROM {FEEDBACK_TABLE} ORDER BY id")
+    stored = rows(path, f"SELECT id, {database._columns()} FROM {FEEDBACK_TABLE} ORDER BY id")
     assert stored == OLD_FEEDBACK  # ids, times and everything else kept
+    assert rows(path, f"SELECT DISTINCT generation FROM {FEEDBACK_TABLE}") == [(None,)]  # not known for old ones
     assert rows(path, f"SELECT event_id, seen_at FROM {EVENTS_TABLE} ORDER BY event_id") == [
         ("EvOld1", 1000.0),
         ("EvOld2", 2000.0),
@@ -213,7 +214,7 @@ def test_feedback_is_read_from_the_state_database_or_else_from_the_old_index_tab
     with_old_tables(sample_db)
     before = fingerprint(sample_db)
     old = database.open_for_reading(sample_db, state)  # no state database yet: the index's old table
-    assert [record.user_id for record in read_feedback(old)] == ["U2", "U1"]
+    assert [(record.user_id, record.generation) for record in read_feedback(old)] == [("U2", None), ("U1", None)]
     old.conn.close()
     assert not state.exists() and fingerprint(sample_db) == before
     log = FeedbackLog(database.prepare(sample_db, state))
@@ -224,6 +225,31 @@ def test_feedback_is_read_from_the_state_database_or_else_from_the_old_index_tab
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         new.execute(f"DELETE FROM {FEEDBACK_TABLE}")
     new.conn.close()
+
+
+def test_a_state_database_made_before_generations_gets_the_column_and_keeps_its_feedback(sample_db: Path) -> None:
+    path = database.state_path(sample_db)
+    db = database.connect(path)  # as an earlier release left it: only the first two migrations
+    database.MIGRATIONS[0](db)
+    database.MIGRATIONS[1](db)
+    db.table(MIGRATIONS_TABLE).create({"name": str, "applied_at": str}, pk="name")
+    for step in database.MIGRATIONS[:2]:
+        db.execute(f"INSERT INTO {MIGRATIONS_TABLE}(name, applied_at) VALUES (?, 't')", (step.__name__,))
+    db.execute(
+        f"INSERT INTO {FEEDBACK_TABLE}(created_at, user_id, channel_id, verdict, question, passages, offset) "
+        "VALUES ('2025-01-01T00:00:00+00:00', 'U1', NULL, 'helpful', 'old', '[]', 0)"
+    )
+    db.conn.close()
+    assert "generation" not in [row[1] for row in rows(path, f"PRAGMA table_info({FEEDBACK_TABLE})")]
+    old = database.open_for_reading(sample_db)
+    assert [(record.question, record.generation) for record in read_feedback(old)] == [("old", None)]
+    old.conn.close()
+    assert database.prepare(sample_db) == path
+    assert "m003_feedback_generation" in [name for (name,) in rows(path, f"SELECT name FROM {MIGRATIONS_TABLE}")]
+    log = FeedbackLog(path)
+    log.add(Feedback("U2", None, "not_helpful", "new", (), generation=7))
+    assert [(record.question, record.generation) for record in log.read()] == [("new", 7), ("old", None)]
+    log.close()
 
 
 def test_the_tables_are_created_once(state: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -33,6 +34,14 @@ def test_feedback_round_trips_newest_first(state: Path) -> None:
     with pytest.raises(ValueError):
         log.add(Feedback("U3", None, "meh", "q", ()))
     assert len(log.read()) == 2  # the bad verdict stored nothing
+    log.close()
+
+
+def test_the_index_generation_of_the_answer_is_stored_with_the_vote(state: Path) -> None:
+    log = FeedbackLog(state)
+    log.add(Feedback("U1", "C1", "helpful", "q", ("a ¶1",), generation=5))
+    log.add(Feedback("U2", "C1", "helpful", "q", ()))  # from a button posted before generations were carried
+    assert [(r.user_id, r.generation) for r in log.read()] == [("U2", None), ("U1", 5)]
     log.close()
 
 
@@ -71,4 +80,6 @@ def test_feedback_as_json() -> None:
         "question": "q",
         "passages": ["a ¶1"],
         "offset": 2,
+        "generation": None,  # not known (feedback stored before the generation was)
     }
+    assert dataclasses.replace(record, generation=4).to_json()["generation"] == 4

@@ -51,7 +51,7 @@ def replicas(postgres_url: str, tmp_path: Path):
 
 
 def note(user: str = "U0ALICE1", question: str = "q") -> Feedback:
-    return Feedback(user, "C0GENERAL", "helpful", question, ("000-a ¶1", "001-b ¶2"), 3)
+    return Feedback(user, "C0GENERAL", "helpful", question, ("000-a ¶1", "001-b ¶2"), 3, generation=12)
 
 
 # -- the schema -----------------------------------------------------------------------------------------------
@@ -176,6 +176,7 @@ def test_feedback_from_every_replica_lands_in_one_table(replicas: list[BotState]
         assert [record.question for record in stored] == ["second", "first"]  # newest first
         assert stored[1] == first and stored[0] == second
         assert stored[1].passages == ("000-a ¶1", "001-b ¶2") and stored[1].offset == 3
+        assert stored[1].generation == 12 and stored[0].generation is None
     assert [record.question for record in one.feedback(limit=1)] == ["second"]
     assert first.created_at.endswith("+00:00") and len(first.created_at) == len("2025-01-01T00:00:00+00:00")
     with pytest.raises(ValueError, match="verdict"):
@@ -192,16 +193,48 @@ def test_corpusbot_feedback_reads_every_replicas_feedback_from_postgresql(
     index = str(tmp_path / "no-index-here.db")  # with PostgreSQL, no local file is needed
     listed = runner.invoke(cli, ["feedback", "--json", "--db", index], env=env)
     assert listed.exit_code == 0, listed.output
-    assert [item["question"] for item in json.loads(listed.output)] == ["from replica two", "from replica one"]
+    assert [(item["question"], item["generation"]) for item in json.loads(listed.output)] == [
+        ("from replica two", None),
+        ("from replica one", 12),
+    ]
     text = runner.invoke(cli, ["feedback", "--db", index], env=env)
     assert text.exit_code == 0, text.output
     assert "2 feedback: 1 helpful, 1 not helpful" in text.output and "shown: 000-a ¶1; 001-b ¶2" in text.output
+    assert text.output.count("index generation: 12") == 1
     # --state-db FILE still reads that file (e.g. the feedback kept before the move to PostgreSQL).
     local = tmp_path / "local-state.db"
     BotState(tmp_path / "corpusbot.db", state_db=local).close()
     from_file = runner.invoke(cli, ["feedback", "--json", "--db", index, "--state-db", str(local)], env=env)
     assert from_file.exit_code == 0, from_file.output
     assert json.loads(from_file.output) == []
+
+
+def test_a_database_of_an_earlier_release_is_read_as_it_is_and_then_given_the_generation_column(
+    postgres_url: str, runner: CliRunner, tmp_path: Path
+) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # the schema before generations were stored
+        conn.execute(f"CREATE TABLE {MIGRATIONS_TABLE} (name text PRIMARY KEY, applied_at timestamptz DEFAULT now())")
+        for name, sql in postgres.MIGRATIONS[:3]:
+            conn.execute(sql)
+            conn.execute(f"INSERT INTO {MIGRATIONS_TABLE} (name) VALUES (%s)", (name,))
+        conn.execute(
+            f"INSERT INTO {FEEDBACK_TABLE} (created_at, user_id, verdict, question) "
+            "VALUES (now(), 'U0OLD001', 'helpful', 'before generations')"
+        )
+    env = {"CORPUSBOT_STATE_URL": postgres_url, "CORPUSBOT_STATE_DB": None}
+    listed = runner.invoke(cli, ["feedback", "--json", "--db", str(tmp_path / "x.db")], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert [(item["question"], item["generation"]) for item in json.loads(listed.output)] == [
+        ("before generations", None)
+    ]
+    assert query(postgres_url, f"SELECT count(*) FROM {MIGRATIONS_TABLE}") == [(3,)]  # reading migrated nothing
+    state = BotState(tmp_path / "corpusbot.db", url=postgres_url)
+    state.add_feedback(note("U0NEW001", "after"))
+    assert [(record.question, record.generation) for record in state.feedback()] == [
+        ("after", 12),
+        ("before generations", None),
+    ]
+    state.close()
 
 
 def test_corpusbot_feedback_on_a_database_the_bot_never_used_writes_nothing(
