@@ -83,7 +83,7 @@ def backup_database(
         raise CorpusbotError(f"Cannot write the backup {target}: {error.strerror or error}.") from None
     finally:
         src.close()
-    _sync_folder(target.parent)
+    sync_folder(target.parent)
     return BackupResult(
         source=str(source),
         target=str(target),
@@ -141,7 +141,7 @@ def copy_database(source: str | os.PathLike[str], target: str | os.PathLike[str]
         src.close()
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
-    _sync_folder(target.parent)
+    sync_folder(target.parent)
     return target.stat().st_size
 
 
@@ -204,7 +204,7 @@ def _copy(src: sqlite3.Connection, path: Path) -> tuple[int, int, int | None]:
     return int(articles), int(passages), int(row[0]) if row else None
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
     """Make the rename durable (best effort: not every file system lets a folder be fsynced)."""
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)

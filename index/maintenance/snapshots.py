@@ -40,6 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from corpusbot.index.engine import store as index_store
 from corpusbot.index.errors import CorpusbotError, IndexMissing
+from corpusbot.index.maintenance.backup import sync_folder
 from corpusbot.index.maintenance.restore import restore_database
 
 POINTER = "current.json"
@@ -217,7 +218,7 @@ class Store:
                 with open(partial, "rb+") as handle:
                     os.fsync(handle.fileno())
                 os.replace(partial, self.path(name))
-                _sync_folder(Path(self.root))
+                sync_folder(Path(self.root))
             else:
                 self.fs.mv(partial, self.path(name))
         except BaseException:
@@ -470,15 +471,6 @@ def _sha256(path: Path) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
-
-
-def _sync_folder(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def rollback(destination: str) -> PublishResult:

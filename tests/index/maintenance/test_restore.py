@@ -76,12 +76,10 @@ WRITER_KILLED_BEFORE_CHECKPOINT = textwrap.dedent(
 )
 
 
-def test_restore_over_a_database_left_with_a_journal_by_a_killed_process(live_and_backup: tuple[Path, Path]) -> None:
-    # The reported failure: a database whose last user was killed leaves committed pages in -wal; a backup
-    # renamed over it got that stale journal replayed into it. A restore must leave a sound copy of the backup.
-    live, backup = live_and_backup
+def leave_a_journal_behind(db: Path) -> None:
+    """Commit changes to every index table in ``db``, then SIGKILL the writer before any checkpoint."""
     process = subprocess.Popen(
-        [sys.executable, "-c", WRITER_KILLED_BEFORE_CHECKPOINT, str(live)],
+        [sys.executable, "-c", WRITER_KILLED_BEFORE_CHECKPOINT, str(db)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -90,6 +88,13 @@ def test_restore_over_a_database_left_with_a_journal_by_a_killed_process(live_an
     assert process.stdout.readline().strip() == "committed"
     os.kill(process.pid, signal.SIGKILL)
     process.wait(30)
+
+
+def test_restore_over_a_database_left_with_a_journal_by_a_killed_process(live_and_backup: tuple[Path, Path]) -> None:
+    # The reported failure: a database whose last user was killed leaves committed pages in -wal; a backup
+    # renamed over it got that stale journal replayed into it. A restore must leave a sound copy of the backup.
+    live, backup = live_and_backup
+    leave_a_journal_behind(live)
     assert Path(f"{live}-wal").stat().st_size > 0  # the journal holds the killed process's pages
 
     result = restore_database(backup, live)
@@ -191,16 +196,7 @@ def test_backup_force_over_a_database_with_a_journal_writes_through_sqlite(live_
     # `corpusbot backup BACKUP --db ... LIVE --force` was the route `check` used to recommend: it renamed the copy
     # over LIVE and SQLite replayed LIVE's stale -wal into it. Overwriting a database goes through SQLite now.
     live, backup = live_and_backup
-    process = subprocess.Popen(
-        [sys.executable, "-c", WRITER_KILLED_BEFORE_CHECKPOINT, str(live)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "committed"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(30)
+    leave_a_journal_behind(live)
 
     backup_database(backup, live, force=True)
 
