@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import resource
 import selectors
@@ -49,8 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The fake Slack API and the request signing live with the tests (run from the repository: python -m benchmarks.slowloris).
 from corpusbot.bot.serving.server import EVENTS_PATH  # noqa: E402
-from tests.support.fake_slack import TEAM_ID, FakeSlack  # noqa: E402
-from tests.support.slack_harness import SIGNING_SECRET, environment, sign  # noqa: E402
+from tests.support.fake_slack import FakeSlack  # noqa: E402
+from tests.support.slack_harness import SIGNING_SECRET, environment, raw_signed_event  # noqa: E402
 
 SERVE = "from corpusbot.bot.cli import main; main()"
 SLICES = 20  # the slow connections send in this many turns per interval
@@ -95,30 +94,9 @@ HEADER = (
 # -- the requests Slack would send -----------------------------------------------------------------------------
 
 
-def signed_request(port: int, secret: str, number: int) -> bytes:
-    """An event the bot acknowledges and ignores, correctly signed now."""
-    body = json.dumps(
-        {
-            "type": "event_callback",
-            "team_id": TEAM_ID,
-            "api_app_id": "A0FAKE01",
-            "event_id": f"EvSLOW{os.getpid()}x{number}x{time.time_ns()}",
-            "event_time": int(time.time()),
-            "event": {"type": "reaction_added", "user": "U0ALICE1", "reaction": "eyes"},
-        }
-    ).encode()
-    timestamp = str(int(time.time()))
-    head = (
-        f"POST {EVENTS_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nX-Slack-Request-Timestamp: {timestamp}\r\n"
-        f"X-Slack-Signature: {sign(body, timestamp, secret)}\r\nConnection: close\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
-
-
 def ack_time(port: int, secret: str, number: int, timeout: float) -> tuple[float | None, int]:
     """Seconds from connecting to the whole response (None: none within ``timeout``), and the status (0: none)."""
-    data = signed_request(port, secret, number)
+    data = raw_signed_event(port, number, secret)
     started = time.perf_counter()
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:

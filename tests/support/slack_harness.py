@@ -13,6 +13,7 @@ import http.client
 import itertools
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, wait
@@ -44,6 +45,30 @@ def sign(body: bytes, timestamp: str, secret: str = SIGNING_SECRET) -> str:
     """Slack's v0 signature: HMAC-SHA256 of ``v0:{timestamp}:{body}`` with the signing secret."""
     base = b"v0:" + timestamp.encode() + b":" + body
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def raw_signed_event(port: int, number: int, secret: str = SIGNING_SECRET) -> bytes:
+    """A whole HTTP request, as bytes, of an event the bot acknowledges and ignores, signed now (unique id).
+
+    For callers that talk to the server through their own sockets (slow-client tests and benchmarks).
+    """
+    body = json.dumps(
+        {
+            "type": "event_callback",
+            "team_id": TEAM_ID,
+            "api_app_id": "A0FAKE01",
+            "event_id": f"EvRAW{os.getpid()}x{number}x{time.time_ns()}",
+            "event_time": int(time.time()),
+            "event": {"type": "reaction_added", "user": "U0ALICE1", "reaction": "eyes"},
+        }
+    ).encode()
+    timestamp = str(int(time.time()))
+    head = (
+        f"POST {EVENTS_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nX-Slack-Request-Timestamp: {timestamp}\r\n"
+        f"X-Slack-Signature: {sign(body, timestamp, secret)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
 
 
 class TrackedExecutor(ContextThreadPoolExecutor):

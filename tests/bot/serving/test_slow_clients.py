@@ -9,13 +9,11 @@ acknowledged within a generous bound.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import resource
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,8 +23,8 @@ import pytest
 from corpusbot.bot.serving import server
 from corpusbot.bot.serving.server import EVENTS_PATH, raise_open_files_limit, waitress_options
 from tests.bot.cli.test_serve import start_serve
-from tests.support.fake_slack import TEAM_ID, FakeSlack
-from tests.support.slack_harness import sign
+from tests.support.fake_slack import FakeSlack
+from tests.support.slack_harness import raw_signed_event
 
 SLOW_CLIENTS = 150  # more than waitress's default connection_limit (100)
 GENEROUS_SECONDS = 10.0  # no timing claim: only "acknowledged at all", which failed before
@@ -136,24 +134,6 @@ def served(slack: FakeSlack, sample_db: Path, tmp_path: Path) -> Iterator[Simple
             process.wait()
 
 
-def signed_event(port: int, number: int) -> bytes:
-    body = json.dumps(
-        {
-            "type": "event_callback",
-            "team_id": TEAM_ID,
-            "event_id": f"Ev0SLOW{number}",
-            "event": {"type": "reaction_added", "user": "U0ALICE1", "reaction": "eyes"},
-        }
-    ).encode()
-    timestamp = str(int(time.time()))
-    head = (
-        f"POST {EVENTS_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nX-Slack-Request-Timestamp: {timestamp}\r\n"
-        f"X-Slack-Signature: {sign(body, timestamp)}\r\nConnection: close\r\n\r\n"
-    )
-    return head.encode() + body
-
-
 def status_of(port: int, request: bytes, timeout: float) -> bytes:
     """The response's status line, or b"" when none came within ``timeout`` seconds."""
     try:
@@ -191,7 +171,7 @@ def test_signed_requests_are_acknowledged_while_many_slow_clients_hold_connectio
         for round_ in range(3):
             for connection in slow:
                 connection.sendall(b"a")  # one more byte each: still sending, never finishing
-            assert status_of(served.port, signed_event(served.port, round_), GENEROUS_SECONDS) == b"HTTP/1.1 200 OK"
+            assert status_of(served.port, raw_signed_event(served.port, round_), GENEROUS_SECONDS) == b"HTTP/1.1 200 OK"
 
 
 @pytest.mark.skipif(not Path("/proc/self/limits").exists(), reason="reads the limit from /proc")

@@ -18,6 +18,7 @@ from corpusbot.index.errors import CorpusbotError
 from corpusbot.index.maintenance.backup import backup_database
 from corpusbot.index.maintenance.check import check_database
 from corpusbot.index.maintenance.restore import restore_database
+from tests.support import write_not_an_index
 
 ZEBRA = (
     "Zebra crossing repainted\n\nThe zebra crossing on Main Street was repainted by the council yesterday after "
@@ -158,14 +159,7 @@ def test_what_is_not_an_index_backup_is_refused(
     live_and_backup: tuple[Path, Path], tmp_path: Path, content: bytes | None, message: str
 ) -> None:
     live, _ = live_and_backup
-    other = tmp_path / "other.db"
-    if content is None:
-        conn = sqlite3.connect(other)
-        conn.execute("CREATE TABLE notes (text TEXT)")
-        conn.commit()
-        conn.close()
-    else:
-        other.write_bytes(content)
+    other = write_not_an_index(tmp_path / "other.db", content)
     before = article_ids(live)
     with pytest.raises(CorpusbotError, match=message):
         restore_database(other, live)

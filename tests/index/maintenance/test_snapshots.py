@@ -29,6 +29,7 @@ from corpusbot.index.maintenance.snapshots import (
     remove_stale_downloads,
     rollback,
 )
+from tests.support import write_not_an_index
 
 ZEBRA = (
     "Zebra crossing repainted\n\nThe zebra crossing on Main Street was repainted by the council yesterday after "
@@ -161,14 +162,7 @@ def test_an_index_failing_quick_check_is_not_published(sample_db: Path, tmp_path
     [(b"just some text\n" * 500, "not a usable SQLite database"), (None, "holds no corpusbot index")],
 )
 def test_what_is_not_a_corpusbot_index_is_not_published(tmp_path: Path, content: bytes | None, message: str) -> None:
-    other = tmp_path / "other.db"
-    if content is None:
-        conn = sqlite3.connect(other)
-        conn.execute("CREATE TABLE notes (text TEXT)")
-        conn.commit()
-        conn.close()
-    else:
-        other.write_bytes(content)
+    other = write_not_an_index(tmp_path / "other.db", content)
     dest = tmp_path / "published"
     with pytest.raises(SnapshotError, match=message):
         publish_snapshot(other, str(dest))
@@ -258,11 +252,7 @@ def test_a_snapshot_not_matching_its_pointer_is_refused_and_the_local_index_kept
 def test_a_snapshot_that_is_no_index_is_refused(tmp_path: Path) -> None:
     dest = tmp_path / "published"
     dest.mkdir()
-    other = tmp_path / "other.db"
-    conn = sqlite3.connect(other)
-    conn.execute("CREATE TABLE notes (text TEXT)")
-    conn.commit()
-    conn.close()
+    other = write_not_an_index(tmp_path / "other.db", None)
     digest = sha256(other)
     name = f"index-1-{digest[:16]}.db"
     (dest / name).write_bytes(other.read_bytes())
