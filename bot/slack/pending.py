@@ -1,8 +1,9 @@
 """No acknowledged question lost: recorded before the ack, answered by another replica if this one dies.
 
 With ``CORPUSBOT_STATE_URL`` (:mod:`corpusbot.bot.state.pending`), :func:`record` runs before a mention in a
-channel or an ``/ask`` question is acknowledged and stores what is needed to answer it (a mention: channel,
-thread ts, user, text; ``/ask``: response_url, user, channel, text); the listener marks it done once its reply
+channel, a direct message or an ``/ask`` question is acknowledged and stores what is needed to answer it (a mention
+or a DM: channel, thread ts, user, text; ``/ask``: response_url, user, channel, text). A DM inside a thread is not
+recorded: bolt gives those to the assistant panel's listeners when it is on. The listener marks it done once its reply
 is posted (:func:`corpusbot.bot.slack.listeners.after_ack`). :class:`Sweeper`, a thread in every replica, takes
 over every :data:`~corpusbot.bot.state.pending.SWEEP_SECONDS` the questions whose claimer has not finished within
 :data:`~corpusbot.bot.state.pending.TAKEOVER_SECONDS` (it was killed, its host died) and answers them.
@@ -28,28 +29,33 @@ from corpusbot.bot.state.pending import SWEEP_SECONDS, TAKEOVER_SECONDS, Pending
 
 PENDING_KEY = "corpusbot_pending"  # in bolt's context: the id of the question recorded for this request
 MENTION = "app_mention"
+DIRECT_MESSAGE = "message"
 ASK = "/ask"
 
 log = logging.getLogger("corpusbot.slack")
 
 
 def question_of(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, str, dict[str, Any]] | None:
-    """(id, kind, payload) when ``body`` is a question to protect: a channel mention, or an ``/ask`` question."""
+    """(id, kind, payload) when ``body`` is a question to protect: a channel mention, a DM, an ``/ask`` question."""
     if body.get("type") == "event_callback" and isinstance(body.get("event"), dict):
         event = payloads.chat_event(body["event"])
         event_id = payloads.event_key(body.get("event_id"))
-        if event.type != MENTION or event_id is None or event.from_a_bot:
+        if event_id is None or event.from_a_bot or not event.channel:
             return None
-        if not event.channel or event.channel.startswith("D"):
+        if event.type == MENTION and not event.channel.startswith("D"):  # DMs are answered as messages
+            thread_ts = event.thread_ts or event.ts
+        elif event.type == DIRECT_MESSAGE and event.channel_type == "im" and event.thread_ts is None:
+            thread_ts = None  # answered in the DM itself, as on_message does
+        else:
             return None
         payload = {
             "channel": event.channel,
-            "thread_ts": event.thread_ts or event.ts,
+            "thread_ts": thread_ts,
             "user": event.user,
             "text": event.text,
             "bot_user_id": bot_user_id,
         }
-        return f"event:{event_id}", MENTION, payload
+        return f"event:{event_id}", event.type, payload
     if body.get("command") == ASK:
         ask = payloads.slash_command(body)
         text = decode_incoming(ask.text).lower()
@@ -86,8 +92,8 @@ def answer(rt: Runtime, client: WebClient, question: Pending) -> None:
     from corpusbot.bot.slack.listeners.slash_commands import answer_ask
 
     payload = question.payload
-    if question.kind == MENTION:
-        event = payloads.ChatEvent(type=MENTION, user=payload.get("user"), text=payload.get("text") or "")
+    if question.kind in (MENTION, DIRECT_MESSAGE):
+        event = payloads.ChatEvent(type=question.kind, user=payload.get("user"), text=payload.get("text") or "")
         answer_question(rt, client, event, payload["channel"], payload.get("thread_ts"), payload.get("bot_user_id"))
     elif question.kind == ASK:
         ask = payloads.SlashCommand(
