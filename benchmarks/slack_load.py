@@ -4,7 +4,7 @@
     python -m benchmarks.slack_load --mode ask --requests 1000 --concurrency 8 --db path/to/1M.db --workers 2
 
 Everything is on 127.0.0.1 and stops by itself (``--max-seconds``). The bot
-is the real ``corpusbot serve`` (waitress, a subprocess, ``--log-format json``)
+is the real ``corpusbot serve`` (a subprocess, ``--log-format json``: waitress, or gunicorn with ``--workers``)
 pointed at the fake Slack Web API of ``tests/fake_slack.py``, which also is
 the ``response_url`` sink; every reply lands there and is counted by a key
 unique to the request that asked for it.
@@ -19,8 +19,9 @@ unique to the request that asked for it.
   timed from sending it to its answer reaching the ``response_url`` sink, and
   to the later of that and its acknowledgement ("acknowledged and answered").
 
-``--workers N`` runs ``corpusbot serve --workers N``; the bot's request
-counter is then summed over the workers' ``/metrics`` (each counts its own).
+``--workers N`` runs ``corpusbot serve --workers N`` (gunicorn); each
+worker's ``/metrics`` sums the request counter of all workers, and the report
+checks that every worker it reached gives the same total.
 
 Each client thread sends a request, then waits for its reply (at most
 ``--reply-timeout``) before sending the next, so ``--concurrency`` is the
@@ -335,7 +336,7 @@ def _get_from_worker(port: int, path: str) -> tuple[int, str, str]:
 
 
 def _metrics_of_every_worker(port: int, workers: int, attempts: int = 500) -> list[str]:
-    """``/metrics`` of each worker: each process counts its own requests; connections land on any of them."""
+    """``/metrics`` as each worker answers it (each sums every worker's counters); connections land on any of them."""
     seen: dict[str, str] = {}
     for _ in range(attempts if workers > 1 else 1):
         status, text, worker = _get_from_worker(port, "/metrics")
@@ -447,7 +448,7 @@ class Report:
     metrics_requests_total: float
     notes: list[str]
     workers: int = 1
-    metrics_workers: int = 1  # workers whose /metrics were summed into metrics_requests_total
+    metrics_workers: int = 1  # workers whose /metrics all gave metrics_requests_total (each sums every worker)
     bot_cpu_ms_per_request: float | None = None  # user + system CPU of `corpusbot serve` and its workers
     load_cpu_ms_per_request: float | None = None  # of this process: clients and the fake Slack API
 
@@ -492,8 +493,8 @@ class Report:
             ("reindex runs (failed)", f"{self.reindex_runs} ({self.reindex_failures})"),
             ("new index generations picked up during the load", self.index_switches),
             (
-                "corpusbot_slack_requests_total at the end (summed over workers)",
-                f"{self.metrics_requests_total:.0f} ({self.metrics_workers} of {self.workers} workers)",
+                "corpusbot_slack_requests_total at the end (every worker's /metrics sums all workers)",
+                f"{self.metrics_requests_total:.0f} (the same from {self.metrics_workers} of {self.workers} workers)",
             ),
             ("CPU ms per request: bot / load script (incl. fake Slack)", self._cpu()),
         ]
@@ -546,10 +547,13 @@ def run(options: Options) -> Report:
                 if reindexer:
                     reindexer.stop()
             expositions = _metrics_of_every_worker(port, options.workers)
-            metrics_total = sum(_requests_total(text) for text in expositions)
-        errors, unlabelled = _scan_log(log_path)
+            totals = {_requests_total(text) for text in expositions}
+            metrics_total = totals.pop() if len(totals) == 1 else -1.0  # -1: the workers disagree
+        errors, unlabelled, error_lines = _scan_log(log_path)
+        notes.extend(f"Server error line: {line[:500]}" for line in error_lines)
         expected = Counter(p.key for p in planned if p.expects_reply)
         counts = {key: len(times) for key, times in sink.arrivals.items()}
+        notes.extend(f"Unexpected reply: {key} ({n}x)" for key, n in list(counts.items()) if key not in expected)
         if reindexer and reindexer.runs:
             notes.append(
                 f"Reindex (`corpusbot index --full`, {passages:,} passages) took "
@@ -678,7 +682,7 @@ def _prepare(options: Options, workdir: Path, notes: list[str]) -> tuple[Path, l
         return db, paths, _queries(options.queries, paths, db)
     corpus = generate(workdir / "corpus", options.passages, 200, seed=options.seed)
     db = workdir / "load.db"
-    index_corpus(db, [corpus.folder])
+    index_corpus(db, [str(corpus.folder)])
     notes.append(f"Corpus: {options.passages:,} generated passages ({corpus.vocabulary_source}).")
     return db, [str(corpus.folder)], corpus.queries
 
@@ -712,18 +716,24 @@ def _passage_count(db: Path) -> int:
     return int(json.loads(row[0])) if row else 0
 
 
-def _scan_log(log_path: Path) -> tuple[int, int]:
-    """ERROR/CRITICAL lines (and tracebacks), and Slack access lines that lack a request id."""
+def _scan_log(log_path: Path, keep: int = 3) -> tuple[int, int, list[str]]:
+    """ERROR/CRITICAL lines (and tracebacks), Slack access lines that lack a request id, and the first ``keep``
+    error lines themselves (for the report's notes)."""
     errors = unlabelled = 0
+    kept: list[str] = []
     for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            errors += "Traceback" in line
-            continue
-        errors += record.get("level") in ("ERROR", "CRITICAL") or "exc_info" in record
-        unlabelled += "kind" in record and not record.get("request_id")
-    return errors, unlabelled
+            error = "Traceback" in line
+        else:
+            error = record.get("level") in ("ERROR", "CRITICAL") or "exc_info" in record
+            unlabelled += "kind" in record and not record.get("request_id")
+        if error:
+            errors += 1
+            if len(kept) < keep:
+                kept.append(line)
+    return errors, unlabelled, kept
 
 
 def _requests_total(exposition: str) -> float:

@@ -1,7 +1,8 @@
 """Slow clients against HTTP mode: N connections sending their headers a byte at a time, and Slack's acks meanwhile.
 
     python -m benchmarks.slowloris --slow 1000
-    python -m benchmarks.slowloris --slow 1000 --workers 2
+    python -m benchmarks.slowloris --slow 1000 --workers 2                   # gunicorn's sync workers
+    python -m benchmarks.slowloris --slow 1000 --workers 2 --worker-class waitress
     python -m benchmarks.slowloris --slow 300 --waitress-defaults     # the limits waitress has by default
     python -m benchmarks.slowloris --slow 1000 --port 3000            # a corpusbot serve already running here
 
@@ -218,7 +219,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def bot(workers: int, waitress_defaults: bool, workdir: Path) -> Iterator[int]:
+def bot(workers: int, waitress_defaults: bool, workdir: Path, worker_class: str = "sync") -> Iterator[int]:
     """``corpusbot serve`` on the bundled sample, until /healthz answers; stopped with SIGINT (then killed)."""
     from corpusbot.index import index_corpus
     from corpusbot.index.corpus.discover import BUNDLED
@@ -231,7 +232,7 @@ def bot(workers: int, waitress_defaults: bool, workdir: Path) -> Iterator[int]:
         env.pop("SLACK_APP_TOKEN", None)
         code = SERVE_WITH_WAITRESS_DEFAULTS if waitress_defaults else SERVE
         command = [sys.executable, "-c", code, "serve", "--port", str(port), "--db", str(db)]
-        command += ["--workers", str(workers)]
+        command += ["--workers", str(workers), "--worker-class", worker_class]
         with (workdir / "serve.log").open("w", encoding="utf-8") as log:
             process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
             try:
@@ -299,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=5.0, help="Seconds a request may take to be acknowledged.")
     parser.add_argument("--bound", type=float, default=1.0, help="Exit 1 when any ack took longer (seconds).")
     parser.add_argument("--workers", type=int, default=1, help="corpusbot serve --workers, when started here.")
+    parser.add_argument(
+        "--worker-class", choices=("sync", "waitress"), default="sync", help="corpusbot serve --worker-class."
+    )
     parser.add_argument("--waitress-defaults", action="store_true", help="Start the bot with waitress's own limits.")
     parser.add_argument("--port", type=int, help="A corpusbot serve already running on 127.0.0.1 (not started here).")
     args = parser.parse_args(argv)
@@ -311,9 +315,14 @@ def main(argv: list[str] | None = None) -> int:
         phases = run(args.port, secret, args)
         setup = f"corpusbot serve on 127.0.0.1:{args.port}"
     else:
-        with tempfile.TemporaryDirectory() as folder, bot(args.workers, args.waitress_defaults, Path(folder)) as port:
+        with (
+            tempfile.TemporaryDirectory() as folder,
+            bot(args.workers, args.waitress_defaults, Path(folder), args.worker_class) as port,
+        ):
             phases = run(port, SIGNING_SECRET, args)
         limits = "waitress's default limits" if args.waitress_defaults else "corpusbot's waitress limits"
+        if args.workers > 1:
+            limits = f"--worker-class {args.worker_class}" + (f", {limits}" if args.worker_class == "waitress" else "")
         setup = f"corpusbot serve --workers {args.workers}, {limits}"
     print(f"{setup}; {args.slow} slow clients, one byte every {args.interval:g} s; ack timeout {args.timeout:g} s\n")
     print(HEADER)

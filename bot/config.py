@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 from dotenv import load_dotenv
 
 from corpusbot.index.errors import CorpusbotError
+from corpusbot.index.sources.guard import AllowList
 
 DEFAULT_DB = "corpusbot.db"
 
@@ -134,6 +135,23 @@ def index_poll(environ: Mapping[str, str] | None = None) -> float:
     return seconds
 
 
+def fetch_allow(environ: Mapping[str, str] | None = None, extra: tuple[str, ...] = ()) -> AllowList:
+    """Intranet hosts web sources may be fetched from (``CORPUSBOT_FETCH_ALLOW``, comma-separated host names,
+    ``.domain`` suffixes, IP addresses or networks), plus ``extra`` (``corpusbot index --allow``).
+
+    Without it, a URL whose host resolves to a loopback, private or other non-public address is refused.
+    """
+    env = os.environ if environ is None else environ
+    entries = [*(env.get("CORPUSBOT_FETCH_ALLOW") or "").split(","), *extra]
+    try:
+        return AllowList.parse(entries)
+    except ValueError as error:
+        raise ConfigError(
+            f"CORPUSBOT_FETCH_ALLOW (or --allow): {error}. Give host names (wiki.corp.example), domain suffixes "
+            f"(.corp.example), IP addresses or networks (10.0.0.0/8), separated by commas. {HOW_TO_SET}"
+        ) from None
+
+
 def synonyms_path(environ: Mapping[str, str] | None = None) -> str | None:
     """A user synonyms file (``CORPUSBOT_SYNONYMS``), read in addition to the bundled one."""
     env = os.environ if environ is None else environ
@@ -141,6 +159,24 @@ def synonyms_path(environ: Mapping[str, str] | None = None) -> str | None:
 
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
+
+# The Slack surfaces beyond mentions, DMs and slash commands; each can be turned off (CORPUSBOT_SURFACES_OFF).
+SURFACES = ("assistant", "shortcut", "unfurls", "metadata")
+
+
+def surfaces_off(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The surfaces turned off (``CORPUSBOT_SURFACES_OFF``: comma-separated names of :data:`SURFACES`, or all)."""
+    env = os.environ if environ is None else environ
+    names = [part.strip().lower() for part in (env.get("CORPUSBOT_SURFACES_OFF") or "").split(",") if part.strip()]
+    if names == ["all"]:
+        return frozenset(SURFACES)
+    wrong = [name for name in names if name not in SURFACES]
+    if wrong:
+        raise ConfigError(
+            f"CORPUSBOT_SURFACES_OFF must be a comma-separated list of {', '.join(SURFACES)} (or all); "
+            f"{wrong[0][:40]!r} is not one. {HOW_TO_SET}"
+        )
+    return frozenset(names)
 
 
 class ConfigError(CorpusbotError):
@@ -190,6 +226,20 @@ def serve_workers(environ: Mapping[str, str] | None = None) -> int:
     return int(value)
 
 
+WORKER_CLASSES = ("sync", "waitress")  # serve --workers: gunicorn's sync workers, or waitress in each worker
+
+
+def serve_worker_class(environ: Mapping[str, str] | None = None) -> str:
+    """How ``corpusbot serve --workers N`` serves in each process (``CORPUSBOT_WORKER_CLASS``, default sync)."""
+    env = os.environ if environ is None else environ
+    value = (env.get("CORPUSBOT_WORKER_CLASS") or "").strip().lower()
+    if not value:
+        return WORKER_CLASSES[0]
+    if value not in WORKER_CLASSES:
+        raise ConfigError(f"CORPUSBOT_WORKER_CLASS must be one of: {', '.join(WORKER_CLASSES)}. {HOW_TO_SET}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Settings for the CLI and the Slack app."""
@@ -206,6 +256,10 @@ class Settings:
     slack_api_url: str | None = None
     channels: frozenset[str] = frozenset()  # empty: every channel
     rate_limit: RateLimit = DEFAULT_RATE_LIMIT
+    surfaces_off: frozenset[str] = frozenset()  # of SURFACES
+
+    def surface_on(self, name: str) -> bool:
+        return name not in self.surfaces_off
 
     @property
     def socket_mode(self) -> bool:
@@ -246,6 +300,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
             env, "CORPUSBOT_CHANNELS", CHANNEL_ID, "channel IDs such as C012AB3CD (channel details, at the bottom)"
         ),
         rate_limit=_rate_limit(env.get("CORPUSBOT_RATE_LIMIT")),
+        surfaces_off=surfaces_off(env),
     )
 
 

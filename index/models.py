@@ -75,6 +75,7 @@ class Contribution(NamedTuple):
     idf: float
     tf: int
     score: float
+    origin: str = "query"  # "query", "synonym" or "context" (a follow-up's earlier question)
 
     def to_json(self) -> dict[str, object]:
         return self._asdict()
@@ -116,6 +117,46 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class DirectAnswer:
+    """A one-line extractive answer to a who/when/where/how-many question: ``span`` of the hit's passage text."""
+
+    text: str
+    kind: str  # the answer type: "person", "date", "place" or "number"
+    hit: Hit
+    span: Span
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "text": self.text,
+            "type": self.kind,
+            "rank": self.hit.rank,
+            "passage": self.hit.passage.ordinal,
+            "passage_id": self.hit.passage.id,
+            "span": list(self.span),
+            "article": self.hit.article.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class AboutArticle:
+    """What a question asked about an article itself (its link, source, author, date, title), from its metadata."""
+
+    article: ArticleInfo
+    author: str | None
+    asked: tuple[str, ...]  # of "url", "source", "author", "published", "title", in that order
+
+    def value(self, name: str) -> str | None:
+        return self.author if name == "author" else getattr(self.article, name)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "asked": list(self.asked),
+            "values": {name: self.value(name) for name in self.asked},
+            "article": {**self.article.to_json(), "author": self.author},
+        }
+
+
+@dataclass(frozen=True)
 class Answer:
     """The result of a question: ranked hits plus what the query analysis found."""
 
@@ -127,6 +168,9 @@ class Answer:
     offset: int = 0
     has_more: bool = False
     notices: tuple[str, ...] = field(default=())
+    answer: DirectAnswer | None = None  # who/when/where/how-many: the answer line, None when unsure
+    about: tuple[AboutArticle, ...] = ()  # questions about the articles themselves (link, author, date …)
+    context: str | None = None  # the earlier question a follow-up was read with
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -138,6 +182,9 @@ class Answer:
             "offset": self.offset,
             "has_more": self.has_more,
             "notices": list(self.notices),
+            "answer": self.answer.to_json() if self.answer else None,
+            "about": [item.to_json() for item in self.about],
+            "context": self.context,
         }
 
 

@@ -24,7 +24,8 @@ FOLDERS = {"index": "corpusbot.index", "bot": "corpusbot.bot"}  # repository fol
 
 # What each part of corpusbot.index may import from the rest of it, besides itself. From the docstrings:
 # corpus: "errors and models only"; text: "models only"; engine: "errors and models only";
-# indexing: "corpus, text and engine; never search or maintenance"; search: "text and engine; never
+# indexing: "corpus, text, engine and sources; never search or maintenance"; sources: "corpus, engine, errors and
+# models"; search: "text and engine; never
 # [indexing] or maintenance"; maintenance: "any other part". errors and models are the shared records
 # everything may use (indexing and search use them without their docstrings naming them), and import
 # nothing of corpusbot themselves. PACKAGE is `corpusbot.index` itself: its __init__ re-exports
@@ -37,10 +38,11 @@ ALLOWED: dict[str, set[str]] = {
     "corpus": {"errors", "models"},
     "text": {"models"},
     "engine": {"errors", "models"},
-    "indexing": {"corpus", "text", "engine"} | SHARED,
+    "indexing": {"corpus", "text", "engine", "sources"} | SHARED,
+    "sources": {"corpus", "engine"} | SHARED,
     "search": {"text", "engine"} | SHARED,
-    "maintenance": {"corpus", "text", "engine", "indexing", "search"} | SHARED,
-    PACKAGE: {"corpus", "text", "engine", "indexing", "search", "maintenance"} | SHARED,
+    "maintenance": {"corpus", "text", "engine", "indexing", "search", "sources"} | SHARED,
+    PACKAGE: {"corpus", "text", "engine", "indexing", "search", "maintenance", "sources"} | SHARED,
 }
 
 IMPORT_FUNCTIONS = {"import_module", "__import__"}

@@ -22,8 +22,10 @@ __all__ = ["COMMANDS", "cli", "db_option", "json_option", "main", "open_service"
 COMMANDS: dict[str, str] = {
     "ask": "corpusbot.bot.cli.ask:ask",
     "article": "corpusbot.bot.cli.article:article",
+    "new": "corpusbot.bot.cli.new:new",
     "stats": "corpusbot.bot.cli.stats:stats",
     "index": "corpusbot.bot.cli.index:index",
+    "sources": "corpusbot.bot.cli.sources:sources",
     "check": "corpusbot.bot.cli.check:check",
     "backup": "corpusbot.bot.cli.backup:backup",
     "restore": "corpusbot.bot.cli.restore:restore",
@@ -31,6 +33,8 @@ COMMANDS: dict[str, str] = {
     "eval": "corpusbot.bot.cli.eval:eval_command",
     "serve": "corpusbot.bot.cli.serve:serve",
     "feedback": "corpusbot.bot.cli.feedback:feedback",
+    "watches": "corpusbot.bot.cli.watches:watches",
+    "manifest": "corpusbot.bot.cli.manifest:manifest",
 }
 
 

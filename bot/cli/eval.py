@@ -54,7 +54,12 @@ def eval_command(
     QUESTIONS is a JSON list of {"q": question, "expect_any": [phrases]}; a
     passage answers when it contains one of the phrases (case-insensitive,
     whitespace-normalised). Prints hit@1, hit@3 and MRR@10 over the top 10
-    passages, and every question whose first passage misses.
+    passages, and every question whose first passage misses. Optional keys:
+    "after" (the earlier question of a follow-up), "about" (article fields
+    such as ["url"] the answer must give), "answer_any" (phrases the answer
+    line must hold) and "unanswerable": true; then it also prints the share
+    of unanswerable questions flagged and the answer line's precision,
+    coverage and exact match.
 
     With --beir DIR the collection's corpus is indexed into a temporary
     database and every judged query ranks documents (a document ranks where
@@ -112,26 +117,54 @@ def _progress(items: Iterable[T], length: int, label: str) -> Iterator[T]:
 
 
 def format_questions(report: QuestionsReport) -> str:
-    total = len(report.results)
+    total = len(report.answerable)
     at_1 = round(report.hit_at_1 * total)
     at_3 = round(report.hit_at_3 * total)
+    unanswerable = len(report.unanswerable)
     lines = [
-        f"questions  {total}",
+        f"questions  {len(report.results)}" + (f" ({unanswerable} unanswerable)" if unanswerable else ""),
         f"hit@1      {report.hit_at_1:.3f}  ({at_1}/{total})",
         f"hit@3      {report.hit_at_3:.3f}  ({at_3}/{total})",
         f"MRR@10     {report.mrr_at_10:.3f}",
     ]
+    if report.unanswerable_flagged is not None:
+        flagged = unanswerable - len(report.unflagged)
+        lines.append(f"unanswerable flagged  {report.unanswerable_flagged:.3f}  ({flagged}/{unanswerable})")
+    typed = report.with_answer_type
+    if typed:
+        having = sum(1 for r in typed if r.question.answer_any)
+        right = sum(r.answer_right for r in typed)
+        exact = sum(r.answer_exact for r in typed)
+        lines += [
+            f"answer line precision  {_share(report.answer_precision)}  ({right}/{report.answers_shown} shown right)",
+            f"answer line coverage   {_share(report.answer_coverage)}  "
+            f"({sum(r.answer_line is not None for r in typed if r.question.answer_any)}/{having} with an answer)",
+            f"answer exact match     {_share(report.answer_exact_match)}  ({exact}/{having})",
+        ]
     if report.misses:
         lines += ["", "Misses (the first passage holds no expected phrase):"]
         for result in report.misses:
             lines += _format_miss(result)
+    if report.unflagged:
+        lines += ["", "Unanswerable but answered (confident, an answer line or about an article):"]
+        lines += [f"- {result.question.q}" for result in report.unflagged]
+    if report.wrong_answers:
+        lines += ["", "Answer lines holding no expected phrase:"]
+        for result in report.wrong_answers:
+            expected = ", ".join(json.dumps(a, ensure_ascii=False) for a in result.question.answer_any or ())
+            lines.append(f"- {result.question.q}: {result.answer_line!r} (expected any of: {expected or 'no line'})")
     return "\n".join(lines)
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _format_miss(result: QuestionResult) -> list[str]:
     where = f"first hit at rank {result.first_hit_rank}" if result.first_hit_rank else "no hit in the top 10"
     expected = ", ".join(json.dumps(phrase, ensure_ascii=False) for phrase in result.question.expect_any)
-    lines = [f"- {result.question.q}", f"  expected any of: {expected} ({where})"]
+    asked = f"- {result.question.q}" + (f" (after {result.question.after!r})" if result.question.after else "")
+    lines = [asked, f"  expected any of: {expected} ({where})"]
     if not result.returned:
         lines.append("  (no passage returned)")
     for passage in result.returned:

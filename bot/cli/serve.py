@@ -1,16 +1,18 @@
-"""``corpusbot serve``: the Slack bot, in one process or as supervised pre-forked workers."""
+"""``corpusbot serve``: the Slack bot, in one process (waitress) or as gunicorn workers (``--workers N``)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import logging
+import os
 import re
+import shutil
 import signal
-import socket
+import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Executor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.error import URLError
 
@@ -26,8 +28,10 @@ if TYPE_CHECKING:
     from slack_bolt import App
 
     from corpusbot.bot.serving.index_follower import IndexFollower
+    from corpusbot.bot.serving.server import SlackWSGI
     from corpusbot.bot.slack.pending import Sweeper
     from corpusbot.bot.slack.runtime import Runtime
+    from corpusbot.bot.slack.watches import WatchPoster
     from corpusbot.bot.state import BotState
     from corpusbot.index import SearchService
 
@@ -48,6 +52,14 @@ TOKEN_ADVICE = (
     type=click.IntRange(1, config.MAX_WORKERS),
     default=None,
     help="HTTP mode processes answering in parallel (default: CORPUSBOT_WORKERS, else 1).",
+)
+@click.option(
+    "--worker-class",
+    type=click.Choice(config.WORKER_CLASSES),
+    default=None,
+    help="With --workers: gunicorn's sync workers (fastest; put a buffering proxy in front for slow clients) or "
+    "waitress in each worker (slow clients cost a connection, not a worker). Default: CORPUSBOT_WORKER_CLASS, "
+    "else sync.",
 )
 @click.option(
     "--log-format",
@@ -71,6 +83,7 @@ def serve(
     port: int,
     host: str,
     workers: int | None,
+    worker_class: str | None,
     log_format: str,
     index_from: str | None,
     db_path: str,
@@ -84,11 +97,13 @@ def serve(
     GET /metrics (Prometheus). SLACK_BOT_TOKEN (xoxb-…) is always needed;
     CORPUSBOT_LOG_LEVEL sets the log level (default INFO). See .env.example.
 
-    --workers N (HTTP mode): N processes share the port, each with its own
-    index connection, metrics and per-user rate limit; a worker that dies
-    is restarted. One process computes one answer at a time; N up to the
-    number of CPU cores answers more questions per second. A worker that
-    stops answering (no heartbeat for 10 s) is killed and replaced.
+    --workers N (HTTP mode): gunicorn runs N processes on the port, each
+    with its own index connection and per-user rate limit; GET /metrics
+    sums them all. A worker that dies is restarted; one that stops
+    answering (no heartbeat for 10 s) is killed and replaced; SIGTERM lets
+    each finish the answers it acknowledged (up to 10 s). One process
+    computes one answer at a time; N up to the number of CPU cores answers
+    more questions per second.
 
     The bot keeps the Slack events it handled and the feedback in its own
     database beside the index (corpusbot-state.db for corpusbot.db), so
@@ -104,6 +119,7 @@ def serve(
     settings = replace(base, db_path=db_path, state_db_path=state_db, index_from=index_from or base.index_from)
     config.check_slack(settings)
     count = workers if workers is not None else config.serve_workers()
+    worker_class = worker_class or config.serve_worker_class()
     logsafe.configure(
         config.log_level(),
         secrets=(
@@ -124,9 +140,7 @@ def serve(
         from corpusbot.bot.serving.index_follower import install_first_snapshot
 
         install_first_snapshot(settings.index_from, settings.db_path, log_format=log_format)  # no thread before fork
-    status = _serve_forked(settings, host, port, count)
-    if status:
-        raise click.exceptions.Exit(status)
+    _serve_workers(settings, host, port, count, worker_class)
 
 
 class _Started(NamedTuple):
@@ -167,17 +181,10 @@ def _start(settings: config.Settings) -> _Started:
 
 
 def _open_state(settings: config.Settings, service: SearchService) -> BotState:
-    """The bot's state (seen events, feedback) in its own database; with ``--workers N`` also the ids all workers saw."""
-    from corpusbot.bot.serving.balance import current_seat
+    """The bot's state (seen events, feedback) in its own database, or in PostgreSQL with ``CORPUSBOT_STATE_URL``."""
     from corpusbot.bot.state import BotState
 
-    seat = current_seat()
-    return BotState(
-        service.db_path,
-        state_db=settings.state_db_path,
-        url=settings.state_url,
-        shared=seat.board.events if seat is not None else None,
-    )
+    return BotState(service.db_path, state_db=settings.state_db_path, url=settings.state_url)
 
 
 def _close(runtime: Runtime) -> None:
@@ -196,6 +203,7 @@ def _serve_in_this_process(settings: config.Settings, host: str, port: int) -> N
             follower.stop(timeout=5)
         raise
     sweeper = _sweep(app, runtime)
+    poster = _post_watches(app, runtime)
     try:
         with _stop_on_signals():
             if settings.socket_mode:
@@ -214,59 +222,105 @@ def _serve_in_this_process(settings: config.Settings, host: str, port: int) -> N
         # Slack already has their ack it will not retry them (only possible with more than the pool in flight).
         if sweeper is not None:
             sweeper.stop()
+        poster.stop()
         executor.shutdown(wait=False, cancel_futures=True)
         if follower is not None:
             follower.stop(timeout=5)
 
 
-def _serve_forked(settings: config.Settings, host: str, port: int, count: int) -> int:
-    """Bind the port, check everything once here, then fork ``count`` workers and supervise them (exit status)."""
-    from corpusbot.bot.serving.prefork import Supervisor, bind
-    from corpusbot.bot.serving.server import EVENTS_PATH
+def _serve_workers(settings: config.Settings, host: str, port: int, count: int, worker_class: str) -> None:
+    """Bind the port, check everything once here, then run ``count`` gunicorn workers until stopped.
+
+    gunicorn ends with ``SystemExit``: status 0 when stopped by a signal, 1 after a crash loop, 3 when a worker
+    could not start. The workers, forked inside it, leave through the same ``SystemExit``; only this process
+    removes the metrics folder.
+    """
+    from corpusbot.bot.serving import workers
 
     try:
-        listener = bind(host, port)
+        listener = workers.bind(host, port)
     except OSError as error:
         raise click.ClickException(_cannot_listen(host, port, error)) from None
+    master = os.getpid()
     try:
+        metrics_dir = tempfile.mkdtemp(prefix="corpusbot-metrics-")
+    except OSError as error:
+        listener.close()
+        raise click.ClickException(
+            f"Cannot make a folder for the workers' metrics ({error}). Set TMPDIR to a writable folder."
+        ) from None
+    try:
+        workers.count_metrics_in(metrics_dir)  # before anything imports prometheus_client (_start does)
+        from corpusbot.bot.serving.server import EVENTS_PATH
+
         # Fail here, once and cleanly, on a bad token or database; nothing of it may cross the fork.
         started = _start(settings)
         started.executor.shutdown(wait=False)
         _close(started.runtime)
         del started
-        log.info("corpusbot listening on http://%s:%s%s (HTTP mode, %d workers)", host, port, EVENTS_PATH, count)
-        return Supervisor(listener, count, functools.partial(_worker, settings)).run()
+        log.info(
+            "corpusbot listening on http://%s:%s%s (HTTP mode, %d workers, %s)",
+            host,
+            port,
+            EVENTS_PATH,
+            count,
+            worker_class,
+        )
+        application = workers.WorkerApplication(
+            listener.fileno(),
+            count,
+            functools.partial(_worker, settings),
+            worker_class=worker_class,
+            metrics_dir=metrics_dir,
+        )
+        listener.detach()  # gunicorn closes the descriptor itself
+        application.run()
     finally:
-        listener.close()
+        if os.getpid() == master:
+            listener.close()  # when gunicorn never took it
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _worker(settings: config.Settings, listener: socket.socket) -> int:
-    """One worker process: its own index, state and app (opened after the fork), serving ``listener``."""
-    from corpusbot.bot.serving.server import SlackWSGI, serve_http
+@dataclass
+class _WorkerServices:
+    """One gunicorn worker's index, state, app and threads (made after the fork)."""
+
+    wsgi: SlackWSGI
+    executor: Executor
+    follower: IndexFollower | None
+    sweeper: Sweeper | None
+    poster: WatchPoster | None = None
+
+    def wait_idle(self, timeout: float) -> bool:
+        return self.wsgi.runtime.in_progress.wait_idle(timeout)
+
+    def close(self, timeout: float) -> None:
+        if self.sweeper is not None:
+            self.sweeper.stop()
+        if self.poster is not None:
+            self.poster.stop()
+        if not self.wait_idle(timeout):
+            log.warning("Worker %d stopping with answers still in progress after %.0f s", os.getpid(), timeout)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.follower is not None:
+            self.follower.stop(timeout=5)
+        _close(self.wsgi.runtime)
+
+
+def _worker(settings: config.Settings) -> _WorkerServices:
+    """One worker process: its own index, state and app (opened after the fork); exit status 3 when it cannot."""
+    from corpusbot.bot.serving.server import SlackWSGI
 
     assert settings.signing_secret is not None  # check_slack made sure
-    with _stop_on_signals():
-        try:
-            app, runtime, executor = _start(settings)
-        except click.ClickException as error:
-            log.error("Worker could not start: %s", error.format_message())
-            return 1
-        except KeyboardInterrupt:
-            return 0
-        follower = _follow(settings, first_timeout=None)
-        sweeper = _sweep(app, runtime)
-        try:
-            serve_http(SlackWSGI(app, runtime, settings.signing_secret), listener=listener)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            if sweeper is not None:
-                sweeper.stop()
-            if follower is not None:
-                follower.stop(timeout=5)
-            executor.shutdown(wait=True, cancel_futures=True)
-            _close(runtime)
-    return 0
+    try:
+        app, runtime, executor = _start(settings)
+    except click.ClickException as error:
+        log.error("Worker could not start: %s", error.format_message())
+        raise SystemExit(3) from None  # gunicorn's "worker failed to boot": it stops the server
+    follower = _follow(settings, first_timeout=None)
+    sweeper = _sweep(app, runtime)
+    poster = _post_watches(app, runtime)
+    return _WorkerServices(SlackWSGI(app, runtime, settings.signing_secret), executor, follower, sweeper, poster)
 
 
 def _sweep(app: App, runtime: Runtime) -> Sweeper | None:
@@ -276,6 +330,13 @@ def _sweep(app: App, runtime: Runtime) -> Sweeper | None:
     from corpusbot.bot.slack.pending import Sweeper
 
     return Sweeper(runtime, app.client).start()
+
+
+def _post_watches(app: App, runtime: Runtime) -> WatchPoster:
+    """The thread that posts, after each reindex, what the channels' watches found (/ask watch)."""
+    from corpusbot.bot.slack.watches import WatchPoster
+
+    return WatchPoster(runtime, app.client).start()
 
 
 def _follow(settings: config.Settings, first_timeout: float | None) -> IndexFollower | None:

@@ -4,6 +4,13 @@ Each app has its own ``CollectorRegistry`` (never the global one), so two
 apps in one process — tests, embedders — never share or collide. Label values
 come from small fixed sets, never from user input.
 
+With ``serve --workers N`` every worker counts in Prometheus's multiprocess
+mode (:func:`sum_over_processes`): each process writes its counters to files
+in one folder and ``/metrics``, whichever worker answers it, sums them all
+(``MultiProcessCollector``); gunicorn's ``child_exit`` hook marks a worker that
+exited as dead there. The index gauges
+are read at scrape time by the worker that answers.
+
 - ``corpusbot_slack_requests_total{kind, outcome}`` and
   ``corpusbot_slack_request_seconds{kind}``: every Slack request, by what it
   was and how it ended, and the time to acknowledge it;
@@ -27,6 +34,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from corpusbot.index import SearchService
@@ -39,6 +47,7 @@ OUTCOMES = ("ok", "rejected", "error")
 COMMAND_KINDS = {"/ask": "ask", "/article": "article"}
 EVENT_KINDS = ("app_mention", "message", "app_home_opened")
 INVALID = "invalid"  # rejected before it could be read as a Slack payload
+_summed = False  # sum_over_processes() was called in this process
 
 
 def request_kind(body: Mapping[str, Any]) -> str:
@@ -60,6 +69,16 @@ def request_kind(body: Mapping[str, Any]) -> str:
 
 def outcome(status: int) -> str:
     return "ok" if status < 400 else "rejected" if status < 500 else "error"
+
+
+def sum_over_processes() -> None:
+    """From now on, ``/metrics`` sums the counters of every process counting in Prometheus's multiprocess folder.
+
+    prometheus_client picks its mode when it is first imported, from ``PROMETHEUS_MULTIPROC_DIR``: the process that
+    forks the workers sets it before that (:mod:`corpusbot.bot.serving.workers`), each worker calls this.
+    """
+    global _summed
+    _summed = True
 
 
 class BotMetrics:
@@ -104,8 +123,15 @@ class BotMetrics:
             self.answers.labels(result)
         for verdict in VERDICTS:
             self.feedback.labels(verdict)
-        if service is not None:
-            self.registry.register(IndexCollector(service))
+        index = IndexCollector(service) if service is not None else None
+        if index is not None:
+            self.registry.register(index)
+        self._exposed = self.registry
+        if _summed:  # every worker's counters, summed; this worker's view of the index
+            self._exposed = CollectorRegistry()
+            MultiProcessCollector(self._exposed)
+            if index is not None:
+                self._exposed.register(index)
 
     def request_handled(self, kind: str, status: int, seconds: float) -> None:
         self.requests.labels(kind, outcome(status)).inc()
@@ -137,7 +163,7 @@ class BotMetrics:
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition format and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(self._exposed), CONTENT_TYPE_LATEST
 
 
 class IndexCollector(Collector):

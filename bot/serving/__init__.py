@@ -1,6 +1,5 @@
-"""Serving the Slack app over HTTP: the WSGI adapter and server (`server`), the
-pre-fork supervisor for `serve --workers N` (`prefork`), how workers share
-connections (`balance`) and the event ids they saw (`shared_events`).
+"""Serving the Slack app over HTTP: the WSGI app, its checks and waitress for one process (`server`), gunicorn for
+`serve --workers N` (`workers`), and following published index snapshots (`index_follower`).
 
 May import `corpusbot.bot.slack`, `corpusbot.bot.config` and `corpusbot.bot.ops`.
 """

@@ -14,9 +14,12 @@ Every HTTP request and Socket Mode envelope gets a request id (echoed in the
 it carries, and each Slack request ends with one access line and is counted
 in the metrics. ``X-Corpusbot-Worker`` (and ``pid`` in ``/healthz``) names the
 process that answered: with ``serve --workers N``
-(:mod:`corpusbot.bot.serving.prefork`) each worker process has its own metrics
-and its own per-user rate limit, and takes new connections only while no other
-worker is less busy (:mod:`corpusbot.bot.serving.balance`).
+(:mod:`corpusbot.bot.serving.workers`, gunicorn) each worker process has its own
+per-user rate limit (without ``CORPUSBOT_STATE_URL``), and ``/metrics`` sums the
+counters of all of them.
+
+One process (``serve`` without ``--workers``) serves with waitress
+(:func:`serve_http`); with ``--workers N`` gunicorn serves the same WSGI app.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -41,7 +43,6 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from corpusbot.bot.config import Settings
 from corpusbot.bot.ops.metrics import INVALID, BotMetrics, request_kind
 from corpusbot.bot.ops.requestctx import current_request_id, request_scope
-from corpusbot.bot.serving import balance
 from corpusbot.bot.slack import payloads
 from corpusbot.bot.slack.runtime import Runtime
 
@@ -275,43 +276,28 @@ def _from_bolt(response: BoltResponse) -> Reply:
     return Reply(response.status, body.encode("utf-8"), content_type)
 
 
-def serve_http(
-    wsgi: SlackWSGI,
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
-    threads: int = 8,
-    *,
-    listener: socket.socket | None = None,
-) -> None:
-    """Serve until interrupted, with waitress (a production WSGI server); on ``listener`` when given (bound already)."""
-    server = http_server(wsgi, host, port, threads, listener=listener)
+def serve_http(wsgi: SlackWSGI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, threads: int = 8) -> None:
+    """Serve until interrupted, with waitress (a production WSGI server)."""
+    server = http_server(wsgi, host, port, threads)
     server.run()  # returns on KeyboardInterrupt, after waiting (at most 5 s) for requests being answered
 
 
-def http_server(
-    wsgi: SlackWSGI,
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
-    threads: int = 8,
-    *,
-    listener: socket.socket | None = None,
-) -> Any:
+def http_server(wsgi: SlackWSGI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, threads: int = 8) -> Any:
     """The waitress server for ``wsgi`` (not running yet), with the limits of :func:`waitress_options`."""
     from waitress import create_server
 
     options = waitress_options(threads, raise_open_files_limit(CONNECTION_LIMIT + RESERVED_FILES))
-    if listener is None:
-        server = create_server(wsgi, host=host, port=port, **options)
-        log.info("corpusbot listening on http://%s:%s%s (HTTP mode)", host, port, EVENTS_PATH)
-    else:
-        socket_map: dict[int, Any] = {}
-        server = create_server(wsgi, map=socket_map, sockets=[listener], **options)
-        seat = balance.current_seat()
-        if seat is not None:  # one of several workers: take connections only while no other worker is less busy
-            balance.share_connections(server, socket_map, seat)
-            wsgi.runtime.in_progress.report_to(seat.report)
-        log.info("Worker %d serving (HTTP mode)", os.getpid())
+    server = create_server(wsgi, host=host, port=port, **options)
+    log.info("corpusbot listening on http://%s:%s%s (HTTP mode)", host, port, EVENTS_PATH)
     return server
+
+
+def waitress_server(wsgi: Any, sockets: list[Any], threads: int = 8) -> Any:
+    """The waitress server for ``wsgi`` on listening ``sockets`` (not running yet), with :func:`waitress_options`."""
+    from waitress import create_server
+
+    options = waitress_options(threads, raise_open_files_limit(CONNECTION_LIMIT + RESERVED_FILES))
+    return create_server(wsgi, sockets=sockets, **options)
 
 
 def waitress_options(threads: int, open_files: int) -> dict[str, Any]:

@@ -13,10 +13,11 @@ from slack_sdk import WebClient
 from corpusbot.bot.config import Settings
 from corpusbot.bot.ops.requestctx import ContextThreadPoolExecutor
 from corpusbot.bot.slack import payloads, pending
-from corpusbot.bot.slack.listeners import EXECUTOR_KEY, actions, events
+from corpusbot.bot.slack.listeners import EXECUTOR_KEY, actions, assistant, events, shortcuts, unfurls
 from corpusbot.bot.slack.listeners import slash_commands as commands
 from corpusbot.bot.slack.mrkdwn import shorten
 from corpusbot.bot.slack.runtime import CONTEXT_KEY, Runtime, make_runtime, retry_handlers
+from corpusbot.bot.state.assistant_contexts import ThreadContexts
 from corpusbot.index import SearchService
 
 log = logging.getLogger("corpusbot.slack")
@@ -57,7 +58,13 @@ def build_app(
     app.middleware(_attach(runtime, executor))
     app.middleware(_skip_seen_events(runtime))
     app.error(_log_error)
-    for listeners in (events, commands, actions):
+    if settings.surface_on("assistant"):  # before events: bolt's Assistant takes the DM thread messages
+        assistant.register(app, ThreadContexts(runtime.state))
+    if settings.surface_on("shortcut"):
+        shortcuts.register(app)
+    if settings.surface_on("unfurls"):
+        unfurls.register(app)
+    for listeners in (events, commands, actions):  # events last: it ends with a catch-all listener
         listeners.register(app)
     return app
 

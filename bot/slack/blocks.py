@@ -53,9 +53,12 @@ class Message:
 
     text: str
     blocks: list[Block] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None  # Slack message metadata (:mod:`corpusbot.bot.slack.metadata`)
 
     def payload(self) -> dict[str, Any]:
-        return {"text": self.text, "blocks": self.blocks}
+        if self.metadata is None:
+            return {"text": self.text, "blocks": self.blocks}
+        return {"text": self.text, "blocks": self.blocks, "metadata": self.metadata}
 
 
 # -- what buttons carry --------------------------------------------------------
@@ -238,10 +241,11 @@ def _merge(spans: list[Span], text: str) -> list[Span]:
 
 
 def citation(hit: Hit) -> str:
-    """``[n] Title (linked when it has an http(s) URL) · ¶k · id `article-id```."""
+    """``[n] Title (linked when it has an http(s) URL) · ¶k · published DATE · id `article-id```."""
+    published = f" · published {escape(shorten(hit.article.published, 40))}" if hit.article.published else ""
     return (
         f"[{hit.rank}] {link(hit.article.url, shorten(hit.article.title or hit.article.id, TITLE_CHARS))}"
-        f" · ¶{hit.passage.ordinal} · id {code(shorten(hit.article.id, ID_CHARS))}"
+        f" · ¶{hit.passage.ordinal}{published} · id {code(shorten(hit.article.id, ID_CHARS))}"
     )
 
 
@@ -318,12 +322,13 @@ def answer_message(
     The buttons carry ``generation``, the index generation the answer came from.
     """
     question = escape(shorten(answer.query, QUESTION_CHARS))
-    if not answer.hits:
+    if not answer.hits and not answer.about:
         return no_more_results(answer) if answer.offset else no_match(answer, examples)
     blocks: list[Block] = []
     if show_question:
         blocks.append(section(f"*Question:* {question}"))
-    if not answer.confident:
+    blocks.extend(direct_answer_blocks(answer))
+    if not answer.confident and answer.hits:
         blocks.append(section("No confident match; closest passages:"))
     for hit in answer.hits:
         blocks.append(section(f"*[{hit.rank}]* " + passage_mrkdwn(hit.passage.text, hit.matches, hit.highlight)))
@@ -332,6 +337,8 @@ def answer_message(
         )
         blocks.append(context(citation(hit) + note))
     notes = [escape(notice) for notice in answer.notices]
+    if answer.context:
+        notes.insert(0, f"Read as a follow-up to: {escape(shorten(answer.context, QUESTION_CHARS))}")
     if answer.unknown_terms:
         notes.append("Not in the corpus: " + ", ".join(code(term) for term in answer.unknown_terms[:20]))
     if notes:
@@ -351,8 +358,45 @@ def answer_message(
     cited = "; ".join(
         f"[{hit.rank}] {escape(shorten(hit.article.title, 80))} ¶{hit.passage.ordinal}" for hit in answer.hits
     )
-    prefix = "" if answer.confident else "No confident match; closest passages: "
+    prefix = "" if answer.confident or not answer.hits else "No confident match; closest passages: "
+    if answer.answer is not None:
+        prefix = f"{escape(shorten(answer.answer.text, 200))} — "
     return Message(_fallback(f"{prefix}{question} — {cited}"), _within(blocks))
+
+
+ABOUT_LABELS = {
+    "url": "Original article",
+    "source": "Source",
+    "author": "Author",
+    "published": "Published",
+    "title": "Title",
+}
+DIRECT_ANSWER_CHARS = 300
+
+
+def direct_answer_blocks(answer: Answer) -> list[Block]:
+    """What goes above the passages: what the question asked about an article (its metadata), and the one-line
+    answer to a who/when/where/how-many question, each with its citation."""
+    blocks: list[Block] = []
+    for item in answer.about[:3]:
+        lines = []
+        for name in item.asked:
+            value = item.value(name)
+            shown = (
+                link(value, shorten(value, 300))
+                if name == "url" and value
+                else escape(shorten(value, 300))
+                if value
+                else "_not recorded for this article_"
+            )
+            lines.append(f"*{ABOUT_LABELS[name]}:* {shown}")
+        blocks.append(section("\n".join(lines)))
+        title = shorten(item.article.title or item.article.id, TITLE_CHARS)
+        blocks.append(context(f"{link(item.article.url, title)} · id {code(shorten(item.article.id, ID_CHARS))}"))
+    if answer.answer is not None:
+        blocks.append(section(f"*Answer:* {escape(shorten(answer.answer.text, DIRECT_ANSWER_CHARS))}"))
+        blocks.append(context("from " + citation(answer.answer.hit)))
+    return blocks
 
 
 def no_match(answer: Answer, examples: Sequence[str] = ()) -> Message:
@@ -399,7 +443,10 @@ HOW_TO_ASK = (
     "• Mention me in a channel: `@corpusbot who is on the US delegation?` — I answer in the thread.\n"
     "• Send me a direct message with your question.\n"
     "• `/ask QUESTION` — only you see the answer; *Share in channel* posts it for everyone.\n"
-    "• `/article ID` or `/article WORDS` — an article's card, or the articles matching some words."
+    "• `/article ID` or `/article WORDS` — an article's card, or the articles matching some words.\n"
+    "• `/ask new` — the articles indexed in the last 24 hours (`/ask new 3d`, `/ask new 2025-06-01`).\n"
+    "• `/ask watch WORDS` — after each reindex I post the new passages matching WORDS here; "
+    "`/ask watches` lists this channel's watches, `/ask unwatch N` removes one."
 )
 
 

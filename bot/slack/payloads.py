@@ -6,15 +6,20 @@ Two levels:
   can hand to bolt at all: an events body must hold an ``event`` object with a
   string ``type`` and an ``event_id`` that is a string or a number, a button
   click a list of actions whose first is an object with a string
-  ``action_id``, and so on. Anything else raises :class:`PayloadError`: HTTP
-  400 (or, in Socket Mode, acknowledged and dropped), one log line, nothing
-  posted. bolt reads these fields itself before any listener runs, so this
+  ``action_id``, a message shortcut a string ``callback_id``, a view
+  submission a view with a string ``type`` and ``callback_id``, an assistant panel event an
+  ``assistant_thread`` with string ``channel_id`` and ``thread_ts`` (and a
+  ``context`` that is an object), and so on. Anything else raises
+  :class:`PayloadError`: HTTP 400 (or, in Socket Mode, acknowledged and
+  dropped), one log line, nothing posted. bolt reads these fields itself before any listener runs, so this
   check comes first.
 - :func:`chat_event`, :func:`home_opened`, :func:`slash_command` and
   :func:`button_click` give a listener the fields it reads, each a ``str``
   (or None, or a bool where Slack sends one). A field of another JSON type,
   which Slack never sends, is dropped and named in the record's ``problems``
-  (logged by the listener in one line); these never raise.
+  (logged by the listener in one line); these never raise. The readers of
+  the assistant panel, the message shortcut and link unfurls are in
+  :mod:`corpusbot.bot.slack.surface_payloads`.
 
 Event ids are compared as strings (:func:`event_key`): ``"Ev1"`` is ``"Ev1"``,
 an integer ``12345`` is ``"12345"``, so a retried event is recognised
@@ -28,8 +33,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-EventKind = Literal["event", "command", "action", "url_verification", "ssl_check", "other"]
-HANDLED_KINDS: tuple[EventKind, ...] = ("event", "command", "action", "url_verification", "ssl_check")
+EventKind = Literal["event", "command", "action", "shortcut", "view", "url_verification", "ssl_check", "other"]
+HANDLED_KINDS: tuple[EventKind, ...] = (
+    *("event", "command", "action", "shortcut", "view"),
+    *("url_verification", "ssl_check"),
+)
+# Events whose nested objects bolt's assistant middleware reads before any listener (see _event_envelope).
+ASSISTANT_EVENTS = ("assistant_thread_started", "assistant_thread_context_changed")
 
 
 class PayloadError(ValueError):
@@ -126,6 +136,17 @@ def envelope(body: object) -> Envelope:
         if not isinstance(first, Mapping) or not isinstance(first.get("action_id"), str):
             raise PayloadError("block_actions: the action has no string action_id")
         return Envelope("action", kind_of)
+    if kind_of == "message_action":  # a message shortcut
+        if not isinstance(body.get("callback_id"), str):
+            raise PayloadError("message_action without a string callback_id")
+        return Envelope("shortcut", kind_of)
+    if kind_of == "view_submission":
+        view = body.get("view")
+        if not isinstance(view, Mapping) or not all(
+            isinstance(view.get(name), str) for name in ("type", "callback_id")
+        ):
+            raise PayloadError("view_submission without a view with a string type and callback_id")
+        return Envelope("view", kind_of)
     if kind_of == "url_verification":
         if not isinstance(body.get("challenge"), str):
             raise PayloadError("url_verification without a string challenge")
@@ -142,6 +163,17 @@ def _event_envelope(body: Mapping[str, Any]) -> Envelope:
     event_type = event.get("type")
     if not isinstance(event_type, str) or not event_type:
         raise PayloadError(f"event type is {_json_type(event_type)}")
+    if event_type in ASSISTANT_EVENTS:
+        thread = event.get("assistant_thread")
+        if not isinstance(thread, Mapping) or not all(
+            isinstance(thread.get(name), str) and thread[name] for name in ("channel_id", "thread_ts")
+        ):
+            raise PayloadError(f"{event_type} without an assistant_thread with string channel_id and thread_ts")
+        if not isinstance(thread.get("context"), Mapping | None):
+            raise PayloadError(f"{event_type}: assistant_thread.context is {_json_type(thread['context'])}")
+    for nested in ("message", "previous_message"):  # edits and deletions; bolt's assistant middleware reads them
+        if event_type == "message" and nested in event and not isinstance(event[nested], Mapping | None):
+            raise PayloadError(f"message event whose {nested} is {_json_type(event[nested])}, not an object")
     return Envelope("event", "event_callback", event_type, event_key(body.get("event_id")))
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from corpusbot.bot.slack import payloads, replies
+from corpusbot.bot.slack import payloads, replies, watches
 from corpusbot.bot.slack.mrkdwn import decode_incoming
 from corpusbot.bot.slack.runtime import Runtime
 from corpusbot.bot.state import StateUnavailable
@@ -58,12 +58,19 @@ def question_of(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, str
         return f"event:{event_id}", event.type, payload
     if body.get("command") == ASK:
         ask = payloads.slash_command(body)
-        text = decode_incoming(ask.text).lower()
-        if text in ("", "help") or text in replies.ADMIN_COMMANDS or not ask.response_url:
+        text = decode_incoming(ask.text)
+        if text.lower() in ("", "help") or text.lower() in replies.ADMIN_COMMANDS or not ask.response_url:
+            return None
+        if _changes_watches(text):  # done twice, a second watch would be refused: not worth a takeover
             return None
         payload = {"response_url": ask.response_url, "user": ask.user_id, "channel": ask.channel_id, "text": ask.text}
         return f"ask:{ask.response_url}", ASK, payload  # unique to each invocation of the command
     return None
+
+
+def _changes_watches(text: str) -> bool:
+    command = watches.subcommand(text)
+    return command is not None and command[0] in (watches.WATCH, watches.UNWATCH)
 
 
 def record(rt: Runtime, body: dict[str, Any], context: Any) -> None:

@@ -8,6 +8,7 @@ a silent failure; each outcome is recorded in ``rt.health`` for ``/readyz``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import sqlite3
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from corpusbot.bot.ops.requestctx import current_request_id
-from corpusbot.bot.slack import blocks
+from corpusbot.bot.slack import blocks, metadata
 from corpusbot.bot.slack.blocks import Message, PageRef
 from corpusbot.bot.slack.mrkdwn import code, escape, shorten
 from corpusbot.bot.slack.runtime import Runtime
@@ -81,11 +82,15 @@ def answer(
     shareable: bool = False,
     show_question: bool = True,
     since: int | None = None,
+    context: str | None = None,
 ) -> Message:
     """The answer from the current index; with ``since`` (the generation a More results click came from), a
-    first line saying so when the index changed since then."""
+    first line saying so when the index changed since then; ``context``: the earlier question it follows up on.
+
+    Answers posted as messages carry message metadata (:mod:`.metadata`); ephemeral ones (the shareable ones)
+    cannot."""
     with rt.metrics.answer_timer() as answered:
-        result, generation = _ask(rt, question, offset)
+        result, generation = _ask(rt, question, offset, context)
         examples = rt.service.example_questions() if not result.hits else []
         message = blocks.answer_message(
             result, shareable=shareable, show_question=show_question, examples=examples, generation=generation
@@ -93,6 +98,8 @@ def answer(
         answered(result)
     if since is not None and generation is not None and since != generation:
         message = blocks.index_changed(message, since, generation)
+    if not shareable and rt.settings.surface_on("metadata") and result.hits:
+        message = dataclasses.replace(message, metadata=metadata.answer_metadata(result, generation))
     return message
 
 
@@ -102,10 +109,10 @@ def shared(rt: Runtime, user_id: str, question: str, offset: int) -> Message:
     return blocks.shared_answer(user_id, result, generation)
 
 
-def _ask(rt: Runtime, question: str, offset: int) -> tuple[Answer, int | None]:
+def _ask(rt: Runtime, question: str, offset: int, context: str | None = None) -> tuple[Answer, int | None]:
     """The answer and the index generation it came from (None when a reindex landed while asking)."""
     before = rt.service.generation
-    result = rt.service.ask(question, k=rt.k, offset=offset)
+    result = rt.service.ask(question, k=rt.k, offset=offset, context=context)
     return result, before if rt.service.generation == before else None
 
 
@@ -145,7 +152,30 @@ def home(rt: Runtime, user_id: str | None) -> dict[str, Any]:
     except Exception as error:
         report_failure(rt, "home", error)
         stats, examples = None, []
-    return blocks.home_view(stats, examples, is_admin=rt.is_admin(user_id))
+    view = blocks.home_view(stats, examples, is_admin=rt.is_admin(user_id))
+    failing = _failing_sources(rt) if stats is not None else []
+    if failing:  # after what the bot knows, within Slack's block limit
+        lines = [_failing_line(row) for row in failing[:5]]
+        more = f"\n…and {len(failing) - 5} more: `corpusbot stats` on the server." if len(failing) > 5 else ""
+        note = blocks.section("*Sources failing* (their earlier articles stay)\n" + "\n".join(lines) + more)
+        view["blocks"] = view["blocks"][: blocks.MAX_HOME_BLOCKS - 1]
+        view["blocks"].insert(2, note)
+    return view
+
+
+def _failing_line(row: Any) -> str:
+    reason = escape(shorten(row.last_error or "", 200))
+    return f"• {escape(shorten(row.url, 200))}: {reason} (since {escape(row.failing_since or '?')})"
+
+
+def _failing_sources(rt: Runtime) -> list[Any]:
+    from corpusbot.index.sources.registry import failing_sources
+
+    try:
+        return failing_sources(rt.service.db_path)
+    except Exception as error:  # the home tab shows without them rather than not at all
+        report_failure(rt, "home: failing sources", error)
+        return []
 
 
 def admin(rt: Runtime, user_id: str | None, command: str, send: Callable[[Message], object]) -> None:
@@ -182,7 +212,7 @@ def reindex(rt: Runtime, send: Callable[[Message], object]) -> None:
     try:
         send(blocks.notice("Reindexing the corpus… I'll tell you when it's done."))
         try:
-            summary = index_corpus(rt.service.db_path)
+            summary = index_corpus(rt.service.db_path, fetch=_fetch_options())
         except Exception as error:
             expected = isinstance(error, CorpusbotError | sqlite3.Error)
             log.error("Reindex from Slack failed: %s", error if expected else repr(error), exc_info=not expected)
@@ -193,7 +223,16 @@ def reindex(rt: Runtime, send: Callable[[Message], object]) -> None:
                 f"Reindexed: {len(summary.added)} added, {len(summary.updated)} updated, "
                 f"{len(summary.removed)} removed, {len(summary.skipped)} skipped → "
                 f"{summary.articles} articles, {summary.passages} passages ({summary.seconds:.1f} s)."
+                + (f" {len(summary.failed_sources)} web source(s) failed: App Home." if summary.failed_sources else "")
             )
         )
     finally:
         rt.reindex_lock.release()
+
+
+def _fetch_options() -> Any:
+    """How web sources are fetched: with the intranet allow-list of the configuration (CORPUSBOT_FETCH_ALLOW)."""
+    from corpusbot.bot import config
+    from corpusbot.index.sources.fetch import FetchOptions
+
+    return FetchOptions(allow=config.fetch_allow())

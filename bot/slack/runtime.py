@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -22,11 +22,8 @@ from slack_sdk.http_retry.handler import RetryHandler
 from corpusbot.bot.config import Settings
 from corpusbot.bot.ops.health import AnswerHealth
 from corpusbot.bot.ops.metrics import BotMetrics
-from corpusbot.bot.serving.balance import current_seat
-from corpusbot.bot.serving.shared_events import SharedEvents
-from corpusbot.bot.slack import blocks
+from corpusbot.bot.slack import blocks, webhook
 from corpusbot.bot.slack.blocks import Message
-from corpusbot.bot.slack.webhook import ConnectionPool, PooledWebhookClient
 from corpusbot.bot.state import BotState, Limiter, StateUnavailable, Verdict
 from corpusbot.index import SearchService
 
@@ -43,15 +40,14 @@ def retry_handlers() -> list[RetryHandler]:
 
 
 class Responder:
-    """Posts to a ``response_url``; unlike bolt's ``respond()`` it retries on 429 and only talks to Slack.
-
-    Its connections stay open for the next answer (:mod:`corpusbot.bot.slack.webhook`).
+    """Posts to a ``response_url``; unlike bolt's ``respond()`` it retries (:mod:`corpusbot.bot.slack.webhook`) and
+    only talks to Slack.
     """
 
-    def __init__(self, api_url: str, pool: ConnectionPool | None = None) -> None:
+    def __init__(self, api_url: str) -> None:
         parts = urlsplit(api_url)
         self._api_origin = (parts.scheme, parts.netloc)
-        self.pool = pool or ConnectionPool()
+        self.connections = webhook.pool()  # kept open for the next answer
 
     def allowed(self, url: str) -> bool:
         parts = urlsplit(url)
@@ -64,11 +60,10 @@ class Responder:
         if not response_url or not self.allowed(response_url):
             log.warning("Not posting to a response_url outside Slack")
             return False
-        client = PooledWebhookClient(response_url, self.pool, retry_handlers=retry_handlers())
-        response = client.send_dict(payload)
-        if response.status_code != 200:
-            log.warning("response_url answered HTTP %s", response.status_code)
-        return response.status_code == 200
+        response = webhook.post(self.connections, response_url, payload)
+        if response.status != 200:
+            log.warning("response_url answered HTTP %s", response.status)
+        return response.status == 200
 
     def ephemeral(self, response_url: str | None, message: Message, *, replace: bool = False) -> bool:
         return self.send(response_url, {**message.payload(), "response_type": "ephemeral", "replace_original": replace})
@@ -77,19 +72,18 @@ class Responder:
 class InProgress:
     """How many requests this process is working on: being checked and acknowledged, or answered after the ack.
 
-    A ``serve --workers N`` worker reports each change (:meth:`corpusbot.bot.serving.balance.Seat.report`), so
-    that the least busy worker accepts the next connection.
+    A ``serve --workers N`` worker waits (:meth:`wait_idle`, bounded) for its answers before it accepts the next
+    connection, so that an idle worker takes it (:mod:`corpusbot.bot.serving.workers`).
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._idle = threading.Condition()
         self.count = 0
-        self._report: Callable[[int, int], None] | None = None
 
-    def report_to(self, report: Callable[[int, int], None]) -> None:
-        with self._lock:
-            self._report = report
-            report(self.count, self.count)
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until nothing is in progress, at most ``timeout`` seconds; whether it is idle."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self.count <= 0, timeout)
 
     def started(self) -> None:
         self._change(1)
@@ -106,11 +100,10 @@ class InProgress:
             self.finished()
 
     def _change(self, delta: int) -> None:
-        with self._lock:
-            old = self.count
-            self.count = old + delta
-            if self._report is not None:
-                self._report(old, self.count)
+        with self._idle:
+            self.count += delta
+            if self.count <= 0:
+                self._idle.notify_all()
 
 
 class Gate(NamedTuple):
@@ -169,9 +162,7 @@ def make_runtime(settings: Settings, service: SearchService, state: BotState | N
     The rate limiter goes with the state: in PostgreSQL, exact across every process, when the state is there.
     """
     if state is None:
-        state = BotState(
-            service.db_path, state_db=settings.state_db_path, url=settings.state_url, shared=_shared_events()
-        )
+        state = BotState(service.db_path, state_db=settings.state_db_path, url=settings.state_url)
     return Runtime(
         settings=settings,
         service=service,
@@ -180,12 +171,6 @@ def make_runtime(settings: Settings, service: SearchService, state: BotState | N
         responder=Responder(settings.api_url),
         metrics=BotMetrics(service),
     )
-
-
-def _shared_events() -> SharedEvents | None:
-    """The event ids all workers of ``serve --workers N`` share (None in a single process)."""
-    seat = current_seat()
-    return seat.board.events if seat is not None else None
 
 
 def runtime_of(context: Any) -> Runtime:

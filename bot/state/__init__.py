@@ -15,6 +15,10 @@
   (`PgStore`), and `StateUnavailable`, raised while it cannot be used;
 - `botstate`: `BotState`, the one object per process holding the events and
   the feedback, each over its own connections, and making the rate limiter.
+- `watches`: the channels' watches and the passages each posted (`WatchList`,
+  `PgWatchList`), claimed once across processes.
+- `assistant_contexts`: the assistant panel's threads (`ThreadContexts`): the
+  channel the user was viewing and the thread's last question.
 
 Each store has one interface (`EventStore`, `FeedbackStore`, `Limiter`) and
 two implementations: SQLite / memory (`SeenEvents`, `FeedbackLog`,
@@ -23,13 +27,12 @@ two implementations: SQLite / memory (`SeenEvents`, `FeedbackLog`,
 May import `corpusbot.index` (its errors), `corpusbot.bot.config`,
 sqlite-utils, psycopg (on first use of PostgreSQL) and the standard library;
 nothing else of `corpusbot.bot`: the Slack app and the CLI use this package,
-not the other way round. With `serve --workers N`, the event ids the workers
-share (`corpusbot.bot.serving.shared_events`) come in as a `SharedEventIds`.
+not the other way round.
 """
 
 from corpusbot.bot.state.botstate import BotState
 from corpusbot.bot.state.database import EVENTS_TABLE, FEEDBACK_TABLE
-from corpusbot.bot.state.events import EventStore, PgSeenEvents, SeenEvents, SharedEventIds
+from corpusbot.bot.state.events import EventStore, PgSeenEvents, SeenEvents
 from corpusbot.bot.state.feedback import (
     VERDICTS,
     Feedback,
@@ -58,7 +61,6 @@ __all__ = [
     "PgStore",
     "RateLimiter",
     "SeenEvents",
-    "SharedEventIds",
     "StateUnavailable",
     "Verdict",
     "read_feedback",

@@ -8,11 +8,13 @@ from pathlib import Path
 
 from corpusbot.bot.config import RateLimit, StateUrl
 from corpusbot.bot.state import database
-from corpusbot.bot.state.events import EVENT_TTL_SECONDS, EventStore, PgSeenEvents, SeenEvents, SharedEventIds
+from corpusbot.bot.state.events import EVENT_TTL_SECONDS, EventStore, PgSeenEvents, SeenEvents
 from corpusbot.bot.state.feedback import Feedback, FeedbackLog, FeedbackStore, PgFeedbackLog
 from corpusbot.bot.state.pending import PgPending
 from corpusbot.bot.state.postgres import PgStore
 from corpusbot.bot.state.ratelimit import Limiter, PgRateLimiter, RateLimiter
+from corpusbot.bot.state.thread_questions import ThreadQuestions
+from corpusbot.bot.state.watches import PgWatchList, WatchList, WatchStore
 
 
 class BotState:
@@ -44,29 +46,34 @@ class BotState:
         url: StateUrl | str | None = None,
         event_ttl: float = EVENT_TTL_SECONDS,
         clock: Callable[[], float] | None = None,
-        shared: SharedEventIds | None = None,
     ) -> None:
         self.events: EventStore
         self.feedback_log: FeedbackStore
+        self.watches: WatchStore  # channels' standing queries (/ask watch)
         self.store: PgStore | None = None
         self.pending: PgPending | None = None  # questions not answered yet: with ``url`` only
         self.path: Path | None = None
         if url is not None:
             self.store = PgStore(url)
             self.location = self.store.display
-            self.events = PgSeenEvents(self.store, ttl=event_ttl, clock=clock, shared=shared)
+            self.events = PgSeenEvents(self.store, ttl=event_ttl, clock=clock)
             self.feedback_log = PgFeedbackLog(self.store)
+            self.watches = PgWatchList(self.store)
             self.pending = PgPending(self.store)
         else:
             self.path = database.prepare(db_path, state_db)
             self.location = str(self.path)
-            self.events = SeenEvents(self.path, ttl=event_ttl, clock=clock or time.time, shared=shared)
+            self.events = SeenEvents(self.path, ttl=event_ttl, clock=clock or time.time)
             self.feedback_log = FeedbackLog(self.path)
+            self.watches = WatchList(self.path)
+        self.thread_questions = ThreadQuestions(self.path, self.store, clock=clock or time.time)  # follow-ups' context
         self._clock = clock
 
     def close(self) -> None:
         self.events.close()
         self.feedback_log.close()
+        self.watches.close()
+        self.thread_questions.close()
         if self.pending is not None:
             self.pending.close()
         if self.store is not None:

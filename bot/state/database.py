@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 
 FEEDBACK_TABLE = "bot_feedback"
 EVENTS_TABLE = "bot_seen_events"
+WATCHES_TABLE = "bot_watches"
+WATCH_POSTED_TABLE = "bot_watch_posted"  # (watch, passage key): claimed before it is posted
+ASSISTANT_CONTEXTS_TABLE = "bot_assistant_contexts"
+THREAD_QUESTIONS_TABLE = "bot_thread_questions"  # each thread's and DM's last question (follow-ups)
 MIGRATIONS_TABLE = "_migrations"
 IMPORTED_TABLE = "_imported"  # index databases whose old bot_ tables were copied in
 STATE_SUFFIX = "-state.db"
@@ -126,11 +130,57 @@ def _feedback_columns(db: sqlite_utils.Database) -> set[str]:
     return {row[1] for row in db.execute(f"PRAGMA table_info({FEEDBACK_TABLE})")}
 
 
+def m004_assistant_contexts(db: sqlite_utils.Database) -> None:
+    create_assistant_contexts(db)
+
+
+def create_assistant_contexts(db: sqlite_utils.Database) -> None:
+    """The assistant panel's threads: the channel the user was viewing (bolt's thread context)."""
+    db.table(ASSISTANT_CONTEXTS_TABLE).create(
+        {"channel_id": str, "thread_ts": str, "context": str, "updated_at": float},
+        pk=("channel_id", "thread_ts"),
+        if_not_exists=True,
+    )
+
+
+def m005_thread_questions(db: sqlite_utils.Database) -> None:
+    create_thread_questions(db)
+
+
+def create_thread_questions(db: sqlite_utils.Database) -> None:
+    """Each thread's and DM's last question, a follow-up's context (:mod:`.thread_questions`)."""
+    db.table(THREAD_QUESTIONS_TABLE).create(
+        {"channel_id": str, "thread_ts": str, "question": str, "asked_at": float},
+        pk=("channel_id", "thread_ts"),
+        if_not_exists=True,
+    )
+
+
+def m006_watches(db: sqlite_utils.Database) -> None:
+    create_watch_tables(db)
+
+
+def create_watch_tables(db: sqlite_utils.Database) -> None:
+    """Watches (a channel's standing queries) and the passages each one posted (:mod:`.watches`)."""
+    db.execute(
+        f"CREATE TABLE IF NOT EXISTS {WATCHES_TABLE} (id INTEGER PRIMARY KEY AUTOINCREMENT, channel_id TEXT NOT NULL, "
+        "query TEXT NOT NULL, user_id TEXT NOT NULL, created_at TEXT NOT NULL, checked_through TEXT, checked_at TEXT)"
+    )
+    db.execute(f"CREATE INDEX IF NOT EXISTS {WATCHES_TABLE}_channel ON {WATCHES_TABLE} (channel_id, id)")
+    db.execute(
+        f"CREATE TABLE IF NOT EXISTS {WATCH_POSTED_TABLE} (watch_id INTEGER NOT NULL, passage_key TEXT NOT NULL, "
+        "posted_at TEXT NOT NULL, PRIMARY KEY (watch_id, passage_key)) WITHOUT ROWID"
+    )
+
+
 # In order; add a new one for every change, never edit one that was released.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     m001_events_and_feedback,
     m002_imported,
     m003_feedback_generation,
+    m004_assistant_contexts,
+    m005_thread_questions,
+    m006_watches,
 )
 
 

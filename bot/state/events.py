@@ -55,12 +55,6 @@ class EventStore(Protocol):
     def close(self) -> None: ...
 
 
-class SharedEventIds(Protocol):
-    """Event ids that the other processes of ``serve --workers N`` saw lately (`serving.shared_events`)."""
-
-    def first_time(self, event_id: str, ttl: float, now: float | None = None) -> bool: ...
-
-
 def remember(recent: dict[str, float], event_id: str, now: float, ttl: float) -> dict[str, float]:
     """``recent`` with ``event_id`` seen at ``now``, kept to ``MEMORY_EVENTS`` ids (expired ones, then the oldest, go)."""
     recent[event_id] = now
@@ -87,12 +81,10 @@ class SeenEvents:
         *,
         ttl: float = EVENT_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
-        shared: SharedEventIds | None = None,
     ) -> None:
         self.connections = database.Connections(path)
         self.ttl = ttl
         self.clock = clock
-        self.shared = shared  # with `serve --workers N`: the ids every worker saw lately
         self._memory_lock = threading.Lock()  # _recent, _busy_until and _next_purge; never held while waiting
         self._recent: dict[str, float] = {}  # also remembered in memory, in case the database is busy
         self._busy_until = 0.0
@@ -115,12 +107,13 @@ class SeenEvents:
     def first_time(self, event_id: str) -> bool:
         """Record ``event_id``; False when it was already handled within the last ``ttl`` seconds.
 
-        Memory answers first, then the ids the other workers saw, then the
-        database. While the database is busy (another process writing, a
-        stuck worker holding its lock), one check waits up to
-        EVENT_BUSY_TIMEOUT_MS and the following ones use memory alone for
-        BUSY_BACKOFF_SECONDS, so acks stay fast (at the cost of not recognising,
-        across a restart, an event first seen during that window).
+        Memory answers first, then the database, which every worker of
+        ``serve --workers N`` shares. While the database is busy (another
+        process writing, a stuck worker holding its lock until gunicorn kills
+        it), one check waits up to EVENT_BUSY_TIMEOUT_MS and the following ones
+        use memory alone for BUSY_BACKOFF_SECONDS, so acks stay fast (at the
+        cost of not recognising an event first seen during that window when its
+        retry reaches another worker, or arrives after a restart).
         """
         now = self.clock()
         with self._memory_lock:
@@ -132,9 +125,6 @@ class SeenEvents:
             purge = not memory_only and now >= self._next_purge
             if purge:
                 self._next_purge = now + PURGE_EVERY_SECONDS
-        # Another worker may have it while the database is busy (it could not record it there).
-        if self.shared is not None and not self.shared.first_time(event_id, self.ttl, now):
-            return False
         if memory_only:
             return True
         try:
@@ -171,9 +161,8 @@ class SeenEvents:
 class PgSeenEvents:
     """The event ids handled within the last ``ttl`` seconds by any process of any replica, in PostgreSQL.
 
-    Memory answers first (an id this process handled), then the ids the other
-    workers of this host saw (``shared``), then the table every replica shares:
-    one ``INSERT … ON CONFLICT … RETURNING`` per new id, so exactly one process
+    Memory answers first (an id this process handled), then the table every
+    process of every replica shares: one ``INSERT … ON CONFLICT … RETURNING`` per new id, so exactly one process
     gets True, however many receive the event or its retries at once.
 
     The database is waited for at most ``deadline`` seconds (the check runs on a
@@ -191,13 +180,11 @@ class PgSeenEvents:
         *,
         ttl: float = EVENT_TTL_SECONDS,
         clock: Callable[[], float] | None = None,
-        shared: SharedEventIds | None = None,
         deadline: float = EVENT_DEADLINE_SECONDS,
     ) -> None:
         self.store = store
         self.ttl = ttl
         self.clock = clock
-        self.shared = shared
         self.deadline = deadline
         self._memory_lock = threading.Lock()  # _recent and _next_purge
         self._recent: dict[str, float] = {}
@@ -222,8 +209,6 @@ class PgSeenEvents:
             purge = now >= self._next_purge
             if purge:
                 self._next_purge = now + PURGE_EVERY_SECONDS
-        if self.shared is not None and not self.shared.first_time(event_id, self.ttl, now):
-            return False
         if self.store.waiting() is not None:  # failed moments ago: do not make this ack wait for it
             return True
         database_now = None if self.clock is None else now

@@ -34,7 +34,13 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from corpusbot.bot.config import StateUrl
-from corpusbot.bot.state.database import EVENTS_TABLE, FEEDBACK_TABLE, MIGRATIONS_TABLE
+from corpusbot.bot.state.database import (
+    ASSISTANT_CONTEXTS_TABLE,
+    EVENTS_TABLE,
+    FEEDBACK_TABLE,
+    MIGRATIONS_TABLE,
+    THREAD_QUESTIONS_TABLE,
+)
 from corpusbot.index.errors import CorpusbotError
 
 if TYPE_CHECKING:
@@ -42,6 +48,8 @@ if TYPE_CHECKING:
 
 RATE_LIMITS_TABLE = "bot_rate_limits"
 PENDING_TABLE = "bot_pending"
+WATCHES_TABLE = "bot_watches"
+WATCH_POSTED_TABLE = "bot_watch_posted"
 MIGRATION_LOCK = 0x636F7270  # pg_advisory_xact_lock key ("corp") held while the schema is made or upgraded
 
 CONNECT_TIMEOUT_SECONDS = 2  # libpq's minimum; the event check before an ack is bounded more tightly (events.py)
@@ -120,6 +128,53 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
         "m004_feedback_generation",
         f"ALTER TABLE {FEEDBACK_TABLE} ADD COLUMN IF NOT EXISTS generation bigint;",
+    ),
+    (
+        "m005_assistant_contexts",
+        f"""
+        CREATE TABLE IF NOT EXISTS {ASSISTANT_CONTEXTS_TABLE} (
+            channel_id text NOT NULL,
+            thread_ts text NOT NULL,
+            context jsonb,
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (channel_id, thread_ts)
+        );
+        CREATE INDEX IF NOT EXISTS {ASSISTANT_CONTEXTS_TABLE}_updated_at ON {ASSISTANT_CONTEXTS_TABLE} (updated_at);
+        """,
+    ),
+    (
+        "m006_thread_questions",
+        f"""
+        CREATE TABLE IF NOT EXISTS {THREAD_QUESTIONS_TABLE} (
+            channel_id text NOT NULL,
+            thread_ts text NOT NULL,
+            question text NOT NULL,
+            asked_at double precision NOT NULL,
+            PRIMARY KEY (channel_id, thread_ts)
+        );
+        CREATE INDEX IF NOT EXISTS {THREAD_QUESTIONS_TABLE}_asked_at ON {THREAD_QUESTIONS_TABLE} (asked_at);
+        """,
+    ),
+    (
+        "m007_watches",
+        f"""
+        CREATE TABLE IF NOT EXISTS {WATCHES_TABLE} (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            channel_id text NOT NULL,
+            query text NOT NULL,
+            user_id text NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            checked_through text,
+            checked_at timestamptz
+        );
+        CREATE INDEX IF NOT EXISTS {WATCHES_TABLE}_channel ON {WATCHES_TABLE} (channel_id, id);
+        CREATE TABLE IF NOT EXISTS {WATCH_POSTED_TABLE} (
+            watch_id bigint NOT NULL,
+            passage_key text NOT NULL,
+            posted_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (watch_id, passage_key)
+        );
+        """,
     ),
 )
 

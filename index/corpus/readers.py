@@ -285,28 +285,107 @@ _BLOCK_TAGS = (
 )  # fmt: skip
 
 
+def read_html(text: str, article_id: str) -> Article:
+    """An HTML page's article, as a ``.html`` file gives it (for pages fetched by ``corpusbot.index.sources``)."""
+    return _read_html(text, article_id)
+
+
 def _read_html(text: str, article_id: str) -> Article:
+    """The page's main text (trafilatura, precision mode; our extractor when it finds none) and metadata.
+
+    Metadata comes from the page's own tags first (``og:title`` then ``<title>``, Open Graph, ``<meta
+    name=author>``, ``rel=canonical``), then from what trafilatura found.
+    """
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(text, "html.parser")
     title_tag = soup.find("title")
-    title = title_tag.get_text(" ", strip=True) if title_tag else ""
+    title = _meta(soup, ("og:title",)) or (title_tag.get_text(" ", strip=True) if title_tag else "")
     url = _meta(soup, ("og:url",)) or _link(soup, "canonical")
-    published = _meta(soup, ("article:published_time", "date", "pubdate", "dc.date"))
+    published = _meta(soup, ("article:published_time", "date", "pubdate", "dc.date", "dc.date.issued"))
     source = _meta(soup, ("og:site_name",))
-    author = _meta(soup, ("author", "article:author"))
-    for tag in soup.find_all(_DROP_TAGS):
-        if not tag.decomposed:  # (a tag inside one already dropped is gone with it)
-            tag.decompose()
-    root = soup.find("article") or soup.find("main") or soup.body or soup
-    lines = [" ".join(line.split()) for line in _block_text(root).split("\n")]
-    body = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    author = _meta(soup, ("author", "article:author", "dc.creator"))
+    found = _main_text(text)
+    if found is not None:
+        body, metadata = found
+        title = title or metadata.get("title") or ""
+        url = url or metadata.get("url")
+        published = published or metadata.get("date")
+        source = source or metadata.get("sitename")
+        author = author or metadata.get("author")
+    else:
+        body = _hand_written_main_text(soup)
     if not title:
         h1 = soup.find("h1")
         title = h1.get_text(" ", strip=True) if h1 else derive_title(body)
     return Article(
         id=article_id, title=title, text=body, url=_http_url(url), source=source, published=published, author=author
     )
+
+
+_MAIN_TEXT_BLOCKS = frozenset({"head", "p", "item", "quote", "code", "row", "list", "table", "div"})
+_CLUTTER_XPATHS = [
+    "//nav",
+    "//aside",
+    "//form",
+    "//button",
+    "//dialog",
+    "//footer",
+    "//header[not(ancestor::article)]",
+    "//*[@role='navigation' or @role='banner' or @role='contentinfo' or @role='complementary' or @role='dialog']",
+]
+
+
+def _main_text(html: str) -> tuple[str, dict[str, str]] | None:
+    """trafilatura's main text (paragraphs separated by blank lines) and its metadata; None if it finds no text."""
+    import trafilatura
+
+    document = trafilatura.bare_extraction(
+        html,
+        favor_precision=True,
+        with_metadata=True,
+        include_comments=False,
+        include_tables=True,
+        prune_xpath=_CLUTTER_XPATHS,  # also keeps its fallback extractors from returning a lone menu
+    )
+    body = getattr(document, "body", None)
+    if document is None or body is None:
+        return None
+    parts: list[str] = []
+    stack: list[tuple[object, bool]] = [(body, False)]
+    while stack:  # an explicit stack, as in _block_text: no recursion on deep markup
+        node, closing = stack.pop()
+        tag = getattr(node, "tag", "")
+        if closing:
+            parts.append("\n\n" if tag in _MAIN_TEXT_BLOCKS else " " if tag == "cell" else "")
+            parts.append(getattr(node, "tail", None) or "")
+            continue
+        if tag == "lb":
+            parts.append("\n")
+            parts.append(getattr(node, "tail", None) or "")
+            continue
+        if tag in _MAIN_TEXT_BLOCKS:
+            parts.append("\n\n")
+        parts.append(getattr(node, "text", None) or "")
+        stack.append((node, True))
+        stack.extend((child, False) for child in reversed(list(node)))  # type: ignore[call-overload]
+    lines = [" ".join(line.split()) for line in "".join(parts).split("\n")]
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    if not text:
+        return None
+    fields = ("title", "url", "date", "sitename", "author")
+    metadata = {name: value for name in fields if isinstance(value := getattr(document, name, None), str) and value}
+    return text, metadata
+
+
+def _hand_written_main_text(soup: BeautifulSoup) -> str:
+    """Our own extractor, for pages where trafilatura finds no main text (short or unusual pages)."""
+    for tag in soup.find_all(_DROP_TAGS):
+        if not tag.decomposed:  # (a tag inside one already dropped is gone with it)
+            tag.decompose()
+    root = soup.find("article") or soup.find("main") or soup.body or soup
+    lines = [" ".join(line.split()) for line in _block_text(root).split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def _block_text(root: Tag) -> str:

@@ -67,6 +67,9 @@ class BM25Params:
         return {"k1": self.k1, "b": self.b, "epsilon": self.epsilon}
 
 
+_ONE = np.ones(1, dtype=np.uint8)
+
+
 class Postings:
     """One term's postings: ascending passage ids, their tfs (None when all are 1), bound pairs.
 
@@ -108,7 +111,8 @@ class Postings:
         return self._ids
 
     def term_frequencies(self) -> np.ndarray:
-        return np.ones(self.count, dtype=np.uint8) if self.tfs is None else self.tfs
+        """The tfs; all ones as a read-only view of a single 1 (no array of ``count`` ones is made every query)."""
+        return np.broadcast_to(_ONE, (self.count,)) if self.tfs is None else self.tfs
 
     @property
     def nbytes(self) -> int:

@@ -124,6 +124,51 @@ def m002_articles_source_sha256(db: sqlite_utils.Database) -> None:
         articles.add_column(store.SOURCE_HASH_COLUMN, bytes)
 
 
+@migration
+def m003_web_sources(db: sqlite_utils.Database) -> None:
+    """Web sources (``index/sources/registry.py``): per URL its HTTP validators and failures, and its articles."""
+    db.table("sources").create(
+        {
+            "url": str,
+            "kind": str,  # feed, page, or entry (a feed entry whose page failed; parent is the feed)
+            "parent": str,
+            "etag": str,
+            "last_modified": str,
+            "checked_at": str,
+            "last_ok_at": str,
+            "failing_since": str,
+            "last_error": str,
+        },
+        pk="url",
+        if_not_exists=True,
+    )
+    db.table("source_items").create(
+        {"source": str, "link": str, "key": str, "text_sha256": str}, pk=("source", "link"), if_not_exists=True
+    )
+
+
+@migration
+def m004_articles_first_indexed_at(db: sqlite_utils.Database) -> None:
+    """When each article first entered the index (``/ask new``, ``corpusbot new``), kept by later reindexes.
+
+    An index from before gets, for each article, the time its file was indexed (the best there is).
+    """
+    articles = db.table("articles")
+    if store.FIRST_INDEXED_COLUMN not in articles.columns_dict:
+        articles.add_column(store.FIRST_INDEXED_COLUMN, str)
+        db.execute("CREATE TEMP TABLE first_seen (id TEXT PRIMARY KEY, at TEXT)")
+        db.execute(
+            "INSERT INTO temp.first_seen SELECT j.value, min(f.indexed_at) "
+            "FROM files f, json_each(f.article_ids) j WHERE json_valid(f.article_ids) GROUP BY j.value"
+        )
+        db.execute(
+            f"UPDATE articles SET {store.FIRST_INDEXED_COLUMN} = "
+            "(SELECT at FROM temp.first_seen WHERE temp.first_seen.id = articles.id)"
+        )
+        db.execute("DROP TABLE temp.first_seen")
+    articles.create_index([store.FIRST_INDEXED_COLUMN], if_not_exists=True)
+
+
 # -- running them ------------------------------------------------------------------
 
 

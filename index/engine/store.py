@@ -33,12 +33,18 @@ DEFAULT_DB = "corpusbot.db"
 # unchanged lines of an edited file without parsing them; NULL = unknown (another format, or a row
 # written before the column existed). Older (still version 2) databases get it from migration m002.
 SOURCE_HASH_COLUMN = "source_sha256"
+FIRST_INDEXED_COLUMN = "first_indexed_at"  # articles: when the article first entered the index (m004)
 BUSY_TIMEOUT_MS = 30_000
 
 
 def has_source_hashes(db: sqlite_utils.Database | Connection) -> bool:
     """Whether the articles table has the ``source_sha256`` column (databases written before it do not)."""
     return any(row[1] == SOURCE_HASH_COLUMN for row in db.execute("PRAGMA table_info(articles)"))
+
+
+def has_first_indexed(db: sqlite_utils.Database | Reader) -> bool:
+    """Whether the articles table has the ``first_indexed_at`` column (m004; an index not reindexed since has not)."""
+    return any(row[1] == FIRST_INDEXED_COLUMN for row in db.execute("PRAGMA table_info(articles)"))
 
 
 def connect(path: str | os.PathLike[str], *, create: bool = False, readonly: bool = False) -> sqlite_utils.Database:

@@ -8,5 +8,7 @@ compactly in a ``postings_buffer``), ``writer`` writes everything in batches ins
 (``postings_merge`` rewrites the touched postings of an incremental run), ``summary`` holds what the
 run reports and ``progress`` what it reports as it goes.
 
-May import `corpus`, `text` and `engine`; never `search` or `maintenance`.
+Web sources (URLs among the corpus paths) are fetched by `corpusbot.index.sources` and compared like files.
+
+May import `corpus`, `text`, `engine` and `sources`; never `search` or `maintenance`.
 """

@@ -20,11 +20,13 @@ import bisect
 import hashlib
 import json
 import os
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, TypeVar
 
 from corpusbot.index.engine import store
+from corpusbot.index.errors import CorpusbotError
 from corpusbot.index.indexing.progress import IndexProgress, ProgressCallback
 from corpusbot.index.indexing.spool import ArticleSpool
 from corpusbot.index.indexing.summary import IndexSummary
@@ -32,6 +34,7 @@ from corpusbot.index.models import Article
 
 if TYPE_CHECKING:  # the readers pull in bs4/yaml/charset_normalizer: imported when indexing starts
     from corpusbot.index.corpus.discover import CorpusFile
+    from corpusbot.index.sources.refresh import FetchedArticle
 
 T = TypeVar("T")
 Progress = Callable[[Iterable[T], int], Iterator[T]]  # (items, how many) -> the same items, reporting progress
@@ -84,8 +87,12 @@ def find_changes(
     replace_schema: bool,
     progress: Progress[CorpusFile] | None = None,
     on_progress: ProgressCallback | None = None,
+    fetched: Iterable[FetchedArticle] = (),
 ) -> CorpusChanges:
     """Compare ``corpus_files`` with the index in ``db``; what happened to each file goes into ``summary``.
+
+    ``fetched``: the articles of web sources (``corpusbot.index.sources``), each one "file" keyed by
+    its canonical URL; one without content keeps its indexed copy.
 
     ``full``: nothing indexed is kept, every file is read. ``replace_schema``: the database holds an
     index of another schema, of which nothing is read. The articles read go into ``spool``.
@@ -100,6 +107,8 @@ def find_changes(
         comparison.compare_file(corpus_file, reading.in_file if reading else None)
     if reading:
         reading.report(final=True)
+    for item in fetched:
+        comparison.compare_fetched(item)
     return comparison.finish()
 
 
@@ -202,6 +211,80 @@ class _CorpusComparison:
             changes.file_articles[key] = [article_id for _, article_id, _ in found.parsed]
             fresh = [number for _, _, number in found.parsed]
         changes.new_articles.extend(fresh)
+
+    def compare_fetched(self, fetched: FetchedArticle) -> None:
+        """A web source's article: new content is compared by digest; none keeps the indexed copy (if any).
+
+        A full rebuild reads a kept article back from the index, as it reads a file again.
+        """
+        summary, changes = self.summary, self.changes
+        key = fetched.key
+        if key in changes.file_articles:  # (the same key from the files: the file wins)
+            return
+        previous = self.known.get(key)
+        article = fetched.article
+        if article is None and self.replace_schema:
+            self._carry_over(key)
+            return
+        if article is None:
+            if previous is None:
+                return
+            stored_ids = json.loads(previous[3])
+            if self.full:
+                articles = self._stored_copies(stored_ids, key)
+                if not articles:
+                    return
+                changes.changed_files[key] = (previous[1], previous[2] or 0)
+                changes.new_articles.extend(self.spool.add(a, None) for a in articles)
+                stored_ids = [a.id for a in articles]
+            summary.unchanged.append(key)
+            changes.file_articles[key] = stored_ids
+            return
+        digest = fetched_digest(article)
+        changes.file_articles[key] = [article.id]
+        if previous and previous[1] == digest and not self.full:
+            summary.unchanged.append(key)
+            return
+        (summary.updated if previous else summary.added).append(key)
+        changes.changed_files[key] = (digest, len(article.text.encode("utf-8")))
+        changes.new_articles.append(self.spool.add(Article(**{**article.__dict__, "path": key}), None))
+
+    def _carry_over(self, key: str) -> None:
+        """A web article kept (its source failed, or it left its feed) while an index of another schema is
+        replaced: it cannot be fetched again, so its copy is read from the old tables, or the run is refused.
+        """
+        try:
+            articles = _old_schema_copies(self.db, key)
+        except _OldIndexUnreadable as error:
+            failing = "; ".join(f"{url} ({reason})" for url, reason in self.summary.failed_sources) or "none"
+            raise CorpusbotError(
+                f"Replacing the index of another schema would lose web articles that cannot be fetched again now "
+                f"(e.g. {key}), and they could not be read from the old index ({error}). Nothing was written. "
+                f"Failing sources: {failing}. Run `corpusbot index --full` again when they answer, or remove "
+                "them with `corpusbot sources remove URL` to give up their articles."
+            ) from None
+        if not articles:
+            return  # the old index did not hold it either: nothing to lose
+        self.changes.changed_files[key] = (
+            fetched_digest(articles[0]) if len(articles) == 1 else "",  # a digest the next fetch can match
+            sum(len(a.text.encode("utf-8")) for a in articles),
+        )
+        self.changes.new_articles.extend(self.spool.add(a, None) for a in articles)
+        self.changes.file_articles[key] = [a.id for a in articles]
+        self.summary.unchanged.append(key)
+
+    def _stored_copies(self, article_ids: list[str], key: str) -> list[Article]:
+        """The indexed articles ``article_ids`` (of web source ``key``), read back for a full rebuild."""
+        if self.replace_schema or not article_ids:
+            return []
+        marks = ",".join("?" * len(article_ids))
+        rows = self.db.execute(
+            f"SELECT id, title, text, url, source, published, author FROM articles WHERE id IN ({marks})", article_ids
+        ).fetchall()
+        return [
+            Article(id=i, title=t, text=x, url=u, source=s, published=p, author=a, path=key)
+            for i, t, x, u, s, p, a in rows
+        ]
 
     def _read(
         self,
@@ -377,6 +460,43 @@ class _CorpusComparison:
                     changes.kept_paths.append((article.path or "", line_hash, article.id))
         changes.stale_article_ids.difference_update(unchanged)
         changes.new_articles = [n for n in changes.new_articles if ids[n] not in unchanged]
+
+
+class _OldIndexUnreadable(Exception):
+    pass
+
+
+def _old_schema_copies(db: store.Connection, key: str) -> list[Article]:
+    """The articles of web source ``key`` in an index of another schema, read with the columns it has.
+
+    Raises ``_OldIndexUnreadable`` when its ``files`` or ``articles`` table cannot give them whole.
+    """
+    try:
+        row = db.execute("SELECT article_ids FROM files WHERE path = ?", (key,)).fetchone()
+        if row is None:
+            return []
+        article_ids = [str(i) for i in json.loads(row[0])]
+        columns = {info[1] for info in db.execute("PRAGMA table_info(articles)")}
+        if not {"id", "title", "text"} <= columns:
+            raise _OldIndexUnreadable("its articles table has no id, title and text")
+        wanted = ("id", "title", "text", "url", "source", "published", "author")
+        select = ", ".join(name if name in columns else "NULL" for name in wanted)
+        marks = ",".join("?" * len(article_ids))
+        found = db.execute(f"SELECT {select} FROM articles WHERE id IN ({marks})", article_ids).fetchall()
+    except (sqlite3.Error, ValueError, TypeError) as error:
+        raise _OldIndexUnreadable(str(error)) from None
+    if len(found) != len(article_ids):
+        raise _OldIndexUnreadable(f"{len(article_ids) - len(found)} of its articles are missing")
+    return [
+        Article(id=str(i), title=t or "", text=x or "", url=u, source=s, published=p, author=a, path=key)
+        for i, t, x, u, s, p, a in found
+    ]
+
+
+def fetched_digest(article: Article) -> str:
+    """SHA-256 of what is indexed of a web article: its text and metadata (a changed title is a change)."""
+    fields = [article.id, article.title, article.text, article.url, article.source, article.published, article.author]
+    return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 def file_key(article: Article) -> str:

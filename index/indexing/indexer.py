@@ -41,10 +41,14 @@ from corpusbot.index.indexing.changes import Progress
 from corpusbot.index.indexing.progress import IndexProgress, ProgressCallback
 from corpusbot.index.indexing.spool import ArticleSpool
 from corpusbot.index.indexing.summary import IndexSummary
+from corpusbot.index.sources import registry
+from corpusbot.index.sources.urls import is_web_url
 from corpusbot.index.text.tokenizer import default_tokenizer
 
 if TYPE_CHECKING:  # the readers pull in bs4/yaml/charset_normalizer: imported when indexing starts
     from corpusbot.index.corpus.discover import CorpusFile
+    from corpusbot.index.sources.fetch import FetchOptions
+    from corpusbot.index.sources.refresh import Refresh
 
 # CHUNK_CHARS, PARALLEL_MIN_CHARS, PassageTerms, _encode_chunk, _write, passage_terms and split_passages are
 # defined in the step modules and still importable from here, where they used to live. To monkeypatch one,
@@ -76,6 +80,7 @@ class IndexRun:
     workers: int | None
     title_weight: int | None
     started: float  # time.perf_counter() when the call began
+    fetch: FetchOptions | None = None  # how web sources are fetched (None: the defaults)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,8 +106,13 @@ def index_corpus(
     workers: int | None = None,
     title_weight: int | None = None,
     on_progress: ProgressCallback | None = None,
+    fetch: FetchOptions | None = None,
 ) -> IndexSummary:
     """Index ``paths`` (or the database's remembered corpus, or the bundled sample) into ``db_path``.
+
+    A path may be an http(s) URL of a feed or a web page (``corpusbot.index.sources``), fetched as
+    ``fetch`` says (its allow-list of intranet hosts included); a source that fails is reported in
+    ``IndexSummary.failed_sources`` and keeps the articles it gave before.
 
     ``title_weight``: how many times each passage repeats its article title's
     terms (0: titles are not indexed); None keeps the database's setting
@@ -127,6 +137,7 @@ def index_corpus(
             workers=workers,
             title_weight=title_weight,
             started=started,
+            fetch=fetch,
         )
         return _index(run)
     finally:
@@ -139,14 +150,32 @@ def _index(run: IndexRun) -> IndexSummary:
 
     settings = _settle(run)
     summary = IndexSummary(full=settings.full, corpus_paths=list(settings.roots))
-    corpus_files, summary.skipped = discover(settings.roots)
+    local = [root for root in settings.roots if not is_web_url(root)]
+    corpus_files, summary.skipped = discover(local) if local else ([], [])
+    web = _refresh_web_sources(run, settings)
+    summary.failed_sources = web.failures if web else []
     # The articles read wait on disk, next to the database (which has room for them), until they are written.
     with ArticleSpool(str(Path(run.db_path).absolute().parent)) as spool:
-        return _index_changes(run, settings, summary, corpus_files, spool)
+        return _index_changes(run, settings, summary, corpus_files, spool, web)
+
+
+def _refresh_web_sources(run: IndexRun, settings: RunSettings) -> Refresh | None:
+    """Fetch the URLs among the corpus paths (None when there are none)."""
+    urls = [root for root in settings.roots if is_web_url(root)]
+    if not urls:
+        return None
+    from corpusbot.index.sources.refresh import refresh_sources
+
+    return refresh_sources(run.db, urls, run.fetch, full=settings.full)
 
 
 def _index_changes(
-    run: IndexRun, settings: RunSettings, summary: IndexSummary, corpus_files: list[CorpusFile], spool: ArticleSpool
+    run: IndexRun,
+    settings: RunSettings,
+    summary: IndexSummary,
+    corpus_files: list[CorpusFile],
+    spool: ArticleSpool,
+    web: Refresh | None,
 ) -> IndexSummary:
     found = changes.find_changes(
         run.db,
@@ -157,9 +186,10 @@ def _index_changes(
         replace_schema=settings.replace_schema,
         progress=run.progress,
         on_progress=run.on_progress,
+        fetched=web.articles if web else (),
     )
     if found.nothing_changed and not settings.full and settings.meta.get("schema_version"):
-        _record_unchanged(run, settings, summary)
+        _record_unchanged(run, settings, summary, web)
         return summary
 
     numbers = found.new_articles
@@ -184,6 +214,7 @@ def _index_changes(
             writer.drop_index_tables(run.db)
         migrations.migrate(run.db)  # an older index is upgraded inside this transaction
         writer.write_index(run.db, update, run.on_progress)
+        registry.save(run.db, web, settings.roots)  # validators with the content they describe
         _record_run(run, summary)
         store.write_meta(run.db, _new_meta(settings, summary))
     writer.checkpoint(run.db)
@@ -211,7 +242,7 @@ def _settle(run: IndexRun) -> RunSettings:
         migrations.migrate(run.db)  # a new database: the whole schema, before the corpus is read
 
     paths = run.paths
-    roots = [str(Path(p).absolute()) if p != BUNDLED else p for p in paths] if paths else None
+    roots = [p if p == BUNDLED or is_web_url(p) else str(Path(p).absolute()) for p in paths] if paths else None
     roots = roots or meta.get("corpus_paths") or [BUNDLED]
     params = run.params
     if params is None:
@@ -265,9 +296,10 @@ def _check_not_reindexed_meanwhile(run: IndexRun, settings: RunSettings) -> None
         )
 
 
-def _record_unchanged(run: IndexRun, settings: RunSettings, summary: IndexSummary) -> None:
-    """Nothing to index: record the run (and the corpus paths, if they changed)."""
+def _record_unchanged(run: IndexRun, settings: RunSettings, summary: IndexSummary, web: Refresh | None) -> None:
+    """Nothing to index: record the run (and the corpus paths, if they changed, and how the web sources did)."""
     with writer.write_transaction(run.db):
+        registry.save(run.db, web, settings.roots)
         _record_run(run, summary)
         if settings.roots != settings.meta.get("corpus_paths"):
             store.write_meta(run.db, {"corpus_paths": settings.roots})

@@ -15,6 +15,7 @@ class IndexSummary:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (path, message)
+    failed_sources: list[tuple[str, str]] = field(default_factory=list)  # (URL, reason): kept what they gave before
     articles: int = 0
     passages: int = 0
     seconds: float = 0.0
@@ -34,4 +35,5 @@ class IndexSummary:
             "seconds": round(self.seconds, 3),
             "full": self.full,
             "corpus_paths": self.corpus_paths,
+            "failed_sources": [{"url": url, "reason": reason} for url, reason in self.failed_sources],
         }

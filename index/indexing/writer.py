@@ -65,6 +65,7 @@ def write_index(db: store.Connection, update: IndexUpdate, progress: ProgressCal
     conn = db.conn
     indexed_at = datetime.now(UTC).isoformat(timespec="seconds")
     removed = RemovedPassages(np.zeros(0, dtype=np.int64), set())
+    first_seen = _first_indexed(conn, None if update.full else update.changes.stale_article_ids)
     if update.full:
         for table in ("passages", "articles", "terms", "blobs", "files"):
             conn.execute(f"DELETE FROM {table}")
@@ -78,7 +79,7 @@ def write_index(db: store.Connection, update: IndexUpdate, progress: ProgressCal
     lengths = update.encoded.lengths
     first_id = int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM passages").fetchone()[0])
     passage_ids = np.arange(first_id, first_id + len(lengths), dtype=np.int64)
-    _insert_articles_and_passages(conn, update, first_id, progress)
+    _insert_articles_and_passages(conn, update, first_id, progress, first_seen, indexed_at)
 
     size = max(len(doc_len), first_id + len(lengths))
     if size > len(doc_len):
@@ -95,10 +96,36 @@ def write_index(db: store.Connection, update: IndexUpdate, progress: ProgressCal
     )
 
 
+def _first_indexed(conn: sqlite3.Connection, article_ids: set[str] | None) -> dict[str, str]:
+    """When each of ``article_ids`` (None: every article) first entered the index, read before they are replaced."""
+    column = store.FIRST_INDEXED_COLUMN
+    if article_ids is None:
+        rows = conn.execute(f"SELECT id, {column} FROM articles WHERE {column} IS NOT NULL")
+        return {article_id: at for article_id, at in rows}
+    ids = list(article_ids)
+    found: dict[str, str] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for article_id, at in conn.execute(f"SELECT id, {column} FROM articles WHERE id IN ({marks})", chunk):
+            if at is not None:
+                found[article_id] = at
+    return found
+
+
 def _insert_articles_and_passages(
-    conn: sqlite3.Connection, update: IndexUpdate, first_id: int, progress: ProgressCallback | None
+    conn: sqlite3.Connection,
+    update: IndexUpdate,
+    first_id: int,
+    progress: ProgressCallback | None,
+    first_seen: dict[str, str],
+    indexed_at: str,
 ) -> None:
-    """The new articles, read back from the spool ``ARTICLES_BATCH`` at a time, and their passages (ids from ``first_id``)."""
+    """The new articles, read back from the spool ``ARTICLES_BATCH`` at a time, and their passages (ids from ``first_id``).
+
+    An article that was in the index before (changed, or rebuilt by ``--full``) keeps the time it first entered it
+    (``first_seen``); the others get ``indexed_at``.
+    """
     encoded = update.encoded
     numbers = update.changes.new_articles
     counts = encoded.passage_counts.tolist()
@@ -114,8 +141,22 @@ def _insert_articles_and_passages(
         passage_rows = []
         k = 0
         for (_, a, line_hash), count in zip(batch, batch_counts, strict=True):
+            first = first_seen.get(a.id, indexed_at)
             article_rows.append(
-                (a.id, a.title, a.url, a.source, a.published, a.author, a.path, file_key(a), a.text, count, line_hash)
+                (
+                    a.id,
+                    a.title,
+                    a.url,
+                    a.source,
+                    a.published,
+                    a.author,
+                    a.path,
+                    file_key(a),
+                    a.text,
+                    count,
+                    line_hash,
+                    first,
+                )
             )
             for ordinal in range(1, count + 1):
                 start, stop = starts[k], ends[k]
@@ -123,7 +164,7 @@ def _insert_articles_and_passages(
                 k += 1
         conn.executemany(
             "INSERT INTO articles(id, title, url, source, published, author, path, file, text, passage_count, "
-            f"{store.SOURCE_HASH_COLUMN}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            f"{store.SOURCE_HASH_COLUMN}, {store.FIRST_INDEXED_COLUMN}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             article_rows,
         )
         conn.executemany(

@@ -7,6 +7,14 @@ Two evaluations, both front-end free (the CLI in ``bot/cli/eval.py`` prints them
   case-insensitively after NFKC normalisation, with curly quotes made straight and
   runs of whitespace collapsed (so a phrase still matches across a line break).
   Reports hit@1, hit@3 and MRR@10 over the top 10 passages of ``SearchService.ask``.
+  Optional keys per question: ``"after"`` (the earlier question of a follow-up, asked as its
+  context), ``"about"`` (metadata fields the answer must give, e.g. ``["url"]``: the answer's
+  ``about`` line counts as rank 1 when it gives them and, with ``expect_any``, holds a phrase),
+  ``"answer_any"`` (phrases one of which the direct answer line must hold; ``[]``: no line is
+  right) and ``"unanswerable": true`` (no ``expect_any``; the answer must not be confident
+  and show no answer line). Unanswerable questions are left out of hit@k and MRR and reported
+  as the share flagged; answer lines as precision (right when shown), coverage (shown for a
+  question with an answer) and exact match (the line is one of the phrases).
 * **BEIR** (``evaluate_beir``): a folder with ``corpus.jsonl``, ``queries.jsonl`` and
   ``qrels/<split>.tsv``. The corpus is indexed into a temporary database with the
   normal indexer, every judged query is asked, and documents are ranked where their
@@ -30,6 +38,7 @@ from typing import Any, Protocol, TypeVar
 from corpusbot.index.engine.bm25 import BM25Params
 from corpusbot.index.errors import CorpusbotError
 from corpusbot.index.indexing.indexer import index_corpus
+from corpusbot.index.models import AboutArticle
 from corpusbot.index.search.service import SearchService
 
 T = TypeVar("T")
@@ -67,6 +76,10 @@ def _no_status(message: str) -> None:
 class DevQuestion:
     q: str
     expect_any: tuple[str, ...]
+    after: str | None = None  # the earlier question a follow-up is asked after
+    about: tuple[str, ...] = ()  # metadata fields the answer must give ("url", "source", "author", …)
+    answer_any: tuple[str, ...] | None = None  # the direct answer line must hold one; () no line is right
+    unanswerable: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,23 +107,56 @@ class QuestionResult:
     question: DevQuestion
     first_hit_rank: int | None  # 1-based rank of the first passage holding an expected phrase, within the top 10
     returned: tuple[ReturnedPassage, ...]  # the top MISS_CONTEXT passages
+    confident: bool = True
+    answer_line: str | None = None  # the direct answer shown, if any
+    about: tuple[str, ...] = ()  # "field: value" of each metadata value the answer gave
 
     @property
     def reciprocal_rank(self) -> float:
         return 1.0 / self.first_hit_rank if self.first_hit_rank else 0.0
 
+    @property
+    def flagged(self) -> bool:
+        """An unanswerable question answered as such: not confident, no answer line, nothing about an article."""
+        return not self.confident and self.answer_line is None and not self.about
+
+    @property
+    def answer_right(self) -> bool:
+        expected = self.question.answer_any
+        return self.answer_line is not None and bool(expected) and contains_any(self.answer_line, expected or ())
+
+    @property
+    def answer_exact(self) -> bool:
+        line = normalise_for_match(self.answer_line or "")
+        return self.answer_line is not None and any(
+            normalise_for_match(a) == line for a in self.question.answer_any or ()
+        )
+
     def to_json(self) -> dict[str, object]:
         return {
             "q": self.question.q,
+            **({"after": self.question.after} if self.question.after else {}),
             "expect_any": list(self.question.expect_any),
             "first_hit_rank": self.first_hit_rank,
             "returned": [passage.to_json() for passage in self.returned],
+            "confident": self.confident,
+            "answer": self.answer_line,
+            **({"answer_any": list(self.question.answer_any)} if self.question.answer_any is not None else {}),
+            "about": list(self.about),
         }
 
 
 @dataclass(frozen=True)
 class QuestionsReport:
     results: tuple[QuestionResult, ...]
+
+    @property
+    def answerable(self) -> tuple[QuestionResult, ...]:
+        return tuple(r for r in self.results if not r.question.unanswerable)
+
+    @property
+    def unanswerable(self) -> tuple[QuestionResult, ...]:
+        return tuple(r for r in self.results if r.question.unanswerable)
 
     @property
     def hit_at_1(self) -> float:
@@ -122,19 +168,62 @@ class QuestionsReport:
 
     @property
     def mrr_at_10(self) -> float:
-        return sum(r.reciprocal_rank for r in self.results) / len(self.results) if self.results else 0.0
+        scored = self.answerable
+        return sum(r.reciprocal_rank for r in scored) / len(scored) if scored else 0.0
+
+    @property
+    def unanswerable_flagged(self) -> float | None:
+        """Share of unanswerable questions answered as such (None: the file has none)."""
+        asked = self.unanswerable
+        return sum(r.flagged for r in asked) / len(asked) if asked else None
+
+    @property
+    def with_answer_type(self) -> tuple[QuestionResult, ...]:
+        """Questions whose file says what their answer line must hold (``answer_any``)."""
+        return tuple(r for r in self.results if r.question.answer_any is not None)
+
+    @property
+    def answers_shown(self) -> int:
+        return sum(r.answer_line is not None for r in self.with_answer_type)
+
+    @property
+    def answer_precision(self) -> float | None:
+        """Of the answer lines shown for ``answer_any`` questions, the share that hold an expected phrase."""
+        shown = self.answers_shown
+        return sum(r.answer_right for r in self.with_answer_type) / shown if shown else None
+
+    @property
+    def answer_coverage(self) -> float | None:
+        """Of the questions that have an answer (non-empty ``answer_any``), the share given an answer line."""
+        having = [r for r in self.with_answer_type if r.question.answer_any]
+        return sum(r.answer_line is not None for r in having) / len(having) if having else None
+
+    @property
+    def answer_exact_match(self) -> float | None:
+        """Of the questions that have an answer, the share whose line is exactly one of the expected phrases."""
+        having = [r for r in self.with_answer_type if r.question.answer_any]
+        return sum(r.answer_exact for r in having) / len(having) if having else None
 
     @property
     def misses(self) -> tuple[QuestionResult, ...]:
-        """Questions whose first passage does not hold an expected phrase."""
-        return tuple(r for r in self.results if r.first_hit_rank != 1)
+        """Answerable questions whose first passage does not hold an expected phrase."""
+        return tuple(r for r in self.answerable if r.first_hit_rank != 1)
+
+    @property
+    def unflagged(self) -> tuple[QuestionResult, ...]:
+        """Unanswerable questions answered confidently, with an answer line or about an article."""
+        return tuple(r for r in self.unanswerable if not r.flagged)
+
+    @property
+    def wrong_answers(self) -> tuple[QuestionResult, ...]:
+        """Answer lines shown that hold no expected phrase."""
+        return tuple(r for r in self.with_answer_type if r.answer_line is not None and not r.answer_right)
 
     def _share(self, depth: int) -> float:
-        if not self.results:
+        scored = self.answerable
+        if not scored:
             return 0.0
-        return sum(1 for r in self.results if r.first_hit_rank is not None and r.first_hit_rank <= depth) / len(
-            self.results
-        )
+        return sum(1 for r in scored if r.first_hit_rank is not None and r.first_hit_rank <= depth) / len(scored)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -144,6 +233,16 @@ class QuestionsReport:
             "hit_at_3": self.hit_at_3,
             "mrr_at_10": self.mrr_at_10,
             "misses": [r.to_json() for r in self.misses],
+            "answerable": len(self.answerable),
+            "unanswerable": len(self.unanswerable),
+            "unanswerable_flagged": self.unanswerable_flagged,
+            "unflagged": [r.to_json() for r in self.unflagged],
+            "answer_questions": len(self.with_answer_type),
+            "answers_shown": self.answers_shown,
+            "answer_precision": self.answer_precision,
+            "answer_coverage": self.answer_coverage,
+            "answer_exact_match": self.answer_exact_match,
+            "wrong_answers": [r.to_json() for r in self.wrong_answers],
         }
 
 
@@ -166,25 +265,52 @@ def load_questions(path: str | Path) -> list[DevQuestion]:
         ) from None
     if not isinstance(data, list) or not data:
         raise CorpusbotError(f"{source} must hold a non-empty JSON list of questions, {example}.")
-    questions = []
-    for number, item in enumerate(data, start=1):
-        question = item.get("q") if isinstance(item, dict) else None
-        expected = item.get("expect_any") if isinstance(item, dict) else None
-        if isinstance(expected, str):
-            expected = [expected]
-        if not isinstance(question, str) or not question.strip():
-            raise CorpusbotError(f'{source}: question {number} has no "q" text. Each entry needs one, {example}.')
-        if (
-            not isinstance(expected, list)
-            or not expected
-            or not all(isinstance(phrase, str) and phrase.strip() for phrase in expected)
-        ):
-            raise CorpusbotError(
-                f'{source}: question {number} ({question!r}) needs "expect_any": a non-empty list of phrases, '
-                f"{example}."
-            )
-        questions.append(DevQuestion(question.strip(), tuple(expected)))
-    return questions
+    return [_question(source, number, item, example) for number, item in enumerate(data, start=1)]
+
+
+METADATA_FIELDS = ("url", "source", "author", "published", "title")
+
+
+def _question(source: Path, number: int, item: object, example: str) -> DevQuestion:
+    """One entry of a questions file, checked (see the module docstring for the optional keys)."""
+    entry = item if isinstance(item, dict) else {}
+    question = entry.get("q")
+    if not isinstance(question, str) or not question.strip():
+        raise CorpusbotError(f'{source}: question {number} has no "q" text. Each entry needs one, {example}.')
+    where = f"{source}: question {number} ({question.strip()!r})"
+    unanswerable = entry.get("unanswerable", False)
+    about = entry.get("about", [])
+    after = entry.get("after")
+    if not isinstance(unanswerable, bool):
+        raise CorpusbotError(f'{where}: "unanswerable" must be true or false (for "expect_any" see {example}).')
+    if not isinstance(about, list) or not all(name in METADATA_FIELDS for name in about):
+        raise CorpusbotError(
+            f'{where}: "about" must list fields of {", ".join(METADATA_FIELDS)} (for "expect_any" see {example}).'
+        )
+    if after is not None and (not isinstance(after, str) or not after.strip()):
+        raise CorpusbotError(f'{where}: "after" must be the earlier question\'s text (for "expect_any" see {example}).')
+    expected = _phrases(entry.get("expect_any"))
+    if expected is None or (not expected and not (unanswerable or about)):
+        raise CorpusbotError(f'{where} needs "expect_any": a non-empty list of phrases, {example}.')
+    if unanswerable and expected:
+        raise CorpusbotError(f'{where} is "unanswerable" and so takes no "expect_any" phrases, unlike {example}.')
+    answers = _phrases(entry.get("answer_any"), empty_ok=True) if "answer_any" in entry else None
+    if "answer_any" in entry and answers is None:
+        raise CorpusbotError(f'{where}: "answer_any" must be a list of phrases (for "expect_any" see {example}).')
+    return DevQuestion(
+        question.strip(), expected, after.strip() if after else None, tuple(about), answers, unanswerable
+    )
+
+
+def _phrases(value: object, empty_ok: bool = False) -> tuple[str, ...] | None:
+    """A list of non-blank strings (or one string) as a tuple; None when it is something else. Absent: ()."""
+    if value is None and not empty_ok:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(phrase, str) and phrase.strip() for phrase in value):
+        return None
+    return tuple(value)
 
 
 def normalise_for_match(text: str) -> str:
@@ -210,7 +336,7 @@ def evaluate_questions(
     wrap = progress or _no_progress
     results = []
     for question in wrap(items, len(items), "Questions"):
-        answer = service.ask(question.q, k=QUESTION_K)
+        answer = service.ask(question.q, k=QUESTION_K, context=question.after)
         flags = [contains_any(hit.passage.text, question.expect_any) for hit in answer.hits]
         first = next((rank for rank, flag in enumerate(flags, start=1) if flag), None)
         returned = tuple(
@@ -218,8 +344,23 @@ def evaluate_questions(
             for rank, (hit, flag) in enumerate(zip(answer.hits, flags, strict=True), start=1)
             if rank <= MISS_CONTEXT
         )
-        results.append(QuestionResult(question, first, returned))
+        about = tuple(f"{name}: {item.value(name)}" for item in answer.about for name in item.asked if item.value(name))
+        if question.about and _about_answers(question, answer.about):
+            first = 1  # the line about the article is shown above the passages
+        line = answer.answer.text if answer.answer else None
+        results.append(QuestionResult(question, first, returned, answer.confident, line, about))
     return QuestionsReport(tuple(results))
+
+
+def _about_answers(question: DevQuestion, about: Iterable[AboutArticle]) -> bool:
+    """Whether an article's metadata line gives every field asked and, when phrases are expected, holds one."""
+    for item in about:
+        if not set(question.about) <= set(item.asked):
+            continue
+        values = " ".join(item.value(name) or "" for name in question.about)
+        if not question.expect_any or contains_any(values, question.expect_any):
+            return True
+    return False
 
 
 # -- BEIR ----------------------------------------------------------------------

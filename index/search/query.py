@@ -3,12 +3,19 @@
 - Quoted phrases (``"rare earth"``) must appear as adjacent terms in a passage.
 - ``-term`` excludes passages containing that term.
 - Question words and stopwords are dropped by the tokenizer; conversational
-  filler ("tell me", "please", "explain") is dropped too when other words remain.
+  filler ("tell me", "please", "explain", "taking place", "going") is dropped
+  too when other words remain.
 - Synonyms (a small bundled file plus the user's) add the other forms of a
-  word or phrase to the query at half weight.
+  word or phrase to the query at half weight; a line "a, b => c" adds c to a
+  question saying a or b, not the reverse.
 - The question word decides an expected answer type (who -> a person,
-  when -> a date, where -> a place, how many/much -> a number), used by the
-  ranker as a mild boost.
+  when -> a date, where -> a place, how many/much -> a number), also after a
+  follow-up's "and"/"so"/"but"; used by the ranker as a mild boost.
+- A follow-up ("and what did they want from China?") can be given the earlier
+  question as ``context``: its words that the follow-up lacks are added at
+  CONTEXT_WEIGHT (0.3) of a query word's weight, so they steer the ranking
+  without outweighing what is asked now (in full when the follow-up has only
+  filler: "and who's going?"); their synonyms join at the synonym share.
 """
 
 from __future__ import annotations
@@ -24,24 +31,29 @@ from corpusbot.index.errors import CorpusbotError
 from corpusbot.index.text.tokenizer import Tokenizer
 
 SYNONYM_WEIGHT = 0.5
+CONTEXT_WEIGHT = 0.3  # an earlier question's words in a follow-up, relative to the follow-up's own words
 
 _QUOTED = re.compile(r"[\"“”]([^\"“”]+)[\"“”]")
 _EXCLUDED = re.compile(r"(?:(?<=\s)|^)-([^\W_][\w'’.]*)")
 # Conversational filler, dropped from a question when other words remain (compared after stemming).
 FILLER_WORDS = (
     "tell please know explain describe information info anything something thing things want wonder anyone "
-    "somebody anybody give show find many much"
+    "somebody anybody give show find many much happen occur go going"
 )
+# "take place" says only that something happens ("where are the talks taking place"); dropped like filler.
+_TAKE_PLACE = re.compile(r"\b(?:take|takes|taking|took|taken)\s+place\b", re.IGNORECASE)
+_LEAD = r"^\W*(?:(?:and|but|so|also|then|ok|okay)\W+)*"  # a follow-up's opening: "and who's going?", "so when?"
 _ANSWER_TYPES = (
-    ("person", re.compile(r"^\s*(?:who|whom|whose)\b", re.IGNORECASE)),
-    ("number", re.compile(r"^\s*how\s+(?:many|much|long|far|old|big|large)\b", re.IGNORECASE)),
+    ("person", re.compile(_LEAD + r"(?:who|whom|whose)\b", re.IGNORECASE)),
+    ("number", re.compile(_LEAD + r"how\s+(?:many|much|long|far|old|big|large)\b", re.IGNORECASE)),
     (
         "date",
         re.compile(
-            r"^\s*(?:when\b|what\s+(?:time|date|day|year|month)\b|which\s+(?:day|date|year|month)\b)", re.IGNORECASE
+            _LEAD + r"(?:when\b|what\s+(?:time|date|day|year|month)\b|which\s+(?:day|date|year|month)\b)",
+            re.IGNORECASE,
         ),
     ),
-    ("place", re.compile(r"^\s*where\b", re.IGNORECASE)),
+    ("place", re.compile(_LEAD + r"where\b", re.IGNORECASE)),
 )
 
 
@@ -49,7 +61,7 @@ _ANSWER_TYPES = (
 class WeightedTerm:
     term: str
     weight: float
-    origin: str  # "query", "synonym" (which word it came from is in `source`)
+    origin: str  # "query", "synonym" (which word it came from is in `source`), "context" (the earlier question)
     source: str = ""
 
 
@@ -61,20 +73,34 @@ class ParsedQuery:
     excluded: frozenset[str] = frozenset()
     answer_type: str | None = None
     surface: dict[str, str] = field(default_factory=dict)  # term -> the word the user typed
+    context: str | None = None  # the earlier question a follow-up was read with
 
     @property
     def query_terms(self) -> tuple[str, ...]:
         return tuple(t.term for t in self.terms if t.origin == "query")
 
+    @property
+    def asked_terms(self) -> tuple[str, ...]:
+        """The words confidence is judged on: the question's own, or the earlier question's when it has none."""
+        return self.query_terms or tuple(t.term for t in self.terms if t.origin == "context")
+
 
 class Synonyms:
     """Groups of equivalent words/phrases, keyed by their token sequences."""
 
-    def __init__(self, groups: Iterable[list[tuple[str, ...]]] = ()) -> None:
+    def __init__(
+        self,
+        groups: Iterable[list[tuple[str, ...]]] = (),
+        one_way: Iterable[tuple[list[tuple[str, ...]], list[tuple[str, ...]]]] = (),
+    ) -> None:
+        """``one_way``: (forms, alternatives) pairs — each form also matches the alternatives, not the reverse."""
         self._alternatives: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
         for group in groups:
             for form in group:
                 self._alternatives.setdefault(form, set()).update(other for other in group if other != form)
+        for forms, alternatives in one_way:
+            for form in forms:
+                self._alternatives.setdefault(form, set()).update(other for other in alternatives if other != form)
         self.longest = max((len(form) for form in self._alternatives), default=0)
 
     def alternatives(self, form: tuple[str, ...]) -> set[tuple[str, ...]]:
@@ -94,18 +120,34 @@ class Synonyms:
                     "(one group per line, alternatives separated by commas)."
                 ) from None
         groups = []
+        one_way = []
         for text in texts:
             for line in text.splitlines():
                 if not line.strip() or line.lstrip().startswith("#"):
                     continue
-                forms = {tuple(tokenizer.terms(part)) for part in line.split(",")}
-                forms.discard(())
+                if "=>" in line:  # "talk on the phone => call": the left forms also match the right, not back
+                    left, _, right = line.partition("=>")
+                    forms, alternatives = _forms(left, tokenizer), _forms(right, tokenizer)
+                    if forms and alternatives:
+                        one_way.append((sorted(forms), sorted(alternatives)))
+                    continue
+                forms = _forms(line, tokenizer)
                 if len(forms) > 1:
                     groups.append(sorted(forms))
-        return cls(groups)
+        return cls(groups, one_way)
 
 
-def parse_query(text: str, tokenizer: Tokenizer, synonyms: Synonyms | None = None) -> ParsedQuery:
+def _forms(text: str, tokenizer: Tokenizer) -> set[tuple[str, ...]]:
+    """The token sequences of the comma-separated alternatives in ``text`` (empty ones dropped)."""
+    forms = {tuple(tokenizer.terms(part)) for part in text.split(",")}
+    forms.discard(())
+    return forms
+
+
+def parse_query(
+    text: str, tokenizer: Tokenizer, synonyms: Synonyms | None = None, context: str | None = None
+) -> ParsedQuery:
+    """What ``text`` asks; with ``context`` (an earlier question), its other words join at CONTEXT_WEIGHT."""
     phrases = []
     for match in _QUOTED.finditer(text):
         phrase = tuple(tokenizer.terms(match.group(1)))
@@ -117,14 +159,61 @@ def parse_query(text: str, tokenizer: Tokenizer, synonyms: Synonyms | None = Non
     surface = {t.term: positive_text[t.start : t.end] for t in tokens}
     words = [t.term for t in tokens if t.term not in excluded]
     filler = _filler_terms(tokenizer)
-    content = [w for w in words if w not in filler]
+    idle = {start for match in _TAKE_PLACE.finditer(positive_text) for start in range(*match.span())}
+    content = [t.term for t in tokens if t.term not in excluded and t.term not in filler and t.start not in idle]
+    context_text = " ".join(context.split()) if context else ""
     if content:
         words = content
+    elif context_text and tokenizer.terms(context_text):
+        words = []  # filler only ("and who's going?"), after a question: the earlier question says what is asked
     terms = [WeightedTerm(w, 1.0, "query") for w in words]
     if synonyms is not None:
         terms.extend(_expansions(words, synonyms))
+    if context_text:
+        # A follow-up with no words of its own ("and when?", "who's going?") is asked with the earlier question's
+        # words in full.
+        weight = CONTEXT_WEIGHT if words else 1.0
+        earlier = _context_terms(context_text, {t.term for t in terms} | excluded, tokenizer, weight)
+        terms.extend(earlier)
+        if synonyms is not None:  # the earlier words' synonyms, at the synonym share of their weight
+            present = {t.term for t in terms} | excluded
+            extra = _expansions([t.term for t in earlier], synonyms)
+            terms.extend(
+                WeightedTerm(t.term, t.weight * weight, t.origin, t.source) for t in extra if t.term not in present
+            )
     answer_type = next((name for name, pattern in _ANSWER_TYPES if pattern.search(text)), None)
-    return ParsedQuery(text, tuple(terms), tuple(phrases), excluded, answer_type, surface)
+    return ParsedQuery(text, tuple(terms), tuple(phrases), excluded, answer_type, surface, context_text or None)
+
+
+_FOLLOW_UP_START = re.compile(
+    r"^\W*(?:and|but|also|so|then|what\s+about|how\s+about|and\s+what\s+about)\b", re.IGNORECASE
+)
+_BACK_REFERENCE = re.compile(
+    r"\b(?:they|them|it|he|him|she|this|that|these|those|there|the\s+same)\b",  # not "their": "the leaders' call"
+    re.IGNORECASE,
+)
+FOLLOW_UP_MAX_WORDS = 1  # a question of at most this many content words ("when?", "the price?") leans on the last
+
+
+def is_follow_up(text: str, tokenizer: Tokenizer) -> bool:
+    """Whether ``text`` reads as a follow-up to an earlier question rather than a question of its own.
+
+    It starts like one ("and …", "what about …"), points back ("they", "it", "that", "there"), or is too short
+    to stand alone. The front ends use it to decide whether to pass the conversation's last question as
+    ``context``.
+    """
+    if _FOLLOW_UP_START.search(text) or _BACK_REFERENCE.search(_QUOTED.sub(" ", text)):
+        return True
+    filler = _filler_terms(tokenizer)
+    return len([term for term in tokenizer.terms(text) if term not in filler]) <= FOLLOW_UP_MAX_WORDS
+
+
+def _context_terms(context: str, present: set[str], tokenizer: Tokenizer, weight: float) -> list[WeightedTerm]:
+    """The earlier question's content words the follow-up does not already have, each once at ``weight``."""
+    words = tokenizer.terms(_TAKE_PLACE.sub(" ", _EXCLUDED.sub(" ", context)))
+    filler = _filler_terms(tokenizer)
+    content = [w for w in words if w not in filler] or words
+    return [WeightedTerm(w, weight, "context", context) for w in dict.fromkeys(content) if w not in present]
 
 
 _filler_cache: dict[int, frozenset[str]] = {}

@@ -20,6 +20,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,15 +29,30 @@ import numpy as np
 from corpusbot.index.engine import store
 from corpusbot.index.engine.bm25 import BM25Params, Collection, Postings, QueryTerm, Scorer, idf, raw_idf
 from corpusbot.index.errors import CorpusbotError, IndexMissing
-from corpusbot.index.models import Answer, ArticleInfo, ArticleMatch, Contribution, Hit, Passage, Span, Stats
-from corpusbot.index.search.query import ParsedQuery, Synonyms, WeightedTerm, parse_query
+from corpusbot.index.models import (
+    AboutArticle,
+    Answer,
+    ArticleInfo,
+    ArticleMatch,
+    Contribution,
+    DirectAnswer,
+    Hit,
+    Passage,
+    Span,
+    Stats,
+)
+from corpusbot.index.search import watch
+from corpusbot.index.search.answer_line import FoundAnswer, find_answer, shown_as_line
+from corpusbot.index.search.dates import published_date
+from corpusbot.index.search.metadata_questions import parse_metadata_question
+from corpusbot.index.search.query import SYNONYM_WEIGHT, ParsedQuery, Synonyms, WeightedTerm, parse_query
 from corpusbot.index.search.rerank import (
     ANSWER_TYPE_BOOST,
     NEAR_DUPLICATE_JACCARD,
-    answer_type_matches,
     contains_phrase,
     jaccard,
 )
+from corpusbot.index.search.watch import IndexedArticle, WatchCheck
 from corpusbot.index.text.passages import sentence_spans
 from corpusbot.index.text.tokenizer import Tokenizer, default_tokenizer
 
@@ -44,9 +60,17 @@ MAX_QUERY_CHARS = 1000
 DEFAULT_K = 3
 RERANK_DEPTH = 30  # BM25 candidates that get the second-stage signals (a fixed window keeps paging stable)
 PHRASE_DEPTH = 1000  # with a quoted phrase, this many candidates are checked for it
+NEAR_DUPLICATE_MATRIX_MAX = 64  # up to this many candidates, near-duplicate bounds are worked out for all pairs at once
 CONFIDENT_COVERAGE = 0.5
+SURE_KNOWN_WORDS = 2  # a question with words the corpus never mentions needs this many of its others in the passage
 ARTICLE_WEIGHT = 1.0  # share of the whole article's BM25 added to a passage's score
 PAIR_WEIGHT = 0.1  # bonus for two adjacent query words found adjacent, × the smaller idf
+MAX_ABOUT = 3  # a question about "the article" that names none is answered for at most this many articles
+ANSWER_REACH = 0.4  # a typed question's answer-holding passages rank first when they score this share of the best
+_WHICH_ARTICLE = (
+    "That asks about an article (its link, source, author, date or title), but no article matches the rest of "
+    'the question; name it, e.g. "who wrote the article about the London talks?".'
+)
 
 _T = TypeVar("_T")
 
@@ -65,6 +89,7 @@ class _Candidate:
     duplicates: int = 0
     boosts: tuple[str, ...] = ()
     term_set: frozenset[str] = frozenset()
+    answer: FoundAnswer | None = None  # who/when/where/how-many: the answer it holds (answer_line.find_answer)
 
 
 @dataclass
@@ -76,6 +101,7 @@ class _Ranking:
     scored_terms: list[tuple[WeightedTerm, float]] = field(default_factory=list)
     confident: bool = False
     phrase_miss: bool = False
+    window: dict[int, Passage] = field(default_factory=dict)  # the rerank window's passages, read once
 
 
 @dataclass(frozen=True)
@@ -120,9 +146,15 @@ class _Articles:
 
     def term_frequencies(self, ids: np.ndarray, tfs: np.ndarray, wanted: np.ndarray) -> np.ndarray:
         """The term's frequency in each of the ``wanted`` articles (the sum over its passages there)."""
-        lo = np.searchsorted(ids, self.first[wanted])
-        hi = np.searchsorted(ids, self.last[wanted], side="right")
-        return np.array([tfs[a:b].sum() if b > a else 0 for a, b in zip(lo.tolist(), hi.tolist(), strict=True)])
+        # In the ids' own type: another one would make searchsorted convert every id first.
+        first = np.minimum(self.first[wanted], np.iinfo(ids.dtype).max).astype(ids.dtype)
+        last = np.maximum(self.last[wanted], 0).astype(ids.dtype)  # number 0 (no passages): first > last
+        lo = np.searchsorted(ids, first)
+        counts = np.maximum(np.searchsorted(ids, last, side="right").astype(np.intp) - lo, 0)
+        # every wanted article's run of postings, one after the other, summed by article in one pass
+        starts = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+        at = np.arange(len(starts)) + starts
+        return np.bincount(np.repeat(np.arange(len(lo)), counts), weights=tfs[at], minlength=len(lo))
 
 
 def _each_term_once(terms: list[WeightedTerm]) -> list[WeightedTerm]:
@@ -143,6 +175,61 @@ def _adjacent_pairs(parsed: ParsedQuery) -> set[tuple[str, str]]:
     return {(a, b) for a, b in itertools.pairwise(words) if a != b}
 
 
+def _asked_weights(ranking: _Ranking) -> dict[str, float]:
+    """The question's words by scoring weight, for answer finding: its own, an earlier question's (a follow-up) and
+    their synonyms (at their lower weight: "work will begin in August" answers "when does work start")."""
+    return {term.term: weight for term, weight in ranking.scored_terms}
+
+
+def _said_otherwise(parsed: ParsedQuery, present: set[str]) -> dict[str, float]:
+    """The question's words whose synonyms ``present`` holds, each with the share of its weight they stand for
+    (a synonym's weight, up to SYNONYM_WEIGHT: "boss" said as "chief executive" counts half)."""
+    shares: dict[str, float] = {}
+    for term in parsed.terms:
+        if term.origin == "synonym" and term.term in present:
+            for word in term.source.split():
+                shares[word] = min(SYNONYM_WEIGHT, shares.get(word, 0.0) + term.weight)
+    return shares
+
+
+def _answers_first(scored: list[_Candidate]) -> list[_Candidate]:
+    """For a who/when/where/how-many question, the passages holding an answer above those that only match words.
+
+    Only answers within reach count: a passage scoring below ANSWER_REACH × the best score is left where it is.
+    Each promoted passage's score is lifted by one amount (the gap to the best passage left below), so the
+    scores stay in ranking order and the promoted keep their order among themselves.
+    """
+    if not scored:
+        return scored
+    floor = ANSWER_REACH * scored[0].score
+    promoted = [c for c in scored if c.answer is not None and c.score >= floor]
+    if not promoted:
+        return scored
+    chosen = {id(c) for c in promoted}
+    others = [c for c in scored if id(c) not in chosen]
+    best_other = max((c.score for c in others), default=0.0)
+    lift = max(0.0, best_other - promoted[-1].score)
+    if lift > 0:
+        for candidate in promoted:
+            candidate.score = max(candidate.score + lift, best_other)  # never a rounding error below it
+            candidate.boosts += (f"holds an answer: +{lift:.3f} (above passages without one)",)
+    return promoted + others
+
+
+def _answer_line(
+    parsed: ParsedQuery, ranking: _Ranking, hits: tuple[Hit, ...], offset: int, tokenizer: Tokenizer
+) -> DirectAnswer | None:
+    """The answer found in the best passage of a confident who/when/where/how-many answer, when
+    ``answer_line.shown_as_line`` says it is sure enough; None when unsure."""
+    if offset or not hits or not ranking.confident or parsed.answer_type is None:
+        return None
+    found = ranking.candidates[0].answer
+    best = hits[0]
+    if found is None or not shown_as_line(found, best.passage.text, _asked_weights(ranking), tokenizer):
+        return None
+    return DirectAnswer(best.passage.text[found.span.start : found.span.end], parsed.answer_type, best, found.span)
+
+
 def _tokenizer_notice(built_with: str | None, current: str) -> str | None:
     """What to tell users of an index built by another tokenizer (its terms differ for some words)."""
     if not built_with or built_with == current:
@@ -154,7 +241,75 @@ def _tokenizer_notice(built_with: str | None, current: str) -> str | None:
 
 
 def _collapse_near_duplicates(scored: list[_Candidate]) -> list[_Candidate]:
-    """Best first, each candidate whose term set is a near-duplicate of a better one's counted on that one instead."""
+    """Best first, each candidate whose term set is a near-duplicate of a better one's counted on that one instead.
+
+    That is the first better candidate still kept whose set is a near-duplicate. The pairs of the rerank window are
+    found at once (``_near_duplicate_pairs``); the longer window of a quoted phrase is compared pair by pair.
+    """
+    if len(scored) > NEAR_DUPLICATE_MATRIX_MAX:
+        return _collapse_pair_by_pair(scored)
+    near = _near_duplicate_pairs([candidate.term_set for candidate in scored])
+    kept = [True] * len(scored)
+    for later in np.flatnonzero(near.any(axis=1)).tolist():
+        for better in np.flatnonzero(near[later]).tolist():
+            if kept[better]:
+                scored[better].duplicates += 1
+                kept[later] = False
+                break
+    return [candidate for candidate, keep in zip(scored, kept, strict=True) if keep]
+
+
+def _near_duplicate_pairs(sets: list[frozenset[str]]) -> np.ndarray:
+    """``near[i, j]``: whether set ``i`` is a near-duplicate of the earlier set ``j`` (``rerank.jaccard``).
+
+    Jaccard is worked out only for the pairs two cheap upper bounds of it cannot rule out: the sizes
+    (``_collapse_pair_by_pair``'s test) and the sets' 64-bit sketches (``_sketch_bound``); most pairs of a
+    rerank window are ruled out, and the pairs left are compared exactly as one pair at a time.
+    """
+    n = len(sets)
+    sizes = np.fromiter(map(len, sets), dtype=np.int64, count=n)
+    a, b = sizes[:, None], sizes[None, :]
+    # Jaccard(a, b) <= min(|a|, |b|) / max(|a|, |b|): sets of very different sizes are never near-duplicates.
+    maybe = np.tril(~(np.minimum(a, b) < NEAR_DUPLICATE_JACCARD * np.maximum(a, b)), k=-1)
+    if maybe.any():
+        maybe &= ~(_sketch_bound(sets, sizes) < NEAR_DUPLICATE_JACCARD - 1e-9)  # a margin for rounding
+    near = np.zeros((n, n), dtype=bool)
+    for later, better in zip(*np.nonzero(maybe), strict=True):
+        near[later, better] = jaccard(sets[later], sets[better]) >= NEAR_DUPLICATE_JACCARD
+    return near
+
+
+_BITS_SET = np.array([bin(byte).count("1") for byte in range(256)], dtype=np.int64)
+
+
+def _sketch_bound(sets: list[frozenset[str]], sizes: np.ndarray) -> np.ndarray:
+    """An upper bound of the Jaccard similarity of every two sets (NaN for two empty sets).
+
+    A set's sketch has bit ``hash(term) % 64`` set for each of its terms. A bit in A's sketch but not in B's
+    comes from a term of A that B lacks (were it in B, B would have the bit), and different bits from different
+    terms: so ``|A - B|`` is at least the number of such bits, the terms shared are at most ``|A|`` minus it
+    (and ``|B|`` minus B's count), and Jaccard, ``shared / (|A| + |B| - shared)``, grows with the shared terms.
+    """
+    hashes = np.fromiter(map(hash, itertools.chain.from_iterable(sets)), dtype=np.int64, count=int(sizes.sum()))
+    bits = np.left_shift(np.uint64(1), (hashes & 63).astype(np.uint64))
+    sketches = np.zeros(len(sets), dtype=np.uint64)
+    filled = sizes > 0
+    if filled.any():
+        starts = (np.cumsum(sizes) - sizes)[filled]
+        sketches[filled] = np.bitwise_or.reduceat(bits, starts)
+    only = sketches[:, None] & ~sketches[None, :]  # [i, j]: bits of set i that set j lacks
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        lacking = np.bitwise_count(only).astype(np.int64)
+    else:
+        lacking = _BITS_SET[only[..., None].view(np.uint8)].sum(axis=-1).reshape(only.shape)
+    a, b = sizes[:, None], sizes[None, :]
+    shared = np.minimum(a - lacking, b - lacking.T)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return shared / (a + b - shared)
+
+
+def _collapse_pair_by_pair(scored: list[_Candidate]) -> list[_Candidate]:
+    """``_collapse_near_duplicates`` one pair at a time (for windows too long for one matrix of all pairs)."""
     kept: list[tuple[int, frozenset[str], _Candidate]] = []
     for candidate in scored:
         terms = candidate.term_set
@@ -208,6 +363,7 @@ class SearchService:
         self._scorer: Scorer | None = None
         self._articles: _Articles | None = None
         self._examples: dict[int, list[str]] = {}  # per generation: the query scans and sorts every article
+        self._published_days: np.ndarray | None = None  # per generation: by article number, its published day
         self._tokenizer_notice: str | None = None
         self._read(lambda db: None)  # errors in the constructor: no database, not one at all, another schema
 
@@ -354,6 +510,7 @@ class SearchService:
         self._articles = _Articles.from_arrays(np.frombuffer(row[0], dtype="<u4"), doc_len) if row else None
         self._postings_cache.clear()
         self._examples = {}
+        self._published_days = None
         self._tokenizer_notice = _tokenizer_notice(meta.get("tokenizer"), self.tokenizer.name)
         self._meta = meta
         self._generation = meta.get("generation")
@@ -365,19 +522,57 @@ class SearchService:
 
     # -- questions ---------------------------------------------------------
 
-    def ask(self, question: str, k: int = DEFAULT_K, offset: int = 0, explain: bool = False) -> Answer:
-        """The top ``k`` passages for ``question`` after skipping ``offset``."""
+    def ask(
+        self,
+        question: str,
+        k: int = DEFAULT_K,
+        offset: int = 0,
+        explain: bool = False,
+        context: str | None = None,
+        *,
+        since: date | None = None,
+        until: date | None = None,
+    ) -> Answer:
+        """The top ``k`` passages for ``question`` after skipping ``offset``.
+
+        ``since`` / ``until`` (inclusive): only passages of articles published on those days or between
+        them (:func:`~corpusbot.index.search.dates.published_date`); with either, an article without a
+        readable ``published`` date is left out.
+
+        ``context``: the earlier question when ``question`` follows up on it (a thread reply, a DM soon
+        after); its words the follow-up lacks are searched at ``query.CONTEXT_WEIGHT`` (0.3) of a word's
+        weight, in full when the follow-up has no words of its own.
+        """
         query, notices = _clean_question(question)
-        parsed = parse_query(query, self.tokenizer, self.synonyms)
+        context_query = _clean_question(context)[0] if context else None
+        parsed = parse_query(query, self.tokenizer, self.synonyms, context_query)
+        metadata = parse_metadata_question(query)
+        if metadata is not None:  # the article is found by the rest of the question, not by "link" or "author"
+            parsed = parse_query(metadata.rest, self.tokenizer, self.synonyms, context_query)
 
-        def read(db: store.Reader) -> tuple[_Ranking, dict[int, Passage], dict[str, ArticleInfo], str | None]:
-            ranking = self._rank(db, parsed, offset + k + 1)
-            passages = self._passages(db, [c.passage_id for c in ranking.candidates[offset : offset + k]])
+        def read(
+            db: store.Reader,
+        ) -> tuple[_Ranking, dict[int, Passage], dict[str, ArticleInfo], str | None, tuple[AboutArticle, ...]]:
+            ranking = self._rank(db, parsed, offset + k + 1, self._published_between(db, since, until))
+            wanted = [c.passage_id for c in ranking.candidates[offset : offset + k]]
+            read_already = ranking.window
+            passages = (
+                {pid: read_already[pid] for pid in wanted}
+                if all(pid in read_already for pid in wanted)
+                else self._passages(db, wanted)
+            )
             articles = self._article_infos(db, {p.article_id for p in passages.values()})
-            return ranking, passages, articles, self._tokenizer_notice
+            about = self._about_articles(db, metadata.fields, parsed, ranking) if metadata else ()
+            return ranking, passages, articles, self._tokenizer_notice, about
 
-        ranking, passages, articles, stale = self._read(read)
+        ranking, passages, articles, stale, about = self._read(read)
+        if metadata is not None and not about:
+            notices.append(_WHICH_ARTICLE)
         page = ranking.candidates[offset : offset + k]
+        if since is not None or until is not None:
+            span = f"from {since} " if since else ""
+            span += f"until {until}" if until else ""
+            notices.append(f"Only articles published {span.strip()}; articles without a published date are left out.")
         if stale:
             notices.append(stale)
         if ranking.phrase_miss:
@@ -407,7 +602,52 @@ class SearchService:
             offset=offset,
             has_more=len(ranking.candidates) > offset + k,
             notices=tuple(notices),
+            context=parsed.context,
+            about=about,
+            answer=_answer_line(parsed, ranking, hits, offset, self.tokenizer),
         )
+
+    def _about_articles(
+        self, db: store.Reader, fields: tuple[str, ...], parsed: ParsedQuery, ranking: _Ranking
+    ) -> tuple[AboutArticle, ...]:
+        """The metadata ``fields`` of the article the question points to.
+
+        That is the best passage's article when the article as a whole holds at least CONFIDENT_COVERAGE of
+        the question's weight (a story is named by words from anywhere in it). A question that names no
+        article ("link to the original article") on an index where at most MAX_ABOUT articles have any of the
+        fields gets each of them; on a bigger one, none (the service adds a notice asking which).
+        """
+        if not parsed.terms:
+            marks = " OR ".join(f"({name} IS NOT NULL AND {name} != '')" for name in fields)
+            ids = [row[0] for row in db.execute(f"SELECT id FROM articles WHERE {marks} LIMIT {MAX_ABOUT + 1}")]
+            return self._about(db, ids, fields) if len(ids) <= MAX_ABOUT else ()
+        if not ranking.candidates:
+            return ()
+        best = ranking.candidates[0].passage_id
+        article_id = self._article_ids(db, [best])[best]
+        row = db.execute("SELECT text FROM articles WHERE id = ?", (article_id,)).fetchone()
+        if row is None or not self._covers(parsed, row[0], ranking.term_weights):
+            return ()
+        return self._about(db, [article_id], fields)
+
+    def _about(self, db: store.Reader, ids: list[str], fields: tuple[str, ...]) -> tuple[AboutArticle, ...]:
+        infos = self._article_infos(db, set(ids))
+        marks = ",".join("?" * len(ids))
+        authors = dict(db.execute(f"SELECT id, author FROM articles WHERE id IN ({marks})", ids).fetchall())
+        return tuple(AboutArticle(infos[i], authors.get(i), fields) for i in ids if i in infos)
+
+    def _covers(self, parsed: ParsedQuery, text: str, weights: dict[str, float]) -> bool:
+        """Whether ``text`` holds at least CONFIDENT_COVERAGE of the asked words' weight (unknown words weigh
+        the average known one, as in ``_is_confident``)."""
+        asked = list(dict.fromkeys(parsed.asked_terms))
+        known = [weights[t] for t in asked if t in weights]
+        if not known:
+            return False
+        typical = sum(known) / len(known)
+        present = set(self.tokenizer.terms(text))
+        total = sum(weights.get(t, typical) for t in asked)
+        covered = sum(weights[t] for t in asked if t in weights and t in present)
+        return total > 0 and covered / total >= CONFIDENT_COVERAGE
 
     def rank(self, question: str, depth: int) -> list[tuple[str, int, float]]:
         """``(article id, passage id, score)`` of the best ``depth`` passages, best first (for evaluation)."""
@@ -420,7 +660,8 @@ class SearchService:
         owners = self._article_ids(db, [c.passage_id for c in ranking.candidates[:depth]])
         return [(owners[c.passage_id], c.passage_id, c.score) for c in ranking.candidates[:depth]]
 
-    def _rank(self, db: store.Reader, parsed: ParsedQuery, depth: int) -> _Ranking:
+    def _rank(self, db: store.Reader, parsed: ParsedQuery, depth: int, allowed: np.ndarray | None = None) -> _Ranking:
+        """``allowed``: by article number, whether its passages may be found (None: all of them)."""
         assert self._scorer is not None
         collection = self._scorer.collection
         found = self._postings(db, {t.term for t in parsed.terms} | parsed.excluded)
@@ -441,20 +682,24 @@ class SearchService:
         ]
         ranking.scored_terms = [(t, q.weight) for t, q in zip(known, scored, strict=True)]
         excluded = [postings[t][1] for t in parsed.excluded if t in postings]
+        if allowed is not None and self._articles is not None:
+            excluded.extend(self._outside(allowed, [postings[t.term][1] for t in known]))
         exclude = np.concatenate(excluded).astype(np.intp) if excluded else None
         window = PHRASE_DEPTH if parsed.phrases else RERANK_DEPTH
         top = self._scorer.top(scored, max(depth, window), exclude) or self._zero_score_matches(
             known, postings, max(depth, window), exclude
         )
         head, tail = top[:window], top[window:]
-        texts = self._passage_texts(db, [pid for pid, _ in head])
+        ranking.window = self._passages(db, [pid for pid, _ in head])  # the page's rows too: one read
+        texts = {pid: passage.text for pid, passage in ranking.window.items()}
         reranked = self._rerank(parsed, head, texts, ranking)
         if parsed.phrases:
             ranking.phrase_miss = not reranked
             tail = []
         ranking.candidates = reranked + [_Candidate(pid, score, score) for pid, score in tail]
         if reranked:
-            ranking.confident = self._is_confident(parsed, texts[reranked[0].passage_id], raw)
+            answered = parsed.answer_type is not None and reranked[0].answer is not None
+            ranking.confident = self._is_confident(parsed, texts[reranked[0].passage_id], raw, answered)
         return ranking
 
     @staticmethod
@@ -486,6 +731,7 @@ class SearchService:
         weights = ranking.term_weights
         articles = self._article_evidence(ranking, [pid for pid, _ in head])
         pairs = _adjacent_pairs(parsed)
+        asked = _asked_weights(ranking)
         scored: list[_Candidate] = []
         for pid, score in head:
             text = texts[pid]
@@ -496,30 +742,28 @@ class SearchService:
             article = articles.get(pid, 0.0)
             if article > 0:
                 boosts.append(f"article match +{article:.3f}")
-            found_pairs = pairs & set(itertools.pairwise(terms))
-            proximity = PAIR_WEIGHT * sum(min(weights[a], weights[b]) for a, b in found_pairs)
+            term_set = frozenset(terms)
+            # a question's pair is looked for (a scan in C) only in passages holding both of its words
+            found_pairs = [
+                (a, b) for a, b in pairs if a in term_set and b in term_set and (a, b) in itertools.pairwise(terms)
+            ]
+            # fsum: the same in any order (a set's order, and so a plain sum's last bit, varies between processes)
+            proximity = PAIR_WEIGHT * math.fsum(min(weights[a], weights[b]) for a, b in found_pairs)
             if proximity > 0:
                 boosts.append(f"adjacent query words +{proximity:.3f}")
             multiplier = 1.0
-            if parsed.answer_type and self._has_answer_type(parsed.answer_type, text, weights):
+            found = (
+                find_answer(parsed.answer_type, text, asked, self.tokenizer, parsed.text)
+                if parsed.answer_type
+                else None
+            )
+            if found is not None:
                 boosts.append(f"answer type {parsed.answer_type} ×{1 + ANSWER_TYPE_BOOST:g}")
                 multiplier += ANSWER_TYPE_BOOST
             final = (score + article + proximity) * multiplier
-            scored.append(_Candidate(pid, final, score, boosts=tuple(boosts), term_set=frozenset(terms)))
+            scored.append(_Candidate(pid, final, score, boosts=tuple(boosts), term_set=term_set, answer=found))
         scored.sort(key=lambda c: (-c.score, c.passage_id))
-        return _collapse_near_duplicates(scored)
-
-    def _has_answer_type(self, answer_type: str, text: str, weights: dict[str, float]) -> bool:
-        """Whether a sentence of ``text`` that holds a query term also holds the kind of answer asked for."""
-        if not answer_type_matches(answer_type, [text]):  # nothing answer-like anywhere: no sentence to look at
-            return False
-        for span in sentence_spans(text):
-            sentence = text[span.start : span.end]
-            if answer_type_matches(answer_type, [sentence]) and any(
-                term in weights for term in self.tokenizer.terms(sentence)
-            ):
-                return True
-        return False
+        return _collapse_near_duplicates(_answers_first(scored))
 
     def _article_evidence(self, ranking: _Ranking, passage_ids: list[int]) -> dict[int, float]:
         """ARTICLE_WEIGHT × BM25 of each candidate's whole article (its passages' terms together).
@@ -547,20 +791,29 @@ class SearchService:
         per_article = dict(zip(wanted.tolist(), (ARTICLE_WEIGHT * totals).tolist(), strict=True))
         return {pid: per_article[int(of[pid])] for pid in passage_ids}
 
-    def _is_confident(self, parsed: ParsedQuery, text: str, raw: dict[str, float]) -> bool:
+    def _is_confident(self, parsed: ParsedQuery, text: str, raw: dict[str, float], answered: bool = False) -> bool:
         """Whether the best passage covers at least half of the question's informative weight.
 
-        A term found in over half the passages (raw idf <= 0) carries no weight, and
-        a word the corpus never mentions weighs as much as the question's average known word.
+        A term found in over half the passages (raw idf <= 0) carries no weight, and a word the corpus never
+        mentions weighs as much as the question's average known word. When the question has such words, one
+        known word is too little evidence ("what is the price of gold" on a corpus without gold is not half
+        answered by a passage about prices): the passage must hold at least SURE_KNOWN_WORDS informative words
+        of the question, or (``answered``) hold an answer of the asked type beside its words.
         """
-        asked = list(dict.fromkeys(parsed.query_terms))
+        asked = list(dict.fromkeys(parsed.asked_terms))
         known = [max(raw[t], 0.0) for t in asked if t in raw]
         if not known:
             return False
         typical = sum(known) / len(known)
         total = sum(max(raw[t], 0.0) if t in raw else typical for t in asked)
         present = set(self.tokenizer.terms(text))
-        covered = sum(max(raw[t], 0.0) for t in asked if t in raw and t in present)
+        held = [t for t in asked if t in raw and t in present and raw[t] > 0]
+        if len(known) < len(asked) and len(held) < SURE_KNOWN_WORDS and not answered:
+            return False
+        covered = sum(raw[t] for t in held)
+        for term, share in _said_otherwise(parsed, present).items():
+            if term in asked and term not in held:
+                covered += share * (max(raw[term], 0.0) if term in raw else typical)
         return covered > 0 and total > 0 and covered / total >= CONFIDENT_COVERAGE
 
     def _explain(self, ranking: _Ranking, passage_id: int) -> tuple[Contribution, ...]:
@@ -574,29 +827,28 @@ class SearchService:
             at = int(np.searchsorted(ids, passage_id))
             tf = int(tfs[at]) if at < len(ids) and ids[at] == passage_id else 0
             score = term_idf * (tf * (p.k1 + 1) / (tf + norm)) if tf else 0.0
-            parts.append(Contribution(term.term, term.weight, term_idf / term.weight, tf, score))
+            parts.append(Contribution(term.term, term.weight, term_idf / term.weight, tf, score, term.origin))
         return tuple(parts)
 
     def _matches(self, text: str, weights: dict[str, float]) -> tuple[Span, ...]:
         return tuple(Span(start, end) for start, end in self.tokenizer.spans(text, weights))
 
     def _best_sentence(self, text: str, weights: dict[str, float]) -> Span | None:
+        """The sentence holding the most weight of matched terms; of equal ones, the first.
+
+        ``fsum``: the weights of a set, summed in the set's order, could differ in the last bit from process to
+        process (the order follows the string hashes), and so could which of two equal sentences is highlighted.
+        """
         best: tuple[float, Span] | None = None
         for span in sentence_spans(text):
             found = {t for t in self.tokenizer.terms(text[span.start : span.end]) if t in weights}
-            value = sum(weights[t] for t in found)
+            value = math.fsum(weights[t] for t in found)
             if value > 0 and (best is None or value > best[0]):
                 best = (value, span)
         return best[1] if best else None
 
     def _postings(self, db: store.Reader, terms: set[str]) -> dict[str, tuple[int, Postings]]:
         return self._postings_cache.get(db, terms)
-
-    def _passage_texts(self, db: store.Reader, ids: list[int]) -> dict[int, str]:
-        if not ids:
-            return {}
-        rows = db.execute(f"SELECT id, text FROM passages WHERE id IN ({','.join('?' * len(ids))})", ids)
-        return dict(rows.fetchall())
 
     def _article_ids(self, db: store.Reader, ids: list[int]) -> dict[int, str]:
         owners: dict[int, str] = {}
@@ -657,6 +909,15 @@ class SearchService:
             (article_id,),
         ).fetchall()
         return [Passage(*row) for row in rows]
+
+    def article_urls(self) -> list[tuple[str, str]]:
+        """(article id, URL) of every article that has a URL, in id order (for link unfurls and the manifest)."""
+        return self._read(
+            lambda db: [
+                (str(row[0]), str(row[1]))
+                for row in db.execute("SELECT id, url FROM articles WHERE url IS NOT NULL AND url != '' ORDER BY id")
+            ]
+        )
 
     def closest_ids(self, article_id: str, n: int = 5) -> list[str]:
         """Known article ids that look like ``article_id`` (for "did you mean")."""
@@ -755,6 +1016,192 @@ class SearchService:
         rows = db.execute(f"SELECT id, title FROM articles WHERE id IN ({','.join('?' * len(ids))})", ids)
         title = dict(rows.fetchall())
         return [title[i] for i in ids if title.get(i)]
+
+    # -- dates -------------------------------------------------------------
+
+    def _published_between(self, db: store.Reader, since: date | None, until: date | None) -> np.ndarray | None:
+        """By article number: whether the article was published from ``since`` to ``until`` (None: no filter)."""
+        if since is None and until is None:
+            return None
+        days = self._article_days(db)
+        low = since.toordinal() if since else 1
+        high = until.toordinal() if until else date.max.toordinal()
+        return (days >= low) & (days <= high)  # 0, no date, is below every low
+
+    def _article_days(self, db: store.Reader) -> np.ndarray:
+        """By article number, its published date as a proleptic ordinal (0: none), read once per generation.
+
+        Through each article's first passage (``passages(article_id, ordinal)`` is indexed), so the article
+        texts are never read.
+        """
+        if self._published_days is None:
+            articles = self._articles
+            days = np.zeros(len(articles.length) if articles is not None else 1, dtype=np.int64)
+            if articles is not None:
+                rows = db.execute(
+                    "SELECT p.id, a.published FROM articles a JOIN passages p ON p.article_id = a.id AND p.ordinal = 1 "
+                    "WHERE a.published IS NOT NULL AND a.published != ''"
+                )
+                for passage_id, published in rows:
+                    day = published_date(published)
+                    if day is not None and passage_id < len(articles.of):
+                        days[int(articles.of[passage_id])] = day.toordinal()
+                days[0] = 0
+            self._published_days = days
+        return self._published_days
+
+    def _outside(self, allowed: np.ndarray, id_lists: list[np.ndarray]) -> list[np.ndarray]:
+        """The passages among ``id_lists`` whose article ``allowed`` (by article number) leaves out."""
+        articles = self._articles
+        assert articles is not None
+        ids = np.unique(np.concatenate(id_lists)) if id_lists else np.zeros(0, dtype=np.intp)
+        ids = ids[ids < len(articles.of)]
+        return [ids[~allowed[articles.of[ids]]]]
+
+    # -- what is new ---------------------------------------------------------
+
+    def latest_indexed_at(self) -> str | None:
+        """When the most recently (re)indexed file was indexed (ISO 8601, UTC); None when no file is indexed."""
+        return self._read(lambda db: db.execute("SELECT max(indexed_at) FROM files").fetchone()[0])
+
+    def indexed_since(self, since: str | None, limit: int = 20) -> tuple[list[IndexedArticle], int]:
+        """The articles that first entered the index after ``since`` (ISO 8601, UTC; None: all), newest first, at
+        most ``limit``; and how many there are in all.
+
+        An article changed or rebuilt later (``--full``) keeps the time it first came. An index not reindexed since
+        that time was recorded (migration m004) counts the time its articles' files were last indexed instead.
+        """
+
+        def read(db: store.Reader) -> tuple[list[IndexedArticle], int]:
+            found = (
+                self._first_indexed_after(db, since) if store.has_first_indexed(db) else self._indexed_after(db, since)
+            )
+            infos = self._article_infos(db, {article_id for article_id, _ in found[:limit]})
+            counts = self._passage_counts(db, list(infos))
+            page = [
+                IndexedArticle(infos[article_id], indexed_at, counts.get(article_id, 0))
+                for article_id, indexed_at in found[:limit]
+                if article_id in infos
+            ]
+            return page, len(found)
+
+        return self._read(read)
+
+    def _first_indexed_after(self, db: store.Reader, since: str | None) -> list[tuple[str, str]]:
+        """(article id, first_indexed_at) of the articles that first entered the index after ``since``, newest first."""
+        column = store.FIRST_INDEXED_COLUMN
+        rows = db.execute(
+            f"SELECT id, {column} FROM articles WHERE {column} > ? ORDER BY {column} DESC, id", (since or "",)
+        ).fetchall()
+        return [(str(article_id), str(at)) for article_id, at in rows]
+
+    def _indexed_after(self, db: store.Reader, since: str | None, *, inclusive: bool = False) -> list[tuple[str, str]]:
+        """(article id, indexed_at) of the articles of files indexed after ``since`` (or at it, ``inclusive``),
+        newest first, then by id."""
+        after = ">=" if inclusive else ">"
+        rows = db.execute(
+            "SELECT DISTINCT j.value, f.indexed_at FROM files f, json_each(f.article_ids) j "
+            f"WHERE f.indexed_at {after} ? AND json_valid(f.article_ids) ORDER BY f.indexed_at DESC, j.value",
+            (since or "",),
+        ).fetchall()
+        seen: set[str] = set()
+        found = []
+        for article_id, indexed_at in rows:
+            if isinstance(article_id, str) and article_id not in seen:
+                seen.add(article_id)
+                found.append((article_id, str(indexed_at)))
+        return found
+
+    def _passage_counts(self, db: store.Reader, ids: list[str]) -> dict[str, int]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = db.execute(f"SELECT id, passage_count FROM articles WHERE id IN ({marks})", ids).fetchall()
+        return {row[0]: int(row[1] or 0) for row in rows}
+
+    def watch_matches(self, queries: list[str], since: str | None) -> WatchCheck:
+        """For each query, the passages of articles indexed at or after ``since`` that match it confidently
+        (None: every article).
+
+        ``since`` itself is included: ``indexed_at`` has one-second resolution, so a reindex in the second of
+        the last check shares its stamp; the caller drops what it saw before by the passages' keys.
+
+        The rule is an answer's (``CONFIDENT_COVERAGE``; see :mod:`corpusbot.index.search.watch`), worked
+        out from the query words' postings, so the new passages are never tokenized: a reindex that makes
+        the whole corpus new costs one pass over each query word's postings. Matches are in article order
+        (newest indexed first), then passage order.
+        """
+        parsed = [parse_query(_clean_question(query)[0], self.tokenizer, self.synonyms) for query in queries]
+
+        def read(db: store.Reader) -> WatchCheck:
+            through = db.execute("SELECT max(indexed_at) FROM files").fetchone()[0]
+            if not queries or through is None:
+                return WatchCheck(through, self._generation, tuple(() for _ in queries))
+            found = self._indexed_after(db, since, inclusive=True)
+            new = self._passages_of_articles(db, [article_id for article_id, _ in found])
+            when = dict(found)
+            order = {article_id: rank for rank, (article_id, _) in enumerate(found)}
+            matches = tuple(self._watch_hits(db, query, new, when, order) for query in parsed)
+            return WatchCheck(through, self._generation, matches)
+
+        return self._read(read)
+
+    def _passages_of_articles(self, db: store.Reader, article_ids: list[str]) -> np.ndarray:
+        """By passage id: whether it is a passage of one of ``article_ids`` (each one's first passage looked up)."""
+        articles = self._articles
+        if articles is None:
+            return np.zeros(0, dtype=bool)
+        mask = np.zeros(len(articles.of), dtype=bool)
+        for start in range(0, len(article_ids), 500):
+            chunk = article_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for (passage_id,) in db.execute(
+                f"SELECT id FROM passages WHERE ordinal = 1 AND article_id IN ({marks})", chunk
+            ):
+                number = int(articles.of[passage_id]) if passage_id < len(articles.of) else 0
+                if number:
+                    mask[articles.first[number] : articles.last[number] + 1] = True
+        return mask
+
+    def _watch_hits(
+        self, db: store.Reader, parsed: ParsedQuery, new: np.ndarray, when: dict[str, str], order: dict[str, int]
+    ) -> tuple[watch.WatchMatch, ...]:
+        """The passages marked in ``new`` that match ``parsed`` confidently."""
+        asked = list(dict.fromkeys(parsed.query_terms))
+        if not asked or not new.any() or self._scorer is None:
+            return ()
+        found = self._postings(db, set(asked) | parsed.excluded)
+        ids_of = {term: np.asarray(postings.ids, dtype=np.intp) for term, (_, postings) in found.items()}
+        n_docs = self._scorer.collection.n_docs
+        raw = {term: raw_idf(n_docs, found[term][0]) for term in asked if term in found}
+        inside = [ids[ids < len(new)] for term, ids in ids_of.items() if term in raw]
+        new_ids = [ids[new[ids]] for ids in inside]
+        if not new_ids:
+            return ()
+        candidates = np.unique(np.concatenate(new_ids))
+        holds = {term: np.isin(candidates, ids_of[term]) for term in raw}
+        share = watch.coverages(asked, raw, holds, len(candidates))
+        confident = (share > 0) & (share >= CONFIDENT_COVERAGE)
+        for term in parsed.excluded:
+            if term in ids_of:
+                confident &= ~np.isin(candidates, ids_of[term])
+        passages = self._passages(db, candidates[confident].tolist())
+        infos = self._article_infos(db, {passage.article_id for passage in passages.values()})
+        hits = []
+        for passage in passages.values():
+            # The postings also give each passage its title's words; like an answer's, a match is judged on its text.
+            terms = self.tokenizer.terms(passage.text)
+            text_share = watch.coverage(asked, raw, set(terms))
+            if text_share < CONFIDENT_COVERAGE or text_share <= 0:
+                continue
+            if parsed.phrases and not all(contains_phrase(terms, phrase) for phrase in parsed.phrases):
+                continue
+            spans = tuple(Span(a, b) for a, b in self.tokenizer.spans(passage.text, set(asked)))
+            key = watch.passage_key(passage.article_id, passage.text)
+            indexed_at = when.get(passage.article_id, "")
+            hits.append(watch.WatchMatch(passage, infos[passage.article_id], indexed_at, key, text_share, spans))
+        hits.sort(key=lambda hit: (order.get(hit.article.id, len(order)), hit.passage.ordinal))
+        return tuple(hits)
 
     # -- stats -------------------------------------------------------------
 

@@ -16,12 +16,18 @@ def test_manifest_declares_what_the_bot_handles_with_minimal_scopes() -> None:
         "app_mention",
         "message.im",
         "app_home_opened",
+        "assistant_thread_started",  # the assistant panel, shortcut and unfurls: tests/bot/cli/test_manifest.py
+        "assistant_thread_context_changed",
+        "link_shared",
     }
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "app_mentions:read",
         "chat:write",
         "commands",
         "im:history",
+        "assistant:write",
+        "links:read",
+        "links:write",
     }
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["settings"]["socket_mode_enabled"] is True

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import all_versions
 
-from corpusbot.bot.serving.prefork import STOP_TIMEOUT_SECONDS
+from corpusbot.bot.serving.workers import STOP_TIMEOUT_SECONDS
 from tests.deploy.manifests import (
     KUBERNETES,
     KUSTOMIZATION,

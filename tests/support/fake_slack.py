@@ -131,6 +131,28 @@ def _element_problems(element: dict[str, Any]) -> list[str]:
     return problems
 
 
+ASSISTANT_METHODS = (
+    "assistant.threads.setSuggestedPrompts",
+    "assistant.threads.setTitle",
+    "assistant.threads.setStatus",
+)
+
+
+def unfurl_problems(body: dict[str, Any]) -> list[str]:
+    """What Slack would reject in a ``chat.unfurl`` call: where it goes, and each unfurl's blocks."""
+    problems: list[str] = []
+    if not (body.get("channel") and body.get("ts")) and not (body.get("unfurl_id") and body.get("source")):
+        problems.append("neither channel and ts nor unfurl_id and source")
+    unfurls = body.get("unfurls")
+    if isinstance(unfurls, str):
+        unfurls = json.loads(unfurls)
+    if not isinstance(unfurls, dict) or not unfurls:
+        return [*problems, "unfurls must be a non-empty object"]
+    for url, unfurl in unfurls.items():
+        problems.extend(f"{url}: {problem}" for problem in block_kit_problems(unfurl))
+    return problems
+
+
 class FakeSlack:
     """Start with ``with FakeSlack() as slack:``; every call lands in ``slack.calls``."""
 
@@ -280,8 +302,10 @@ class FakeSlack:
             return 200, {}, call.response
         if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
             call.problems = block_kit_problems(body)
-        elif method == "views.publish":
+        elif method in ("views.publish", "views.open"):
             call.problems = block_kit_problems(body.get("view") or {}, HOME_BLOCKS)
+        elif method == "chat.unfurl":
+            call.problems = unfurl_problems(body)
         if call.problems:
             call.response = {"ok": False, "error": "invalid_blocks", "errors": call.problems}
         else:
@@ -316,6 +340,10 @@ class FakeSlack:
             return {"ok": True, "view": {"id": "V0001", **(body.get("view") or {})}}
         if method == "apps.connections.open":
             return {"ok": True, "url": "wss://127.0.0.1:9/never-used"}
+        if method == "views.open":
+            return {"ok": True, "view": {"id": "V0002", **(body.get("view") or {})}}
+        if method in ("chat.unfurl", *ASSISTANT_METHODS):
+            return {"ok": True}
         return {"ok": False, "error": "unknown_method"}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -385,7 +413,7 @@ def _parse(raw: str, content_type: str) -> dict[str, Any]:
     if content_type.startswith("application/json"):
         return json.loads(raw)
     form = {key: values[0] for key, values in parse_qs(raw, keep_blank_values=True).items()}
-    for key in ("blocks", "view", "attachments"):
+    for key in ("blocks", "view", "attachments", "unfurls", "metadata", "prompts"):
         if isinstance(form.get(key), str):
             form[key] = json.loads(form[key])
     return form

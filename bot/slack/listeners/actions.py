@@ -1,4 +1,5 @@
-"""Buttons: More results and Show passages (edit the message in place), Helpful / Not helpful, Share in channel."""
+"""Buttons: More results and Show passages (edit the message in place), Helpful / Not helpful, Share in channel,
+and a watch message's More (the rest of what a reindex brought, shown only to the one who clicked)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from corpusbot.bot.slack import blocks, payloads, replies
+from corpusbot.bot.slack import blocks, payloads, replies, watches
 from corpusbot.bot.slack.blocks import AnswerRef, Message, PageRef
 from corpusbot.bot.slack.listeners import after_ack, note_problems, replying
 from corpusbot.bot.slack.payloads import ButtonClick
@@ -27,6 +28,7 @@ def register(app: App) -> None:
     app.action(blocks.NOT_HELPFUL)(on_feedback)
     app.action(blocks.SHARE)(on_share)
     app.action(blocks.PASSAGES_PATTERN)(on_passages)
+    app.action(watches.MORE)(on_watch_more)
 
 
 @after_ack
@@ -48,6 +50,16 @@ def on_passages(body: dict[str, Any], context: BoltContext, client: WebClient) -
         return
     with replying(rt, "Show passages", partial(_tell, rt, click)):
         replace_message(rt, client, click, replies.passages(rt, ref))
+
+
+@after_ack
+def on_watch_more(body: dict[str, Any], context: BoltContext) -> None:
+    rt, click = runtime_of(context), _click(body)
+    page = watches.WatchPage.from_value(click.value)
+    if page is None or not _admitted(rt, click):
+        return
+    with replying(rt, "More of a watch", partial(_tell, rt, click)):
+        _tell(rt, click, watches.more_of_a_watch(rt, page))
 
 
 @after_ack

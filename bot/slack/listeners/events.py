@@ -1,5 +1,9 @@
 """Events: a mention is answered in its thread, a direct message in the DM, App Home gets its view.
 
+A question that reads as a follow-up (``query.is_follow_up``: "and what did they want?") is asked with the
+conversation's last question as context: the thread's, or in a DM the one asked within the last ten minutes
+(:mod:`corpusbot.bot.state.thread_questions`).
+
 Messages from bots (this one included) and message subtypes (edits, joins,
 deletions...) are ignored. Every other event is acknowledged with 200 and
 dropped, so Slack never retries it. Fields Slack would never send (a ``text``
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from typing import Any
 
 from slack_bolt import App, BoltContext
@@ -23,6 +28,9 @@ from corpusbot.bot.slack.listeners import after_ack, note_problems, replying
 from corpusbot.bot.slack.mrkdwn import decode_incoming
 from corpusbot.bot.slack.payloads import ChatEvent
 from corpusbot.bot.slack.runtime import Runtime, runtime_of
+from corpusbot.bot.state.thread_questions import DM_THREAD
+from corpusbot.index.errors import CorpusbotError
+from corpusbot.index.search.query import is_follow_up
 
 log = logging.getLogger("corpusbot.slack")
 
@@ -80,7 +88,33 @@ def answer_question(
                 send(gate.reply)
             return
         question = decode_incoming(event.text, bot_user_id)
-        send(replies.answer(rt, question) if question else replies.usage(rt))
+        if not question:
+            send(replies.usage(rt))
+            return
+        conversation = thread_ts or DM_THREAD
+        earlier = _earlier_question(rt, channel, conversation, question)
+        # kept before answering: a follow-up sent as soon as this answer shows up must find it
+        _remember_question(rt, channel, conversation, f"{earlier} {question}" if earlier else question)
+        send(replies.answer(rt, question, context=earlier))
+
+
+def _earlier_question(rt: Runtime, channel: str, conversation: str, question: str) -> str | None:
+    """The conversation's last question when ``question`` reads as a follow-up to it (None when the state fails)."""
+    if not is_follow_up(question, rt.service.tokenizer):
+        return None
+    try:
+        return rt.state.thread_questions.earlier(channel, conversation)
+    except (sqlite3.Error, CorpusbotError) as error:
+        log.warning("Answering without the thread's earlier question: %s", error)
+        return None
+
+
+def _remember_question(rt: Runtime, channel: str, conversation: str, question: str) -> None:
+    """Keep the question (with its context, for a follow-up) for the conversation's next follow-up."""
+    try:
+        rt.state.thread_questions.remember(channel, conversation, question)
+    except (sqlite3.Error, CorpusbotError) as error:
+        log.warning("Could not remember the thread's question: %s", error)
 
 
 def post(client: WebClient, channel: str, thread_ts: str | None, message: Message) -> None:

@@ -1,5 +1,8 @@
 """Slash commands: ``/ask`` (an answer only the asker sees, with Share in channel) and ``/article``.
 
+``/ask`` also takes ``help``, the admin commands (:data:`replies.ADMIN_COMMANDS`), and ``watch WORDS``,
+``watches``, ``unwatch N`` and ``new [SINCE]`` (:mod:`corpusbot.bot.slack.watches`).
+
 Each handler is acknowledged first (Slack allows 3 seconds), then answers
 through the command's ``response_url`` from the listener pool.
 """
@@ -12,7 +15,7 @@ from typing import Any
 
 from slack_bolt import App, BoltContext
 
-from corpusbot.bot.slack import payloads, replies
+from corpusbot.bot.slack import blocks, payloads, replies, watches
 from corpusbot.bot.slack.blocks import Message
 from corpusbot.bot.slack.listeners import after_ack, note_problems, replying
 from corpusbot.bot.slack.mrkdwn import decode_incoming
@@ -43,10 +46,20 @@ def answer_ask(rt: Runtime, ask: payloads.SlashCommand, send: Callable[[Message]
             replies.admin(rt, ask.user_id, text.lower(), send)
             return
         gate = rt.admit(ask.user_id, ask.channel_id)
-        if gate.allowed:
+        if not gate.allowed:
+            if gate.reply is not None:
+                send(gate.reply)
+            return
+        command = watches.subcommand(text)
+        if command is not None:
+            send(watch_reply(rt, command, ask))
+        else:
             send(replies.answer(rt, text, shareable=True))
-        elif gate.reply is not None:
-            send(gate.reply)
+
+
+@replies.guarded(blocks.unavailable)
+def watch_reply(rt: Runtime, command: tuple[str, str], ask: payloads.SlashCommand) -> Message:
+    return watches.run(rt, command[0], command[1], ask.user_id, ask.channel_id)
 
 
 @after_ack

@@ -155,6 +155,7 @@ def test_index_json_output_and_a_non_terminal_stderr_are_unchanged(tmp_path: Pat
         "seconds",
         "full",
         "corpus_paths",
+        "failed_sources",
     ]
     assert summary["added"] == [str(path)]
 

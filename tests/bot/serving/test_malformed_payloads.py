@@ -125,7 +125,7 @@ def test_a_click_without_a_readable_action_is_400(
 def test_a_kind_of_request_the_bot_does_not_handle_is_404_without_bolt_reading_it(
     bot: Bot, slack: FakeSlack, logs: pytest.LogCaptureFixture
 ) -> None:
-    assert send_click(bot, {"type": "view_submission", "view": 5, "user": {"id": "U0ALICE1"}}).status == 404
+    assert send_click(bot, {"type": "block_suggestion", "view": 5, "user": {"id": "U0ALICE1"}}).status == 404
     assert_no_traceback(logs)
     assert slack.replies() == []
 

@@ -183,10 +183,17 @@ def test_escaping_cannot_push_a_passage_over_the_section_limit() -> None:
     assert len(message.blocks[1]["text"]["text"]) <= 3000
 
 
-def test_citation_has_number_title_paragraph_link_and_id() -> None:
-    assert blocks.citation(hit("text", rank=2)) == "[2] <https://example.com/a|A title> · ¶2 · id `art-1`"
+def test_citation_has_number_title_paragraph_date_link_and_id() -> None:
+    assert (
+        blocks.citation(hit("text", rank=2))
+        == "[2] <https://example.com/a|A title> · ¶2 · published 2025-06-07 · id `art-1`"
+    )
     unlinked = hit("text", info=article(url="javascript:alert(1)", title="<b>Bold</b>"))
-    assert blocks.citation(unlinked) == "[1] &lt;b&gt;Bold&lt;/b&gt; · ¶1 · id `art-1`"
+    assert blocks.citation(unlinked) == "[1] &lt;b&gt;Bold&lt;/b&gt; · ¶1 · published 2025-06-07 · id `art-1`"
+    undated = hit("text", info=ArticleInfo("art-2", "T", None, None, None))
+    assert blocks.citation(undated) == "[1] T · ¶1 · id `art-2`"
+    hostile = hit("text", info=ArticleInfo("art-3", "T", None, None, "<!channel> 2025"))
+    assert "<!channel>" not in blocks.citation(hostile) and "&lt;!channel&gt; 2025" in blocks.citation(hostile)
 
 
 def test_not_confident_says_so_before_the_closest_passages() -> None:

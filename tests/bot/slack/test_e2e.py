@@ -117,12 +117,19 @@ def test_ask_answers_only_the_asker_with_citations_and_buttons(bot: Bot, slack: 
     assert payload["response_type"] == "ephemeral"
     assert payload["replace_original"] is False
     assert payload["blocks"][0]["text"]["text"] == f"*Question:* {DELEGATION}"
-    first = payload["blocks"][1]["text"]["text"]
+    # a "who" question: the answer line and its citation come first (issue 15), then the passages
+    answer_line = payload["blocks"][1]["text"]["text"]
+    assert answer_line == (
+        "*Answer:* Treasury Secretary Becente, Commerce Secretary Lutnik and Trade Representative Greer"
+    )
+    assert payload["blocks"][2]["elements"][0]["text"].startswith("from [1] ")
+    first = payload["blocks"][3]["text"]["text"]
     assert first.startswith("*[1]* ")
     assert "Treasury Secretary Becente" in first
-    assert "*delegation*" in first  # matched term in bold
+    # matched terms in bold; "Washington" too, the bundled synonym of "US" (adjacent bold words share one run)
+    assert "*Washington delegation*" in first
     assert re.search(r"_Trump also told reporters[^_]*_", first)  # best sentence in italics
-    citation = payload["blocks"][2]["elements"][0]["text"]
+    citation = payload["blocks"][4]["elements"][0]["text"]
     assert citation.startswith("[1] ")
     assert "¶2" in citation and f"id `{SAMPLE_2}`" in citation
     assert list(buttons(payload)) == [blocks.MORE, blocks.HELPFUL, blocks.NOT_HELPFUL, blocks.SHARE]

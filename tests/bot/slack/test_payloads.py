@@ -206,7 +206,16 @@ def test_kinds() -> None:
     assert payloads.envelope({"type": "block_actions", "actions": [{"action_id": "a"}]}).kind == "action"
     assert payloads.envelope({"type": "url_verification", "challenge": "c"}).kind == "url_verification"
     assert payloads.envelope({"ssl_check": "1", "token": "t"}).kind == "ssl_check"
-    assert payloads.envelope({"type": "view_submission", "view": {}}).kind == "other"
+    assert payloads.envelope({"type": "block_suggestion", "view": {}}).kind == "other"
+    assert payloads.envelope({"type": "message_action", "callback_id": "c"}).kind == "shortcut"
+    assert payloads.envelope({"type": "view_submission", "view": {"type": "modal", "callback_id": "c"}}).kind == "view"
+    for not_slack in (
+        {"type": "message_action"},
+        {"type": "view_submission", "view": {}},
+        {"type": "view_submission", "view": {"callback_id": "c"}},  # bolt reads view.type
+    ):
+        with pytest.raises(PayloadError):
+            payloads.envelope(not_slack)
 
 
 # -- valid shapes round-trip --------------------------------------------------------------------------------

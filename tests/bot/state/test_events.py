@@ -142,31 +142,6 @@ def test_after_a_busy_database_event_checks_use_memory_only_for_a_while(
     assert "INSERT" in attempts[1:]
 
 
-class FakeShared:
-    """The ids the other workers saw (what `serving.shared_events.SharedEvents` answers)."""
-
-    def __init__(self, known: set[str]) -> None:
-        self.known = known
-        self.asked: list[tuple[str, float]] = []
-
-    def first_time(self, event_id: str, ttl: float, now: float | None = None) -> bool:
-        self.asked.append((event_id, ttl))
-        if event_id in self.known:
-            return False
-        self.known.add(event_id)
-        return True
-
-
-def test_an_id_another_worker_saw_is_not_new(state: Path) -> None:
-    shared = FakeShared({"EvOther"})
-    seen = SeenEvents(state, ttl=120, shared=shared)
-    assert seen.first_time("EvOther") is False
-    assert seen.first_time("EvMine") is True
-    assert shared.known == {"EvOther", "EvMine"}
-    assert shared.asked == [("EvOther", 120), ("EvMine", 120)]
-    seen.close()
-
-
 def test_memory_keeps_at_most_memory_events_ids(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(events, "MEMORY_EVENTS", 3)
     seen = SeenEvents(state)

@@ -121,3 +121,17 @@ def test_answered_and_then_not_marked_done_is_the_one_duplicate_window(
     assert "Could not mark question event:Ev0DMDUP01 answered" in caplog.text
     assert sweep_until_taken(two) == 1
     assert len(slack.calls_to("chat.postMessage")) == 2, "the documented duplicate: posted, not marked done"
+
+
+def test_an_ask_question_is_taken_over_but_a_watch_being_added_or_removed_is_not(
+    two_replicas: tuple[Bot, Bot], slack: FakeSlack
+) -> None:
+    one, two = two_replicas
+    dies_after_the_ack(one)
+    assert one.command("/ask", "watch rare earth export licences", hook="watch").status == 200
+    assert one.command("/ask", "unwatch 1", hook="unwatch").status == 200
+    assert one.command("/ask", DELEGATION, hook="question").status == 200
+    assert sweep_until_taken(two) == 1
+    [reply] = slack.calls_to("response_url")
+    assert reply.path.endswith("/question") and "Becente" in str(reply.body)
+    assert two.runtime.state.watches.all() == []

@@ -168,7 +168,12 @@ def rows(conn: sqlite3.Connection, table: str) -> list[tuple[Any, ...]]:
 
 
 def test_the_migrations_are_numbered_in_order_from_one() -> None:
-    assert ALL == ["m001_index_tables", "m002_articles_source_sha256"]
+    assert ALL == [
+        "m001_index_tables",
+        "m002_articles_source_sha256",
+        "m003_web_sources",
+        "m004_articles_first_indexed_at",
+    ]
     for number, name in enumerate(ALL, start=1):
         assert re.fullmatch(rf"m{number:03d}_[a-z0-9_]+", name), name
 
@@ -176,19 +181,19 @@ def test_the_migrations_are_numbered_in_order_from_one() -> None:
 def test_the_decorator_appends_and_refuses_a_misnamed_or_misplaced_migration(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(migrations, "MIGRATIONS", list(migrations.MIGRATIONS))
 
-    def m003_next(db: sqlite_utils.Database) -> None: ...
+    def m099_next(db: sqlite_utils.Database) -> None: ...
 
     def add_things(db: sqlite_utils.Database) -> None: ...
 
     def m002_again(db: sqlite_utils.Database) -> None: ...
 
-    assert migrations.migration(m003_next) is m003_next
-    assert migrations.MIGRATIONS[-1] is m003_next
+    assert migrations.migration(m099_next) is m099_next
+    assert migrations.MIGRATIONS[-1] is m099_next
     with pytest.raises(ValueError, match="mNNN_"):
         migrations.migration(add_things)
-    with pytest.raises(ValueError, match="must sort after 'm003_next'"):
+    with pytest.raises(ValueError, match="must sort after 'm099_next'"):
         migrations.migration(m002_again)
-    assert [fn.__name__ for fn in migrations.MIGRATIONS] == [*ALL, "m003_next"]
+    assert [fn.__name__ for fn in migrations.MIGRATIONS] == [*ALL, "m099_next"]
 
 
 # -- from every earlier layout to the current one --------------------------------------
@@ -201,7 +206,7 @@ def test_a_new_database_gets_every_table_and_the_record(tmp_path: Path, connect)
     assert not conn.in_transaction  # committed: another connection sees it
     other = connect(tmp_path / "new.db")
     assert set(store.Reader(other).table_names()) == {
-        "_migrations", "meta", "files", "articles", "passages", "terms", "blobs", "skipped"
+        "_migrations", "meta", "files", "articles", "passages", "terms", "blobs", "skipped", "sources", "source_items"
     }  # fmt: skip
     assert migrations.applied(other) == ALL
     for name, applied_at in other.execute("SELECT name, applied_at FROM _migrations"):
@@ -235,6 +240,18 @@ def test_an_earlier_layout_is_migrated_to_the_new_schema_with_its_data(
     )
     assert migrations.applied(conn) == ALL and migrations.pending(conn) == []
     assert store.has_source_hashes(store.Reader(conn))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_an_earlier_index_gets_each_articles_first_indexed_time_from_its_file(
+    tmp_path: Path, layout: str, connect
+) -> None:
+    conn = connect(LAYOUTS[layout](tmp_path / "old.db"))
+    conn.execute("INSERT INTO articles (id, title, text) VALUES ('orphan', 'No file', 'x')")
+    migrations.migrate(conn)
+    found = dict(conn.execute(f"SELECT id, {store.FIRST_INDEXED_COLUMN} FROM articles"))
+    assert found == {"a1": "2025-01-02T03:04:05+00:00", "a2": "2025-01-02T03:04:05+00:00", "orphan": None}
+    assert "temp.first_seen" not in {row[0] for row in conn.execute("SELECT 'temp.' || name FROM temp.sqlite_master")}
 
 
 @pytest.mark.parametrize("layout", ["a new database", *LAYOUTS])
@@ -290,18 +307,18 @@ def test_an_index_of_another_schema_version_is_refused_and_left_alone(tmp_path: 
 # -- a failing migration ---------------------------------------------------------------
 
 
-def m003_fails_half_way(db: sqlite_utils.Database) -> None:
+def m099_fails_half_way(db: sqlite_utils.Database) -> None:
     db.table("articles").add_column("half_done", str)
     db.table("half_done").create({"x": int})
     raise RuntimeError("migration broke")
 
 
-def m003_interrupted(db: sqlite_utils.Database) -> None:
+def m099_interrupted(db: sqlite_utils.Database) -> None:
     db.table("half_done").create({"x": int})
     raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("failing", [m003_fails_half_way, m003_interrupted])
+@pytest.mark.parametrize("failing", [m099_fails_half_way, m099_interrupted])
 @pytest.mark.parametrize("layout", ["a new database", "v2 without the line hash"])
 def test_a_failing_migration_rolls_back_every_migration_of_the_run(
     tmp_path: Path, layout: str, failing: Callable[[sqlite_utils.Database], None], connect, monkeypatch
@@ -322,7 +339,7 @@ def test_inside_the_callers_transaction_a_failure_undoes_the_migrations_only(
     tmp_path: Path, connect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conn = connect(LAYOUTS["v2 without the line hash"](tmp_path / "old.db"))
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m003_fails_half_way])
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m099_fails_half_way])
     conn.execute("BEGIN IMMEDIATE")
     conn.execute("INSERT INTO meta VALUES ('callers', '1')")
     with pytest.raises(RuntimeError, match="migration broke"):

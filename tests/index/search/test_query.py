@@ -65,6 +65,9 @@ def test_stopwords_and_question_words_are_dropped(tokenizer: Tokenizer) -> None:
         ("Can you show me anything on exports?", ("export",)),
         ("How many tariffs?", ("tariff",)),
         ("I want information about rare earth magnets", ("rare", "earth", "magnet")),
+        ("where are the trade talks taking place", ("trade", "talk")),  # "take place": only that it happens
+        ("What happened to the steel tariffs?", ("steel", "tariff")),
+        ("Will they take action on the place names?", ("take", "action", "place", "name")),  # not the idiom
     ],
 )
 def test_filler_is_dropped_when_other_words_remain(tokenizer: Tokenizer, question: str, terms: tuple[str, ...]) -> None:
@@ -73,7 +76,12 @@ def test_filler_is_dropped_when_other_words_remain(tokenizer: Tokenizer, questio
 
 @pytest.mark.parametrize(
     ("question", "terms"),
-    [("Tell me, please", ("tell", "pleas")), ("Explain", ("explain",)), ("show me", ("show",))],
+    [
+        ("Tell me, please", ("tell", "pleas")),
+        ("Explain", ("explain",)),
+        ("show me", ("show",)),
+        ("where did it take place?", ("take", "place")),
+    ],
 )
 def test_a_question_of_filler_only_keeps_it(tokenizer: Tokenizer, question: str, terms: tuple[str, ...]) -> None:
     assert parse_query(question, tokenizer).terms == asked(*terms)
@@ -146,13 +154,15 @@ def test_a_one_word_question_gains_its_synonyms_at_half_and_a_quarter_weight(
     tokenizer: Tokenizer, bundled_synonyms: Synonyms
 ) -> None:
     # The bundled group "US, U.S., USA, United States, America": one-word "america" at half weight,
-    # the two-word "united states" at a quarter for each word.
+    # the two-word "united states" at a quarter for each word; and "Washington, U.S." (the capital for the
+    # government) adds "washington" at half weight.
     parsed = parse_query("US tariffs", tokenizer, bundled_synonyms)
     assert parsed.terms == (
         *asked("u_s", "tariff"),
         synonym("america", 0.5, "u_s"),
         synonym("unit", 0.25, "u_s"),
         synonym("state", 0.25, "u_s"),
+        synonym("washington", 0.5, "u_s"),
     )
     assert parsed.query_terms == ("u_s", "tariff")
 
@@ -175,8 +185,12 @@ def test_an_alternative_of_four_words_gives_each_an_eighth(tokenizer: Tokenizer,
 
 
 def test_an_alternative_already_in_the_question_adds_nothing(tokenizer: Tokenizer, bundled_synonyms: Synonyms) -> None:
-    parsed = parse_query("US and America", tokenizer, bundled_synonyms)
-    assert parsed.terms == (*asked("u_s", "america"), synonym("unit", 0.25, "u_s"), synonym("state", 0.25, "u_s"))
+    parsed = parse_query("US and Washington and America", tokenizer, bundled_synonyms)
+    assert parsed.terms == (
+        *asked("u_s", "washington", "america"),
+        synonym("unit", 0.25, "u_s"),
+        synonym("state", 0.25, "u_s"),
+    )
 
 
 def test_excluded_words_bring_no_synonyms(tokenizer: Tokenizer, bundled_synonyms: Synonyms) -> None:
@@ -211,11 +225,14 @@ def test_a_word_already_asked_is_not_added_again_from_a_longer_alternative(token
 
 def test_bundled_groups(bundled_synonyms: Synonyms) -> None:
     # US, U.S. and USA are all the country term: one form, not three.
-    assert bundled_synonyms.alternatives(("u_s",)) == {("america",), ("unit", "state")}
-    assert bundled_synonyms.alternatives(("eu",)) == {("european", "union")}
+    assert bundled_synonyms.alternatives(("u_s",)) == {("america",), ("unit", "state"), ("washington",)}
+    assert bundled_synonyms.alternatives(("eu",)) == {("european", "union"), ("brussel",)}
     assert bundled_synonyms.alternatives(("european", "union")) == {("eu",)}
     assert bundled_synonyms.alternatives(("tariff",)) == set()
     assert bundled_synonyms.longest == 4  # "North Atlantic Treaty Organization"
+    # One way: "talk on the phone" also matches "call"; "call" does not bring "talk" (talks are not calls).
+    assert bundled_synonyms.alternatives(("talk", "phone")) == {("call",)}
+    assert bundled_synonyms.alternatives(("call",)) == set()
 
 
 def test_hand_made_groups() -> None:
@@ -227,28 +244,53 @@ def test_hand_made_groups() -> None:
     assert Synonyms().alternatives(("a",)) == set()
 
 
+def test_a_one_way_pair_matches_from_its_forms_only() -> None:
+    synonyms = Synonyms([[("a",), ("b",)]], one_way=[([("talk", "phone"), ("speak", "phone")], [("call",)])])
+    assert synonyms.alternatives(("talk", "phone")) == {("call",)}
+    assert synonyms.alternatives(("speak", "phone")) == {("call",)}
+    assert synonyms.alternatives(("call",)) == set()
+    assert synonyms.longest == 2
+
+
+def test_a_one_way_line_with_an_empty_side_adds_nothing(tokenizer: Tokenizer, tmp_path: Path) -> None:
+    path = tmp_path / "synonyms.txt"
+    path.write_text("=> steel\nrebar =>\nthe => steel\n", encoding="utf-8")
+    synonyms = Synonyms.load(tokenizer, path)
+    assert synonyms.alternatives(("rebar",)) == set()
+    assert synonyms.alternatives(()) == set()
+
+
 # -- the user's synonyms file --------------------------------------------------
 
 
 @pytest.fixture
 def user_synonyms_file(tmp_path: Path) -> Path:
-    """A user file: two commented-out groups, a blank line, two groups and a group whose other form is a stopword."""
+    """A user file: two commented-out groups, a blank line, two groups, a group whose other form is a stopword
+    and a one-way line."""
     path = tmp_path / "synonyms.txt"
     path.write_text(
-        "# steel, wheat\n   # steel, grain\n\nUS, Washington\nsteel, iron ore\nthe, steel\n", encoding="utf-8"
+        "# steel, wheat\n   # steel, grain\n\nUS, Stateside\nsteel, iron ore\nthe, steel\nrebar, steel bars => steel\n",
+        encoding="utf-8",
     )
     return path
 
 
 def test_a_user_file_adds_to_the_bundled_groups(tokenizer: Tokenizer, user_synonyms_file: Path) -> None:
     synonyms = Synonyms.load(tokenizer, user_synonyms_file)
-    assert synonyms.alternatives(("u_s",)) == {("america",), ("unit", "state"), ("washington",)}
-    assert synonyms.alternatives(("washington",)) == {("u_s",)}
-    # Neither the commented-out groups nor the stopword form "the" (no terms) give steel another alternative.
+    assert synonyms.alternatives(("u_s",)) == {("america",), ("unit", "state"), ("washington",), ("statesid",)}
+    assert synonyms.alternatives(("statesid",)) == {("u_s",)}
+    # Neither the commented-out groups, the stopword form "the" (no terms) nor the one-way line give steel another
+    # alternative; the one-way line gives its left forms steel.
     assert synonyms.alternatives(("steel",)) == {("iron", "ore")}
-    assert parse_query("Washington tariffs", tokenizer, synonyms).terms == (
-        *asked("washington", "tariff"),
-        synonym("u_s", 0.5, "washington"),
+    assert synonyms.alternatives(("rebar",)) == {("steel",)}
+    assert synonyms.alternatives(("steel", "bar")) == {("steel",)}
+    assert parse_query("Stateside tariffs", tokenizer, synonyms).terms == (
+        *asked("statesid", "tariff"),
+        synonym("u_s", 0.5, "statesid"),
+    )
+    assert parse_query("rebar prices", tokenizer, synonyms).terms == (
+        *asked("rebar", "price"),
+        synonym("steel", 0.5, "rebar"),
     )
 
 
@@ -264,7 +306,7 @@ def test_no_user_file_means_the_bundled_groups_only(
 def test_an_empty_user_file_changes_nothing(tokenizer: Tokenizer, bundled_synonyms: Synonyms, tmp_path: Path) -> None:
     empty = tmp_path / "empty.txt"
     empty.write_text("", encoding="utf-8")
-    assert Synonyms.load(tokenizer, empty).alternatives(("u_s",)) == {("america",), ("unit", "state")}
+    assert Synonyms.load(tokenizer, empty).alternatives(("u_s",)) == bundled_synonyms.alternatives(("u_s",))
 
 
 @pytest.mark.parametrize("kind", ["missing", "folder", "not utf-8"])

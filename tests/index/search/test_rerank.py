@@ -58,6 +58,10 @@ def test_contains_phrase_needs_the_terms_adjacent_and_in_order(
         ("person", "the minister arrived late.", False),  # a title needs its capital
         ("person", "The President said nothing.", False),  # and a capitalised name after it
         ("person", "Anna Berg arrived.", False),  # a name without a title
+        ("person", "Westfield General Hospital opened a wing.", False),  # a title word in an organisation's name
+        ("person", "General Motors cut jobs.", False),
+        ("person", "Hospital chief executive Dr. Samuel Adeyemi said so.", True),
+        ("person", "General Mark Milley spoke.", True),
         ("date", "The tariffs start on Monday.", True),
         ("date", "They met in March.", True),
         ("date", "Talks resume next week.", True),
@@ -71,6 +75,8 @@ def test_contains_phrase_needs_the_terms_adjacent_and_in_order(
         ("place", "They flew to the Netherlands.", True),
         ("place", "They arrived from abroad.", False),
         ("place", "Geneva hosted the talks.", False),  # a place name needs its preposition
+        ("place", "Evacuees are staying in nearby Pine Hollow.", True),  # a word of nearness may come between
+        ("place", "The fire spread to the nearby hills.", False),
         ("number", "Tariffs rose to 145 percent.", True),
         ("number", "Exports fell by 1,200 tonnes.", True),
         ("number", "Twelve ships docked.", True),

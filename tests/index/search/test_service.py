@@ -10,6 +10,7 @@ import pytest
 
 from corpusbot.index import SearchService, index_corpus
 from corpusbot.index.errors import CorpusbotError
+from corpusbot.index.search.query import Synonyms
 from tests.support import DEV_QUESTIONS
 
 DEV_QUESTIONS = json.loads(DEV_QUESTIONS.read_text())
@@ -127,6 +128,60 @@ def test_spelling_variants_match(make_service) -> None:
     service = make_service({"a.txt": "The export licence was granted after a review. " + FILLER, **OTHERS})
     hit = service.ask("export license").hits[0]
     assert "licence" in hit.passage.text
+
+
+@pytest.fixture
+def prices_and_steamer(make_service) -> SearchService:
+    """A story about the price of steel and one about a steamer that went down in 1887; no gold, no "sink"."""
+    return make_service(
+        {
+            "prices.txt": "The price of steel rose by four percent, traders said. " + FILLER,
+            "steamer.txt": "The steamer Northern Star went down in the lake in 1887, divers said. " + FILLER,
+            **OTHERS,
+        }
+    )
+
+
+def test_one_known_word_beside_an_unknown_one_is_not_confident(prices_and_steamer: SearchService) -> None:
+    # "price" covers half the question when "gold" weighs the average known word, but one word is too little
+    answer = prices_and_steamer.ask("what is the price of gold")
+    assert answer.unknown_terms == ("gold",)
+    assert "price of steel" in answer.hits[0].passage.text
+    assert not answer.confident
+    assert prices_and_steamer.ask("what is the price of steel").confident
+
+
+def test_two_known_words_beside_an_unknown_one_can_be_confident(prices_and_steamer: SearchService) -> None:
+    answer = prices_and_steamer.ask("price of steel and gold")
+    assert answer.unknown_terms == ("gold",)
+    assert answer.confident
+
+
+def test_a_found_answer_of_the_asked_type_stands_for_the_second_word(prices_and_steamer: SearchService) -> None:
+    # "sink" is unknown ("went down"), "steamer" alone is held; the date beside it answers "when"
+    answer = prices_and_steamer.ask("when did the steamer sink")
+    assert answer.unknown_terms == ("sink",)
+    assert answer.confident
+    assert answer.answer is not None and answer.answer.text == "1887"
+    # the same words without an asked type: no answer to stand in, so not confident
+    assert not prices_and_steamer.ask("why did the steamer sink").confident
+
+
+def test_a_word_said_otherwise_counts_at_its_synonyms_weight(make_service) -> None:
+    # "leads" is said as "leader" (a bundled synonym, half weight): with "union" that is over half the question.
+    # "lead" (the metal) is in another story, so it is a known word, rarer than "union"
+    stories = {
+        "union.txt": "Union leader Grace Halloran spoke on Monday. " + FILLER,
+        "members.txt": "The union members voted on the offer. " + FILLER,
+        "pipes.txt": "Old water pipes may contain lead. " + FILLER,
+    }
+    service = make_service({**stories, **OTHERS})
+    answer = service.ask("who leads the union?")
+    assert answer.confident
+    assert answer.answer is not None and answer.answer.text == "Grace Halloran"
+    # without the synonyms, "lead" is missing and "union" alone is not enough
+    service.synonyms = Synonyms()
+    assert not service.ask("who leads the union?").confident
 
 
 def test_two_passage_corpus_still_answers(make_service) -> None:

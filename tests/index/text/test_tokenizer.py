@@ -204,3 +204,15 @@ def test_terms_per_token_agrees_with_terms(text: str) -> None:
     per_token = tokenizer.terms_per_token(tokens)
     assert per_token == [tokenizer.terms(token) for token in tokens]
     assert [term for terms in per_token for term in terms] == tokenizer.terms(text)
+
+
+def test_terms_remembered_by_token_are_the_terms_of_the_words_and_the_memory_is_bounded() -> None:
+    """``terms`` looks a whole token up once seen; the answer must be what the word pattern gives, every time."""
+    tokenizer = Tokenizer()
+    tokenizer.MAX_CACHED_WORDS = tokenizer.MAX_CACHED_TOKENS = 5  # type: ignore[misc]  # tiny: emptied mid-text
+    text = "The U.S. delegation’s ﬁnance chief, said: “IL6/IL-10” us; China's 1,000 CEOs. Said, said said"
+    expected = [token.term for token in tokenizer.tokens(text)]  # found by the word pattern over the whole text
+    for _ in range(3):  # first seen, then remembered (and the memory emptied when full)
+        assert tokenizer.terms(text) == expected
+        assert len(tokenizer._token_cache) <= 5
+    assert expected[:3] == [COUNTRY_US, "deleg", "financ"]
