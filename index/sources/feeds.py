@@ -63,7 +63,8 @@ def parse_feed(body: bytes, content_type: str, url: str, max_entries: int | None
         FeedEntry(
             link,
             _text(entry.get("title")),
-            iso_utc(entry.get("published_parsed") or entry.get("updated_parsed")),
+            # dict.get: feedparser's own get() maps a missing published_parsed to updated_parsed with a warning
+            iso_utc(dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")),
             _text(entry.get("author")),
         )
         for entry in parsed.entries
