@@ -1,9 +1,10 @@
 """No acknowledged question lost: recorded before the ack, answered by another replica if this one dies.
 
 With ``CORPUSBOT_STATE_URL`` (:mod:`corpusbot.bot.state.pending`), :func:`record` runs before a mention in a
-channel, a direct message or an ``/ask`` question is acknowledged and stores what is needed to answer it (a mention
-or a DM: channel, thread ts, user, text; ``/ask``: response_url, user, channel, text). A DM inside a thread is not
-recorded: bolt gives those to the assistant panel's listeners when it is on. The listener marks it done once its reply
+channel, a direct message (also one in a thread: the assistant panel's questions) or an ``/ask`` question is
+acknowledged and stores what is needed to answer it (a mention or a DM: channel, thread ts, user, text; ``/ask``:
+response_url, user, channel, text); a question taken over is answered in its thread, without the panel's title and
+status line. The listener marks it done once its reply
 is posted (:func:`corpusbot.bot.slack.listeners.after_ack`). :class:`Sweeper`, a thread in every replica, takes
 over every :data:`~corpusbot.bot.state.pending.SWEEP_SECONDS` the questions whose claimer has not finished within
 :data:`~corpusbot.bot.state.pending.TAKEOVER_SECONDS` (it was killed, its host died) and answers them.
@@ -44,8 +45,8 @@ def question_of(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, str
             return None
         if event.type == MENTION and not event.channel.startswith("D"):  # DMs are answered as messages
             thread_ts = event.thread_ts or event.ts
-        elif event.type == DIRECT_MESSAGE and event.channel_type == "im" and event.thread_ts is None:
-            thread_ts = None  # answered in the DM itself, as on_message does
+        elif event.type == DIRECT_MESSAGE and event.channel_type == "im":
+            thread_ts = event.thread_ts  # in the DM itself, or in its thread (the assistant panel's)
         else:
             return None
         payload = {

@@ -3,7 +3,8 @@
 The kill test with real processes on two hosts is tests/bot/replicas/test_takeover.py (mentions and ``/ask``).
 Here two bots share one real PostgreSQL in this process, so the moment a replica "dies" can be placed exactly:
 after the ack and before the answer (its listener pool drops the work), or after the answer was posted and before
-it was marked done (the one window where a question is answered twice, docs/operations.md).
+it was marked done (the one window where a question is answered twice, docs/operations.md). Direct messages, also
+those in a thread (the assistant panel's questions), are protected like mentions and ``/ask``.
 """
 
 from __future__ import annotations
@@ -87,15 +88,38 @@ def test_a_direct_message_acknowledged_by_a_replica_that_died_is_answered_in_the
     assert sweep_until_taken(two, timeout=1.0) == 0, "taken over once"
 
 
-def test_a_dm_inside_a_thread_and_a_bot_message_are_not_recorded(
+def test_a_question_in_the_assistant_panel_is_answered_in_its_thread_by_the_other_replica(
     two_replicas: tuple[Bot, Bot], slack: FakeSlack
 ) -> None:
     one, two = two_replicas
     dies_after_the_ack(one)
-    in_thread = direct_message(DELEGATION, "1700000500.000200", thread_ts="1700000500.000100")
+    panel = direct_message(DELEGATION, "1700000500.000200", thread_ts="1700000500.000100")
+    assert one.event(panel, event_id="Ev0PANEL01").status == 200
+    one.settle()
+    assert slack.replies() == []
+    assert sweep_until_taken(two) == 1
+    [reply] = slack.calls_to("chat.postMessage")
+    assert (reply.body["channel"], reply.body.get("thread_ts")) == ("D0ALICE1", "1700000500.000100")
+    assert "Becente" in str(reply.body)
+
+
+def test_a_panel_question_answered_normally_is_not_taken_over(two_replicas: tuple[Bot, Bot], slack: FakeSlack) -> None:
+    one, two = two_replicas
+    panel = direct_message(DELEGATION, "1700000550.000200", thread_ts="1700000550.000100")
+    assert one.event(panel, event_id="Ev0PANEL02").status == 200
+    one.settle()
+    assert len(slack.calls_to("chat.postMessage")) == 1
+    time.sleep(TAKEOVER + 0.2)
+    assert sweep_until_taken(two, timeout=1.0) == 0, "its listener marked it done"
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+
+def test_a_bot_message_and_a_mention_in_a_dm_are_not_recorded(two_replicas: tuple[Bot, Bot], slack: FakeSlack) -> None:
+    one, two = two_replicas
+    dies_after_the_ack(one)
     from_a_bot = {**direct_message(DELEGATION, "1700000500.000300"), "bot_id": "B0OTHER1"}
     mention_in_dm = {**direct_message(f"<@{BOT_USER_ID}> {DELEGATION}", "1700000500.000400"), "type": "app_mention"}
-    for number, event in enumerate((in_thread, from_a_bot, mention_in_dm)):
+    for number, event in enumerate((from_a_bot, mention_in_dm)):
         assert one.event(event, event_id=f"Ev0DMSKIP{number}").status == 200
     time.sleep(TAKEOVER + 0.2)
     assert sweep_until_taken(two, timeout=1.0) == 0
