@@ -44,10 +44,10 @@ from corpusbot.bot.ops.requestctx import current_request_id
 from corpusbot.bot.slack import payloads, replies, surface_blocks, surface_payloads
 from corpusbot.bot.slack.blocks import Message
 from corpusbot.bot.slack.listeners import after_ack, note_problems, replying
+from corpusbot.bot.slack.listeners.events import follow_up_context
 from corpusbot.bot.slack.mrkdwn import decode_incoming
 from corpusbot.bot.slack.runtime import Runtime, runtime_of
 from corpusbot.bot.state.assistant_contexts import ThreadContexts, clean_context
-from corpusbot.index.search.query import is_follow_up
 
 PANEL_KEY = "corpusbot_panel"  # in bolt's context: the Panel
 
@@ -177,8 +177,7 @@ def on_user_message(
             return
         _cosmetic("setTitle", lambda: set_title(surface_blocks.thread_title(question)))
         _cosmetic("setStatus", lambda: set_status(surface_blocks.searching(panel.article_count(rt))))
-        earlier = _earlier_question(rt, channel, thread_ts, question)
-        _remember_question(rt, channel, thread_ts, f"{earlier} {question}" if earlier else question)
+        earlier = follow_up_context(rt, channel, thread_ts, question)
         viewing = _viewed(_thread_context(get_thread_context))
         send(surface_blocks.with_viewing(replies.answer(rt, question, context=earlier), viewing))
 
@@ -226,25 +225,6 @@ def _thread_context(get_thread_context: GetThreadContext) -> Mapping[str, Any] |
     except Exception as error:
         log.warning("Could not read the assistant thread's context: %r", error)
         return None
-
-
-def _earlier_question(rt: Runtime, channel: str, thread_ts: str, question: str) -> str | None:
-    """The thread's last question when ``question`` reads as a follow-up to it, else None."""
-    if not is_follow_up(question, rt.service.tokenizer):
-        return None
-    try:
-        return rt.state.thread_questions.earlier(channel, thread_ts)
-    except Exception as error:  # the state database: answered as a question of its own
-        log.warning("Answering without the assistant thread's earlier question: %r", error)
-        return None
-
-
-def _remember_question(rt: Runtime, channel: str, thread_ts: str, question: str) -> None:
-    """Keep the question (with the one it followed up on) for the thread's next follow-up."""
-    try:
-        rt.state.thread_questions.remember(channel, thread_ts, question)
-    except Exception as error:
-        log.warning("Could not remember the assistant thread's question: %r", error)
 
 
 def _viewed(context: Mapping[str, Any] | None) -> str | None:

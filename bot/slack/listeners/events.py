@@ -91,30 +91,29 @@ def answer_question(
         if not question:
             send(replies.usage(rt))
             return
-        conversation = thread_ts or DM_THREAD
-        earlier = _earlier_question(rt, channel, conversation, question)
-        # kept before answering: a follow-up sent as soon as this answer shows up must find it
-        _remember_question(rt, channel, conversation, f"{earlier} {question}" if earlier else question)
+        earlier = follow_up_context(rt, channel, thread_ts or DM_THREAD, question)
         send(replies.answer(rt, question, context=earlier))
 
 
-def _earlier_question(rt: Runtime, channel: str, conversation: str, question: str) -> str | None:
-    """The conversation's last question when ``question`` reads as a follow-up to it (None when the state fails)."""
-    if not is_follow_up(question, rt.service.tokenizer):
-        return None
+def follow_up_context(rt: Runtime, channel: str, conversation: str, question: str) -> str | None:
+    """The conversation's earlier question when ``question`` reads as a follow-up to it, else None; and
+    ``question`` (with that context) kept for the conversation's next follow-up.
+
+    Kept before answering: a follow-up sent as soon as this answer shows up must find it. When the state
+    cannot be used the question is answered on its own (one log line). Used by mentions, DMs and the
+    assistant panel alike.
+    """
+    earlier = None
     try:
-        return rt.state.thread_questions.earlier(channel, conversation)
+        if is_follow_up(question, rt.service.tokenizer):
+            earlier = rt.state.thread_questions.earlier(channel, conversation)
     except (sqlite3.Error, CorpusbotError) as error:
         log.warning("Answering without the thread's earlier question: %s", error)
-        return None
-
-
-def _remember_question(rt: Runtime, channel: str, conversation: str, question: str) -> None:
-    """Keep the question (with its context, for a follow-up) for the conversation's next follow-up."""
     try:
-        rt.state.thread_questions.remember(channel, conversation, question)
+        rt.state.thread_questions.remember(channel, conversation, f"{earlier} {question}" if earlier else question)
     except (sqlite3.Error, CorpusbotError) as error:
         log.warning("Could not remember the thread's question: %s", error)
+    return earlier
 
 
 def post(client: WebClient, channel: str, thread_ts: str | None, message: Message) -> None:

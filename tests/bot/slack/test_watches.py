@@ -114,6 +114,12 @@ def posts(slack: FakeSlack) -> list[dict]:
     return [call.body for call in slack.calls_to("chat.postMessage")]
 
 
+def more_button(message: dict) -> dict:
+    """A posted watch message's one More button."""
+    [button] = [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"] if e["action_id"] == MORE]
+    return button
+
+
 def watch_id(reply: str) -> int:
     return int(reply.split("(#", 1)[1].split(")", 1)[0])
 
@@ -190,7 +196,7 @@ def test_more_matches_than_fit_are_counted(bot: Bot, slack: FakeSlack, db: Path,
     assert not [call.problems for call in slack.calls if call.problems]
     shown = set(re.findall(r"report (\d+)", json.dumps(message)))
     assert len(shown) == MAX_PASSAGES
-    [more] = [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"] if e["action_id"] == MORE]
+    more = more_button(message)
     assert more["text"]["text"] == "More (4)"
     before = len(slack.calls_to("response_url"))
     assert bot.click(MORE, more["value"], user="U0BOB0001", hook="watch-more").status == 200
@@ -213,7 +219,7 @@ def test_more_of_a_removed_watch_or_a_forged_value_says_so_or_is_ignored(
     reindex(db, corpus_dir)
     assert poster.poll() == 1
     [message] = posts(slack)
-    [more] = [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"] if e["action_id"] == MORE]
+    more = more_button(message)
     ask(bot, slack, f"unwatch {number}")
     before = len(slack.calls_to("response_url"))
     assert bot.click(MORE, more["value"], hook="gone").status == 200
