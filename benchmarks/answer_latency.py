@@ -45,7 +45,11 @@ STAGES = ("core", "fetch", "rerank", "answers", "highlight/near-dups", "other", 
 # (stage, where, attribute): the service's steps wrapped on the instance ("service"), its scorer ("scorer") or the
 # service module ("module"). A step renamed or removed is reported (``StageClock.install`` raises), not skipped;
 # OLD_HOOKS are steps of earlier versions, timed when present (to compare a tree from before a change).
-OLD_HOOKS = (("fetch", "service", "_passage_texts"),)
+OLD_HOOKS = (
+    ("fetch", "service", "_passage_texts"),
+    ("highlight/near-dups", "service", "_matches"),
+    ("highlight/near-dups", "service", "_best_sentence"),
+)
 HOOKS = (
     ("core", "service", "_postings"),
     ("core", "scorer", "top"),
@@ -53,14 +57,16 @@ HOOKS = (
     ("fetch", "service", "_article_infos"),
     ("rerank", "service", "_rank"),
     ("rerank", "service", "_rerank"),
+    ("rerank", "service", "_rerank_lazily"),
+    ("rerank", "service", "_second_stage"),
+    ("rerank", "service", "_pair_bonus_bounds"),
     ("rerank", "service", "_article_evidence"),
     ("rerank", "service", "_is_confident"),
     ("answers", "module", "find_answer"),
     ("answers", "module", "_answer_line"),
     ("answers", "module", "_answers_first"),
     ("answers", "service", "_about_articles"),
-    ("highlight/near-dups", "service", "_matches"),
-    ("highlight/near-dups", "service", "_best_sentence"),
+    ("highlight/near-dups", "service", "_highlights"),
     ("highlight/near-dups", "module", "_collapse_near_duplicates"),
 )
 

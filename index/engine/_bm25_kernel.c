@@ -588,13 +588,72 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(run_sums_doc,
+             "run_sums(ids, tfs, tf_width, first, last, out)\n\n"
+             "For each i, the sum of the tfs of the postings whose id is from first[i] to last[i] (inclusive), into\n"
+             "out[i]. ids: ascending uint32; tfs: uint8/16/32 (tf_width bytes), one per id, or None when all are 1;\n"
+             "first, last: intp (an empty range when first > last); out: float64, as many as first.");
+
+static PyObject *run_sums(PyObject *self, PyObject *args) {
+    PyObject *ids_obj, *tfs_obj, *first_obj, *last_obj, *out_obj;
+    int width;
+    if (!PyArg_ParseTuple(args, "OOiOOO", &ids_obj, &tfs_obj, &width, &first_obj, &last_obj, &out_obj)) return NULL;
+    Py_buffer ids = {0}, tfs = {0}, first = {0}, last = {0}, out = {0};
+    PyObject *result = NULL;
+    if (width != 1 && width != 2 && width != 4) {
+        PyErr_SetString(PyExc_ValueError, "tf_width must be 1, 2 or 4");
+        return NULL;
+    }
+    if (get_buffer(ids_obj, &ids, 0, sizeof(uint32_t), "ids") < 0) goto done;
+    if (tfs_obj != Py_None && get_buffer(tfs_obj, &tfs, 0, width, "tfs") < 0) goto done;
+    if (get_buffer(first_obj, &first, 0, sizeof(Py_ssize_t), "first") < 0) goto done;
+    if (get_buffer(last_obj, &last, 0, sizeof(Py_ssize_t), "last") < 0) goto done;
+    if (get_buffer(out_obj, &out, 1, sizeof(double), "out") < 0) goto done;
+    Py_ssize_t count = ids.len / (Py_ssize_t)sizeof(uint32_t);
+    Py_ssize_t n = first.len / (Py_ssize_t)sizeof(Py_ssize_t);
+    if (tfs.obj && tfs.len / width != count) {
+        PyErr_SetString(PyExc_ValueError, "tfs needs one item per id");
+        goto done;
+    }
+    if (last.len != first.len || out.len / (Py_ssize_t)sizeof(double) != n) {
+        PyErr_SetString(PyExc_ValueError, "first, last and out need the same number of items");
+        goto done;
+    }
+    const uint32_t *id_at = ids.buf;
+    const Py_ssize_t *from = first.buf, *to = last.buf;
+    double *sums = out.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double sum = 0.0;
+        if (from[i] <= to[i] && to[i] >= 0) {
+            Py_ssize_t at = from[i] <= 0 ? 0 : from[i] > UINT32_MAX ? count : lower_bound(id_at, 0, count, (uint32_t)from[i]);
+            Py_ssize_t end = to[i] >= UINT32_MAX ? count : lower_bound(id_at, 0, count, (uint32_t)(to[i] + 1));
+            if (tfs.obj)
+                for (; at < end; at++) sum += (double)unsigned_at(tfs.buf, width, at);
+            else
+                sum = (double)(end - at);
+        }
+        sums[i] = sum;
+    }
+    result = Py_None;
+    Py_INCREF(result);
+
+done:
+    if (ids.obj) PyBuffer_Release(&ids);
+    if (tfs.obj) PyBuffer_Release(&tfs);
+    if (first.obj) PyBuffer_Release(&first);
+    if (last.obj) PyBuffer_Release(&last);
+    if (out.obj) PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"top_positive", top_positive, METH_VARARGS, top_positive_doc},
+    {"run_sums", run_sums, METH_VARARGS, run_sums_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_bm25_kernel", "The compiled BM25 scoring loop of corpusbot.index.engine.bm25.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_bm25_kernel", "The compiled BM25 scoring loop of corpusbot.index.engine.bm25, and per-article sums of postings.", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__bm25_kernel(void) {

@@ -40,3 +40,11 @@ def top_positive(
     ``exclude``: sorted intp ids; ``touched``: uint32 work array of more than ``BLOCK`` items.
     Raises ValueError on arrays of the wrong size or postings out of order or range.
     """
+
+def run_sums(ids: _Array, tfs: _Array | None, tf_width: int, first: _Array, last: _Array, out: _Array, /) -> None:
+    """For each i, the sum of the tfs of the postings with ids from ``first[i]`` to ``last[i]`` into ``out[i]``.
+
+    ``ids``: ascending uint32; ``tfs``: ``tf_width``-byte unsigned, one per id, or None when all are 1;
+    ``first``/``last``: intp (a range with first > last is empty); ``out``: float64, writable, one per range.
+    Raises ValueError on arrays of the wrong size or width.
+    """

@@ -31,9 +31,10 @@ from typing import NamedTuple, TypeVar
 
 import numpy as np
 
+from corpusbot.index.engine.sketches import passage_sketches, term_bits
 from corpusbot.index.indexing.postings_buffer import PostingsBuffer
 from corpusbot.index.indexing.progress import IndexProgress, ProgressCallback
-from corpusbot.index.indexing.term_cache import passage_terms
+from corpusbot.index.indexing.term_cache import PassageTerms, passage_terms
 from corpusbot.index.models import Article
 from corpusbot.index.text.passages import split_passages
 
@@ -69,6 +70,8 @@ class EncodedChunk(NamedTuple):
     ends: np.ndarray
     lengths: np.ndarray  # tokens per passage
     term_ids: np.ndarray  # every passage's tokens, concatenated (int32, numbers into the encoder's vocabulary)
+    sketches: np.ndarray  # each passage's text's term-set sketch and distinct-term count (engine.sketches)
+    distinct: np.ndarray
 
 
 class EncodedArticles(NamedTuple):
@@ -80,6 +83,8 @@ class EncodedArticles(NamedTuple):
     lengths: np.ndarray  # tokens per passage
     postings: PostingsBuffer  # passages numbered from 0 in the same order
     vocabulary: list[str]  # the postings' term numbers -> terms
+    sketches: np.ndarray  # each passage's text's term-set sketch (uint64) and distinct-term count (engine.sketches)
+    distinct: np.ndarray
 
 
 class _Chunk(NamedTuple):
@@ -106,6 +111,8 @@ class _ChunkResult(NamedTuple):
     ends: np.ndarray
     lengths: np.ndarray  # tokens per passage
     term_ids: np.ndarray  # every passage's tokens, concatenated (int32)
+    sketches: np.ndarray
+    distinct: np.ndarray
 
 
 _sent_terms = ("", 0)  # (session, how many of this process's terms its results have carried so far)
@@ -161,7 +168,15 @@ class PassageEncoder:
                 vocabulary.append(term)
             new.append(number)
         self._numbering[result.process] = known = np.concatenate([known, np.asarray(new, dtype=np.int32)])
-        return EncodedChunk(result.passage_counts, result.starts, result.ends, result.lengths, known[result.term_ids])
+        return EncodedChunk(
+            result.passage_counts,
+            result.starts,
+            result.ends,
+            result.lengths,
+            known[result.term_ids],
+            result.sketches,
+            result.distinct,
+        )
 
 
 def encode_articles(
@@ -183,12 +198,16 @@ def encode_articles(
     starts: list[np.ndarray] = []
     ends: list[np.ndarray] = []
     lengths: list[np.ndarray] = []
+    sketches: list[np.ndarray] = []
+    distinct: list[np.ndarray] = []
     done = 0
     for chunk in encoder.encode(articles):
         counts.append(chunk.passage_counts)
         starts.append(chunk.starts)
         ends.append(chunk.ends)
         lengths.append(chunk.lengths)
+        sketches.append(chunk.sketches)
+        distinct.append(chunk.distinct)
         postings.add(chunk.lengths, chunk.term_ids)
         done += len(chunk.passage_counts)
         if progress:
@@ -201,6 +220,8 @@ def encode_articles(
         _concatenate(lengths),
         postings,
         encoder.vocabulary,
+        np.concatenate(sketches) if sketches else np.zeros(0, dtype=np.uint64),
+        np.concatenate(distinct) if distinct else np.zeros(0, dtype=np.uint32),
     )
 
 
@@ -314,6 +335,7 @@ def _encode_chunk(chunk: _Chunk) -> _ChunkResult:
     """
     tokens: list[str] = []
     sizes: list[int] = []
+    title_sizes: list[int] = []
     starts: list[int] = []
     ends: list[int] = []
     passage_counts: list[int] = []
@@ -329,6 +351,7 @@ def _encode_chunk(chunk: _Chunk) -> _ChunkResult:
                 tokens += title_tokens
             tokens += found
             sizes.append(len(title_tokens) + len(found))
+            title_sizes.append(len(title_tokens))
     terms_of = passage_terms()
     ids, per_token = terms_of.encode(tokens)
     global _sent_terms
@@ -339,6 +362,11 @@ def _encode_chunk(chunk: _Chunk) -> _ChunkResult:
     np.cumsum(sizes, out=token_bounds[1:])
     terms_before = np.zeros(len(tokens) + 1, dtype=np.int64)
     np.cumsum(per_token, out=terms_before[1:])
+    lengths = terms_before[token_bounds[1:]] - terms_before[token_bounds[:-1]]
+    title_terms = (
+        terms_before[token_bounds[:-1] + np.asarray(title_sizes, dtype=np.int64)] - terms_before[token_bounds[:-1]]
+    )
+    sketches, distinct = passage_sketches(ids, lengths, title_terms, _term_bits(terms_of))
     return _ChunkResult(
         os.getpid(),
         first,
@@ -346,9 +374,28 @@ def _encode_chunk(chunk: _Chunk) -> _ChunkResult:
         np.asarray(passage_counts, dtype=np.int64),
         np.asarray(starts, dtype=np.int64),
         np.asarray(ends, dtype=np.int64),
-        terms_before[token_bounds[1:]] - terms_before[token_bounds[:-1]],
+        lengths,
         ids,
+        sketches,
+        distinct,
     )
+
+
+# The sketch bit of each term number of this process's PassageTerms (grown as it numbers more terms).
+_known_bits: tuple[PassageTerms | None, np.ndarray] = (None, np.zeros(0, dtype=np.uint64))
+
+
+def _term_bits(terms_of: PassageTerms) -> np.ndarray:
+    """The sketch bit of every term ``terms_of`` has numbered."""
+    global _known_bits
+    owner, bits = _known_bits
+    if owner is not terms_of:
+        bits = np.zeros(0, dtype=np.uint64)
+    new = terms_of.terms_from(len(bits))
+    if new:
+        bits = np.concatenate([bits, term_bits(new)])
+    _known_bits = (terms_of, bits)
+    return bits
 
 
 def _encode_task(chunk: _Chunk) -> _ChunkResult:

@@ -23,6 +23,7 @@ from itertools import islice
 
 import numpy as np
 
+from corpusbot.index.engine import sketches as sketch_blobs
 from corpusbot.index.engine import store
 from corpusbot.index.engine.bm25 import average_idf, encode_many
 from corpusbot.index.indexing.changes import CorpusChanges, file_key
@@ -231,6 +232,14 @@ def _write_passage_arrays_and_statistics(
         "INSERT INTO blobs(name, data) VALUES ('article_of', ?) ON CONFLICT(name) DO UPDATE SET data = excluded.data",
         (article_of.astype("<u4").tobytes(),),
     )
+    sketches, distinct = _passage_sketches(db, update, removed.passage_ids, passage_ids, len(doc_len))
+    conn.executemany(
+        "INSERT INTO blobs(name, data) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET data = excluded.data",
+        [
+            (sketch_blobs.SKETCH_BLOB, sketches.astype("<u8").tobytes()),
+            (sketch_blobs.DISTINCT_BLOB, distinct.astype("<u4").tobytes()),
+        ],
+    )
     store.write_meta(
         db,
         {
@@ -285,6 +294,37 @@ def _article_numbers(
     counts = passage_counts[passage_counts > 0]  # the new articles that have passages, numbered in order
     article_of[passage_ids] = np.repeat(np.arange(next_number, next_number + len(counts), dtype=np.int64), counts)
     return article_of
+
+
+def _passage_sketches(
+    db: store.Connection, update: IndexUpdate, removed_ids: np.ndarray, passage_ids: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Passage id -> its term-set sketch and distinct-term count (``engine.sketches``), the stored ones updated.
+
+    Passages of an index written before these blobs existed get the count ``sketches.UNKNOWN`` (the search
+    service works theirs out from the text) until the next ``--full``.
+    """
+    sketches = np.zeros(size, dtype=np.uint64)
+    distinct = np.zeros(size, dtype=np.uint32)
+    if not update.full:
+        rows = dict(
+            db.execute(
+                "SELECT name, data FROM blobs WHERE name IN (?, ?)",
+                (sketch_blobs.SKETCH_BLOB, sketch_blobs.DISTINCT_BLOB),
+            ).fetchall()
+        )
+        if sketch_blobs.SKETCH_BLOB in rows and sketch_blobs.DISTINCT_BLOB in rows:
+            old_sketches = np.frombuffer(rows[sketch_blobs.SKETCH_BLOB], dtype="<u8")[:size]
+            old_distinct = np.frombuffer(rows[sketch_blobs.DISTINCT_BLOB], dtype="<u4")[:size]
+            sketches[: len(old_sketches)] = old_sketches
+            distinct[: len(old_distinct)] = old_distinct
+        else:
+            distinct[:] = sketch_blobs.UNKNOWN
+        sketches[removed_ids] = 0
+        distinct[removed_ids] = 0
+    sketches[passage_ids] = update.encoded.sketches
+    distinct[passage_ids] = update.encoded.distinct
+    return sketches, distinct
 
 
 def _remove_articles(conn: sqlite3.Connection, article_ids: set[str], title_weight: int) -> RemovedPassages:

@@ -13,7 +13,7 @@ index even while a reindex runs. What is verified:
   (``doc_len``) equal ``passages.length`` and the sum of that passage's term
   frequencies, and re-tokenizing a sample of passages (with the tokenizer
   itself, title terms included as the indexer adds them) gives exactly their
-  postings;
+  postings, and their stored term sketches (``engine.sketches``) are their texts';
 - scores: a sample of queries scored by the index's scorer equal
   ``rank_bm25.BM25Okapi.get_scores`` on the same tokens (ties aside).
 """
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from corpusbot.index.engine import store
+from corpusbot.index.engine import sketches, store
 from corpusbot.index.engine.bm25 import BM25Params, Collection, Scorer, decode_postings, idf
 from corpusbot.index.errors import CorpusbotError
 from corpusbot.index.indexing.indexer import DEFAULT_TITLE_WEIGHT
@@ -92,6 +92,16 @@ class CheckReport:
 
 class _Stop(Exception):
     """The database is too broken for the remaining checks to mean anything."""
+
+
+def _sketch_matches(stored: tuple[np.ndarray, np.ndarray], passage_id: int, terms: frozenset[str]) -> bool:
+    """Whether the stored sketch and count of a passage are those of its text's terms (or unknown: an older index)."""
+    sketch, distinct = stored
+    if passage_id >= len(distinct):
+        return False
+    if int(distinct[passage_id]) == sketches.UNKNOWN:
+        return True
+    return int(sketch[passage_id]) == sketches.sketch_of(terms) and int(distinct[passage_id]) == len(terms)
 
 
 def check_database(
@@ -367,6 +377,8 @@ class _Checker:
             ).fetchall()
         # Sliced in Python, one article at a time: SQLite's substr() walks a long article's UTF-8 from its start.
         rows.sort(key=lambda row: row[5])
+        stored = self.stored_sketches()
+        wrong_sketches = []
         article_id, article = None, ""
         for pid, text, length, start, end, owner, title in rows:
             if owner != article_id:
@@ -377,6 +389,13 @@ class _Checker:
                 wrong_terms.append(pid)
             if article[start:end] != text:
                 wrong_text.append(pid)
+            if stored is not None and not _sketch_matches(stored, pid, frozenset(self.tokenizer.terms(text))):
+                wrong_sketches.append(pid)
+        if wrong_sketches:
+            self.problem(
+                f"{len(wrong_sketches)} of {len(sampled)} sampled passages have another term sketch or distinct-term "
+                f"count stored than their text gives (run `corpusbot index --full`): {_examples(wrong_sketches)}"
+            )
         if wrong_terms:
             self.problem(
                 f"{len(wrong_terms)} of {len(sampled)} sampled passages re-tokenize to other terms than their "
@@ -389,6 +408,21 @@ class _Checker:
             )
         if not wrong_terms and not wrong_text:
             self.passed(f"{len(sampled)} sampled passages re-tokenize to their postings and match their article")
+
+    def stored_sketches(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The ``sketch`` and ``distinct_terms`` blobs (None when the index has none: written before them)."""
+        rows = dict(
+            self.conn.execute(
+                "SELECT name, data FROM blobs WHERE name IN (?, ?)", (sketches.SKETCH_BLOB, sketches.DISTINCT_BLOB)
+            ).fetchall()
+        )
+        if sketches.SKETCH_BLOB not in rows or sketches.DISTINCT_BLOB not in rows:
+            return None
+        sketch, distinct = rows[sketches.SKETCH_BLOB], rows[sketches.DISTINCT_BLOB]
+        if len(sketch) % 8 or len(distinct) % 4 or len(sketch) // 8 != len(distinct) // 4:
+            self.problem("the term sketches (blobs sketch, distinct_terms) are damaged (run `corpusbot index --full`)")
+            return None
+        return np.frombuffer(sketch, dtype="<u8"), np.frombuffer(distinct, dtype="<u4")
 
     def _reference_fits(self) -> bool:
         return int(self.meta["total_tokens"]) <= MAX_REFERENCE_TOKENS

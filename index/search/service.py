@@ -27,7 +27,8 @@ from typing import TypeVar
 import numpy as np
 
 from corpusbot.index.engine import store
-from corpusbot.index.engine.bm25 import BM25Params, Collection, Postings, QueryTerm, Scorer, idf, raw_idf
+from corpusbot.index.engine.bm25 import BM25Params, Collection, Postings, QueryTerm, Scorer, idf, kernel, raw_idf
+from corpusbot.index.engine.sketches import DISTINCT_BLOB, SKETCH_BLOB, UNKNOWN, jaccard_upper_bound, sketches_of_sets
 from corpusbot.index.errors import CorpusbotError, IndexMissing
 from corpusbot.index.models import (
     AboutArticle,
@@ -73,6 +74,7 @@ _WHICH_ARTICLE = (
 )
 
 _T = TypeVar("_T")
+_run_sums = getattr(kernel, "run_sums", None)  # None without the compiled loop (or with one built before it)
 
 
 def _busy(error: sqlite3.Error) -> bool:
@@ -144,8 +146,19 @@ class _Articles:
             df = self.df[term] = int(np.count_nonzero(numbers[1:] != numbers[:-1])) + 1 if len(numbers) else 0
         return df
 
-    def term_frequencies(self, ids: np.ndarray, tfs: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-        """The term's frequency in each of the ``wanted`` articles (the sum over its passages there)."""
+    def term_frequencies(
+        self, ids: np.ndarray, tfs: np.ndarray, wanted: np.ndarray, compiled: bool = True
+    ) -> np.ndarray:
+        """The term's frequency in each of the ``wanted`` articles (the sum over its passages there).
+
+        ``compiled``: by the compiled loop when it is built (``kernel.run_sums``, two binary searches per article),
+        else with numpy (the same sums).
+        """
+        if compiled and _run_sums is not None and ids.dtype == np.uint32 and tfs.dtype.isnative:
+            sums = np.empty(len(wanted), dtype=np.float64)
+            all_ones = tfs.strides == (0,)  # Postings.term_frequencies(): a view of a single 1
+            _run_sums(ids, None if all_ones else tfs, tfs.itemsize, self.first[wanted], self.last[wanted], sums)
+            return sums
         # In the ids' own type: another one would make searchsorted convert every id first.
         first = np.minimum(self.first[wanted], np.iinfo(ids.dtype).max).astype(ids.dtype)
         last = np.maximum(self.last[wanted], 0).astype(ids.dtype)  # number 0 (no passages): first > last
@@ -240,15 +253,17 @@ def _tokenizer_notice(built_with: str | None, current: str) -> str | None:
     )
 
 
-def _collapse_near_duplicates(scored: list[_Candidate]) -> list[_Candidate]:
+def _collapse_near_duplicates(scored: list[_Candidate], maybe: np.ndarray | None = None) -> list[_Candidate]:
     """Best first, each candidate whose term set is a near-duplicate of a better one's counted on that one instead.
 
     That is the first better candidate still kept whose set is a near-duplicate. The pairs of the rerank window are
-    found at once (``_near_duplicate_pairs``); the longer window of a quoted phrase is compared pair by pair.
+    found at once (``_near_duplicate_pairs``; ``maybe``: which pairs the stored sketches leave possible, in the
+    order of ``scored``, else worked out from the sets); the longer window of a quoted phrase is compared pair by
+    pair.
     """
     if len(scored) > NEAR_DUPLICATE_MATRIX_MAX:
         return _collapse_pair_by_pair(scored)
-    near = _near_duplicate_pairs([candidate.term_set for candidate in scored])
+    near = _near_duplicate_pairs([candidate.term_set for candidate in scored], maybe)
     kept = [True] * len(scored)
     for later in np.flatnonzero(near.any(axis=1)).tolist():
         for better in np.flatnonzero(near[later]).tolist():
@@ -259,53 +274,35 @@ def _collapse_near_duplicates(scored: list[_Candidate]) -> list[_Candidate]:
     return [candidate for candidate, keep in zip(scored, kept, strict=True) if keep]
 
 
-def _near_duplicate_pairs(sets: list[frozenset[str]]) -> np.ndarray:
+def _near_duplicate_pairs(sets: list[frozenset[str]], maybe: np.ndarray | None = None) -> np.ndarray:
     """``near[i, j]``: whether set ``i`` is a near-duplicate of the earlier set ``j`` (``rerank.jaccard``).
 
-    Jaccard is worked out only for the pairs two cheap upper bounds of it cannot rule out: the sizes
-    (``_collapse_pair_by_pair``'s test) and the sets' 64-bit sketches (``_sketch_bound``); most pairs of a
-    rerank window are ruled out, and the pairs left are compared exactly as one pair at a time.
+    Jaccard is worked out only for the pairs two cheap upper bounds of it cannot rule out (``_maybe_near``, from
+    the sets unless given); most pairs of a rerank window are ruled out, and the pairs left are compared exactly.
     """
     n = len(sets)
-    sizes = np.fromiter(map(len, sets), dtype=np.int64, count=n)
-    a, b = sizes[:, None], sizes[None, :]
-    # Jaccard(a, b) <= min(|a|, |b|) / max(|a|, |b|): sets of very different sizes are never near-duplicates.
-    maybe = np.tril(~(np.minimum(a, b) < NEAR_DUPLICATE_JACCARD * np.maximum(a, b)), k=-1)
-    if maybe.any():
-        maybe &= ~(_sketch_bound(sets, sizes) < NEAR_DUPLICATE_JACCARD - 1e-9)  # a margin for rounding
+    if maybe is None:
+        maybe = _maybe_near(*sketches_of_sets(sets))
     near = np.zeros((n, n), dtype=bool)
-    for later, better in zip(*np.nonzero(maybe), strict=True):
+    for later, better in zip(*np.nonzero(np.tril(maybe, k=-1)), strict=True):
         near[later, better] = jaccard(sets[later], sets[better]) >= NEAR_DUPLICATE_JACCARD
     return near
 
 
-_BITS_SET = np.array([bin(byte).count("1") for byte in range(256)], dtype=np.int64)
+def _maybe_near(sketches: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """``maybe[i, j]``: whether sets ``i`` and ``j`` may be near-duplicates (their sizes and sketches allow it)."""
+    sizes = sizes.astype(np.int64)
+    a, b = sizes[:, None], sizes[None, :]
+    # Jaccard(a, b) <= min(|a|, |b|) / max(|a|, |b|): sets of very different sizes are never near-duplicates.
+    maybe = ~(np.minimum(a, b) < NEAR_DUPLICATE_JACCARD * np.maximum(a, b))
+    if maybe.any():
+        maybe &= ~(jaccard_upper_bound(sketches, sizes) < NEAR_DUPLICATE_JACCARD - 1e-9)  # a margin for rounding
+    return maybe
 
 
 def _sketch_bound(sets: list[frozenset[str]], sizes: np.ndarray) -> np.ndarray:
-    """An upper bound of the Jaccard similarity of every two sets (NaN for two empty sets).
-
-    A set's sketch has bit ``hash(term) % 64`` set for each of its terms. A bit in A's sketch but not in B's
-    comes from a term of A that B lacks (were it in B, B would have the bit), and different bits from different
-    terms: so ``|A - B|`` is at least the number of such bits, the terms shared are at most ``|A|`` minus it
-    (and ``|B|`` minus B's count), and Jaccard, ``shared / (|A| + |B| - shared)``, grows with the shared terms.
-    """
-    hashes = np.fromiter(map(hash, itertools.chain.from_iterable(sets)), dtype=np.int64, count=int(sizes.sum()))
-    bits = np.left_shift(np.uint64(1), (hashes & 63).astype(np.uint64))
-    sketches = np.zeros(len(sets), dtype=np.uint64)
-    filled = sizes > 0
-    if filled.any():
-        starts = (np.cumsum(sizes) - sizes)[filled]
-        sketches[filled] = np.bitwise_or.reduceat(bits, starts)
-    only = sketches[:, None] & ~sketches[None, :]  # [i, j]: bits of set i that set j lacks
-    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
-        lacking = np.bitwise_count(only).astype(np.int64)
-    else:
-        lacking = _BITS_SET[only[..., None].view(np.uint8)].sum(axis=-1).reshape(only.shape)
-    a, b = sizes[:, None], sizes[None, :]
-    shared = np.minimum(a - lacking, b - lacking.T)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return shared / (a + b - shared)
+    """An upper bound of the Jaccard similarity of every two sets (NaN for two empty sets): their sketches'."""
+    return jaccard_upper_bound(sketches_of_sets(sets)[0], sizes)
 
 
 def _collapse_pair_by_pair(scored: list[_Candidate]) -> list[_Candidate]:
@@ -362,6 +359,7 @@ class SearchService:
         self._meta: dict = {}
         self._scorer: Scorer | None = None
         self._articles: _Articles | None = None
+        self._sketches: tuple[np.ndarray, np.ndarray] | None = None  # by passage id: term-set sketch, distinct terms
         self._examples: dict[int, list[str]] = {}  # per generation: the query scans and sorts every article
         self._published_days: np.ndarray | None = None  # per generation: by article number, its published day
         self._tokenizer_notice: str | None = None
@@ -508,6 +506,14 @@ class SearchService:
         self._scorer = Scorer(collection)
         row = db.execute("SELECT data FROM blobs WHERE name = 'article_of'").fetchone()
         self._articles = _Articles.from_arrays(np.frombuffer(row[0], dtype="<u4"), doc_len) if row else None
+        rows = dict(
+            db.execute("SELECT name, data FROM blobs WHERE name IN (?, ?)", (SKETCH_BLOB, DISTINCT_BLOB)).fetchall()
+        )
+        self._sketches = (
+            (np.frombuffer(rows[SKETCH_BLOB], dtype="<u8"), np.frombuffer(rows[DISTINCT_BLOB], dtype="<u4"))
+            if SKETCH_BLOB in rows and DISTINCT_BLOB in rows
+            else None
+        )
         self._postings_cache.clear()
         self._examples = {}
         self._published_days = None
@@ -584,14 +590,15 @@ class SearchService:
                 score=c.score,
                 passage=passages[c.passage_id],
                 article=articles[passages[c.passage_id].article_id],
-                matches=self._matches(passages[c.passage_id].text, weights),
-                highlight=self._best_sentence(passages[c.passage_id].text, weights),
+                matches=matches,
+                highlight=highlight,
                 duplicates=c.duplicates,
                 bm25=c.bm25,
                 explanation=self._explain(ranking, c.passage_id) if explain else (),
                 boosts=c.boosts,
             )
             for rank, c in enumerate(page, start=1)
+            for matches, highlight in [self._highlights(passages[c.passage_id].text, weights)]
         )
         return Answer(
             query,
@@ -690,16 +697,18 @@ class SearchService:
             known, postings, max(depth, window), exclude
         )
         head, tail = top[:window], top[window:]
-        ranking.window = self._passages(db, [pid for pid, _ in head])  # the page's rows too: one read
-        texts = {pid: passage.text for pid, passage in ranking.window.items()}
-        reranked = self._rerank(parsed, head, texts, ranking)
+        reranked = None if tail else self._rerank_lazily(db, parsed, head, ranking, depth)
+        if reranked is None:
+            ranking.window = self._passages(db, [pid for pid, _ in head])  # the page's rows too: one read
+            reranked = self._rerank(parsed, head, ranking)
         if parsed.phrases:
             ranking.phrase_miss = not reranked
             tail = []
         ranking.candidates = reranked + [_Candidate(pid, score, score) for pid, score in tail]
         if reranked:
             answered = parsed.answer_type is not None and reranked[0].answer is not None
-            ranking.confident = self._is_confident(parsed, texts[reranked[0].passage_id], raw, answered)
+            best = ranking.window[reranked[0].passage_id].text
+            ranking.confident = self._is_confident(parsed, best, raw, answered)
         return ranking
 
     @staticmethod
@@ -725,45 +734,139 @@ class SearchService:
         ordered = sorted(counts, key=lambda pid: (-counts[pid], pid))
         return [(pid, 0.0) for pid in ordered[:depth]]
 
-    def _rerank(
-        self, parsed: ParsedQuery, head: list[tuple[int, float]], texts: dict[int, str], ranking: _Ranking
-    ) -> list[_Candidate]:
-        weights = ranking.term_weights
+    def _rerank(self, parsed: ParsedQuery, head: list[tuple[int, float]], ranking: _Ranking) -> list[_Candidate]:
+        """The second stage over every candidate of the window (their passages are in ``ranking.window``)."""
         articles = self._article_evidence(ranking, [pid for pid, _ in head])
         pairs = _adjacent_pairs(parsed)
         asked = _asked_weights(ranking)
-        scored: list[_Candidate] = []
+        scored = []
         for pid, score in head:
-            text = texts[pid]
-            terms = self.tokenizer.terms(text)
-            if parsed.phrases and not all(contains_phrase(terms, phrase) for phrase in parsed.phrases):
-                continue
-            boosts: list[str] = []
-            article = articles.get(pid, 0.0)
-            if article > 0:
-                boosts.append(f"article match +{article:.3f}")
-            term_set = frozenset(terms)
-            # a question's pair is looked for (a scan in C) only in passages holding both of its words
-            found_pairs = [
-                (a, b) for a, b in pairs if a in term_set and b in term_set and (a, b) in itertools.pairwise(terms)
-            ]
-            # fsum: the same in any order (a set's order, and so a plain sum's last bit, varies between processes)
-            proximity = PAIR_WEIGHT * math.fsum(min(weights[a], weights[b]) for a, b in found_pairs)
-            if proximity > 0:
-                boosts.append(f"adjacent query words +{proximity:.3f}")
-            multiplier = 1.0
-            found = (
-                find_answer(parsed.answer_type, text, asked, self.tokenizer, parsed.text)
-                if parsed.answer_type
-                else None
-            )
-            if found is not None:
-                boosts.append(f"answer type {parsed.answer_type} ×{1 + ANSWER_TYPE_BOOST:g}")
-                multiplier += ANSWER_TYPE_BOOST
-            final = (score + article + proximity) * multiplier
-            scored.append(_Candidate(pid, final, score, boosts=tuple(boosts), term_set=term_set, answer=found))
+            candidate = self._second_stage(parsed, ranking, pid, score, articles.get(pid, 0.0), pairs, asked)
+            if candidate is not None:
+                scored.append(candidate)
         scored.sort(key=lambda c: (-c.score, c.passage_id))
-        return _collapse_near_duplicates(_answers_first(scored))
+        ordered = _answers_first(scored)
+        stored = self._stored_sketches([c.passage_id for c in ordered])
+        return _collapse_near_duplicates(ordered, None if stored is None else _maybe_near(*stored))
+
+    def _second_stage(
+        self,
+        parsed: ParsedQuery,
+        ranking: _Ranking,
+        pid: int,
+        score: float,
+        article: float,
+        pairs: set[tuple[str, str]],
+        asked: dict[str, float],
+    ) -> _Candidate | None:
+        """One candidate's final score from its passage's text: BM25 ``score`` plus ``article`` (its article's
+        evidence) plus the adjacent-word bonus, times the answer-type boost; None when it lacks a quoted phrase."""
+        weights = ranking.term_weights
+        text = ranking.window[pid].text
+        terms = self.tokenizer.terms(text)
+        if parsed.phrases and not all(contains_phrase(terms, phrase) for phrase in parsed.phrases):
+            return None
+        boosts: list[str] = []
+        if article > 0:
+            boosts.append(f"article match +{article:.3f}")
+        term_set = frozenset(terms)
+        # a question's pair is looked for (a scan in C) only in passages holding both of its words
+        found_pairs = [
+            (a, b) for a, b in pairs if a in term_set and b in term_set and (a, b) in itertools.pairwise(terms)
+        ]
+        # fsum: the same in any order (a set's order, and so a plain sum's last bit, varies between processes)
+        proximity = PAIR_WEIGHT * math.fsum(min(weights[a], weights[b]) for a, b in found_pairs)
+        if proximity > 0:
+            boosts.append(f"adjacent query words +{proximity:.3f}")
+        multiplier = 1.0
+        found = (
+            find_answer(parsed.answer_type, text, asked, self.tokenizer, parsed.text) if parsed.answer_type else None
+        )
+        if found is not None:
+            boosts.append(f"answer type {parsed.answer_type} ×{1 + ANSWER_TYPE_BOOST:g}")
+            multiplier += ANSWER_TYPE_BOOST
+        final = (score + article + proximity) * multiplier
+        return _Candidate(pid, final, score, boosts=tuple(boosts), term_set=term_set, answer=found)
+
+    def _stored_sketches(self, passage_ids: list[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The passages' term-set sketches and sizes as the index stores them; None when it has not all of them."""
+        if self._sketches is None or len(passage_ids) == 0:
+            return None
+        ids = np.asarray(passage_ids, dtype=np.intp)
+        sketches, distinct = self._sketches
+        if int(ids.max()) >= len(distinct):
+            return None
+        sizes = distinct[ids]
+        if (sizes == UNKNOWN).any():
+            return None
+        return sketches[ids], sizes.astype(np.int64)
+
+    def _rerank_lazily(
+        self, db: store.Reader, parsed: ParsedQuery, head: list[tuple[int, float]], ranking: _Ranking, depth: int
+    ) -> list[_Candidate] | None:
+        """``_rerank``'s best ``depth`` candidates and their order, reading and tokenizing only the passages that
+        can reach them; None when that is not known to be exact here (then ``_rerank`` does all of them).
+
+        For a question without a quoted phrase or an answer type, a candidate's final score is its BM25 score plus
+        its article's evidence (from the postings) plus an adjacent-word bonus that only its text gives. The bonus
+        is at most ``PAIR_WEIGHT`` × the question's pairs whose words the postings show in the passage, so each
+        candidate has a lower and an upper bound without its text. The near-duplicate collapse is bounded by the
+        stored sketches (``engine.sketches``): the ``involved`` candidates, those that may be a near-duplicate of
+        another, are at most all it can remove. A candidate whose upper bound is below the ``depth +
+        involved``-th best lower bound cannot reach the best ``depth + involved``, of which at least ``depth``
+        are kept; only the others and the involved ones are read and scored exactly.
+        """
+        if parsed.phrases or parsed.answer_type is not None or len(head) <= depth:
+            return None
+        ids = np.fromiter((pid for pid, _ in head), dtype=np.intp, count=len(head))
+        stored = self._stored_sketches(ids)
+        if stored is None:
+            return None
+        maybe = _maybe_near(*stored)
+        np.fill_diagonal(maybe, False)
+        involved = np.asarray(maybe.any(axis=1), dtype=bool)
+        reach = depth + int(np.count_nonzero(involved))
+        if reach >= len(head):
+            return None
+        articles = self._article_evidence(ranking, ids.tolist())
+        lower = [score + articles.get(pid, 0.0) for pid, score in head]
+        bonus = self._pair_bonus_bounds(parsed, ranking, ids)
+        upper = [low + extra for low, extra in zip(lower, bonus, strict=True)]
+        floor = sorted(lower, reverse=True)[reach - 1]
+        chosen = [i for i in range(len(head)) if upper[i] >= floor or involved[i]]
+        ranking.window = self._passages(db, [head[i][0] for i in chosen])
+        pairs = _adjacent_pairs(parsed)
+        asked = _asked_weights(ranking)
+        scored = []
+        for i in chosen:
+            pid, score = head[i]
+            candidate = self._second_stage(parsed, ranking, pid, score, articles.get(pid, 0.0), pairs, asked)
+            if candidate is not None:
+                scored.append(candidate)
+        scored.sort(key=lambda c: (-c.score, c.passage_id))
+        where = {pid: at for at, (pid, _) in enumerate(head)}
+        order = [where[c.passage_id] for c in scored]
+        kept = _collapse_near_duplicates(scored, maybe[np.ix_(order, order)])
+        # The best ``reach`` are all among the chosen, ahead of every candidate not chosen; what they keep is exact.
+        best = {c.passage_id for c in scored[:reach]}
+        return [c for c in kept if c.passage_id in best]
+
+    def _pair_bonus_bounds(self, parsed: ParsedQuery, ranking: _Ranking, ids: np.ndarray) -> list[float]:
+        """For each of ``ids``, the most the adjacent-word bonus can give it: ``PAIR_WEIGHT`` × the smaller weight
+        of each of the question's pairs whose words both are in its postings (a passage's postings hold its text's
+        words and its title's, so no pair found in its text is missed)."""
+        weights = ranking.term_weights
+        pairs = [(a, b) for a, b in _adjacent_pairs(parsed) if a in weights and b in weights]
+        if not pairs:
+            return [0.0] * len(ids)
+        held: dict[str, np.ndarray] = {}
+        for term in {word for pair in pairs for word in pair}:
+            postings = ranking.postings[term][1]
+            wanted = ids.astype(postings.dtype)
+            at = np.minimum(np.searchsorted(postings, wanted), len(postings) - 1)
+            held[term] = postings[at] == wanted
+        both = [(min(weights[a], weights[b]), held[a] & held[b]) for a, b in pairs]
+        return [PAIR_WEIGHT * math.fsum(weight for weight, present in both if present[i]) for i in range(len(ids))]
 
     def _article_evidence(self, ranking: _Ranking, passage_ids: list[int]) -> dict[int, float]:
         """ARTICLE_WEIGHT × BM25 of each candidate's whole article (its passages' terms together).
@@ -830,22 +933,30 @@ class SearchService:
             parts.append(Contribution(term.term, term.weight, term_idf / term.weight, tf, score, term.origin))
         return tuple(parts)
 
-    def _matches(self, text: str, weights: dict[str, float]) -> tuple[Span, ...]:
-        return tuple(Span(start, end) for start, end in self.tokenizer.spans(text, weights))
+    def _highlights(self, text: str, weights: dict[str, float]) -> tuple[tuple[Span, ...], Span | None]:
+        """Where the question's words are in ``text``, and the sentence holding the most weight of them; of equal
+        ones, the first (None when no sentence holds any).
 
-    def _best_sentence(self, text: str, weights: dict[str, float]) -> Span | None:
-        """The sentence holding the most weight of matched terms; of equal ones, the first.
-
-        ``fsum``: the weights of a set, summed in the set's order, could differ in the last bit from process to
-        process (the order follows the string hashes), and so could which of two equal sentences is highlighted.
+        One pass of the tokenizer: a sentence's words are the passage's words inside its span (sentences end at
+        punctuation before whitespace, where no word runs on). ``fsum``: the weights of a set, summed in the set's
+        order, could differ in the last bit from process to process (the order follows the string hashes), and so
+        could which of two equal sentences is highlighted.
         """
+        found = self.tokenizer.tokens_of(text, weights)
+        matches = tuple(Span(token.start, token.end) for token in found)
         best: tuple[float, Span] | None = None
+        at = 0
         for span in sentence_spans(text):
-            found = {t for t in self.tokenizer.terms(text[span.start : span.end]) if t in weights}
-            value = math.fsum(weights[t] for t in found)
+            while at < len(found) and found[at].start < span.start:
+                at += 1
+            inside = set()
+            while at < len(found) and found[at].end <= span.end:
+                inside.add(found[at].term)
+                at += 1
+            value = math.fsum(weights[term] for term in inside)
             if value > 0 and (best is None or value > best[0]):
                 best = (value, span)
-        return best[1] if best else None
+        return matches, best[1] if best else None
 
     def _postings(self, db: store.Reader, terms: set[str]) -> dict[str, tuple[int, Postings]]:
         return self._postings_cache.get(db, terms)

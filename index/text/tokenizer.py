@@ -69,6 +69,7 @@ _WORD = re.compile(
 # _WORD restricted to ASCII text, where it finds the same words faster (no mark or Unicode classes to test);
 # most passages of English news are ASCII.
 _ASCII_WORD = re.compile(r"U\.S\.(?:A\.)?|\d+(?:[.,]\d+)+|[A-Za-z]+(?:'[A-Za-z]+)*|\d+")
+_NON_SPACE = re.compile(r"\S+")
 _COUNTRY_FORMS = frozenset({"US", "USA", "U.S.", "U.S.A."})
 _POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
 _ACRONYM_PLURAL = re.compile(r"^[A-Z]{2,}s$")
@@ -136,6 +137,28 @@ class Tokenizer:
                 term = self._term_of(raw)
             if term in wanted:
                 found.append(match.span())
+        return found
+
+    def tokens_of(self, text: str, wanted: Container[str]) -> list[Token]:
+        """``tokens(text)`` whose terms are in ``wanted``, found by whitespace-separated token (as ``terms`` reads
+        a text): only a token with a wanted term is matched word by word."""
+        found: list[Token] = []
+        cache = self._token_cache
+        wanted_here = {term for term in self.terms(text) if term in wanted}
+        if not wanted_here:
+            return found
+        for piece in _NON_SPACE.finditer(text):
+            token = piece.group()
+            terms = cache.get(token)
+            if terms is None:
+                terms = self._token_terms(token)
+            if wanted_here.isdisjoint(terms):
+                continue
+            base = piece.start()
+            for match in _words_pattern(token).finditer(token):
+                term = self._term_of(match.group())
+                if term in wanted_here:
+                    found.append(Token(term, base + match.start(), base + match.end()))
         return found
 
     def terms(self, text: str) -> list[str]:

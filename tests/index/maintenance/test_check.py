@@ -92,6 +92,20 @@ def _overlap(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE passages SET start = ?, end = ?, text = ? WHERE id = 3", (start, end, text))
 
 
+def _flip_sketch_bit(conn: sqlite3.Connection) -> None:
+    (blob,) = conn.execute("SELECT data FROM blobs WHERE name = 'sketch'").fetchone()
+    sketch = np.frombuffer(blob, dtype="<u8").copy()
+    sketch[3] ^= np.uint64(1 << 17)
+    conn.execute("UPDATE blobs SET data = ? WHERE name = 'sketch'", (sketch.tobytes(),))
+
+
+def _raise_distinct_count(conn: sqlite3.Connection) -> None:
+    (blob,) = conn.execute("SELECT data FROM blobs WHERE name = 'distinct_terms'").fetchone()
+    counts = np.frombuffer(blob, dtype="<u4").copy()
+    counts[2] += 1
+    conn.execute("UPDATE blobs SET data = ? WHERE name = 'distinct_terms'", (counts.tobytes(),))
+
+
 FIRST_ARTICLE = "(SELECT id FROM articles ORDER BY id LIMIT 1)"
 DAMAGE = {
     "orphan passages": (_execute(f"DELETE FROM articles WHERE id = {FIRST_ARTICLE}"), "article does not exist"),
@@ -119,6 +133,9 @@ DAMAGE = {
     "no metadata": (_execute("DELETE FROM meta WHERE key = 'schema_version'"), "no index metadata"),
     "metadata not json": (_execute("UPDATE meta SET value = 'not json' WHERE key = 'n_docs'"), "metadata is damaged"),
     "metadata of a wrong type": (_execute("UPDATE meta SET value = '\"many\"' WHERE key = 'n_docs'"), "damaged"),
+    "term sketch": (_flip_sketch_bit, "another term sketch"),
+    "distinct terms": (_raise_distinct_count, "another term sketch"),
+    "truncated sketches": (_execute("UPDATE blobs SET data = zeroblob(13) WHERE name = 'sketch'"), "damaged"),
     "schema version": (_execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'"), "corpusbot index --full"),
 }
 

@@ -8,12 +8,14 @@ which differ from process to process)."""
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from corpusbot.index.models import Span
 from corpusbot.index.search.rerank import jaccard
 from corpusbot.index.search.service import (
     NEAR_DUPLICATE_MATRIX_MAX,
@@ -24,6 +26,7 @@ from corpusbot.index.search.service import (
     _collapse_pair_by_pair,
     _sketch_bound,
 )
+from corpusbot.index.text.passages import sentence_spans
 from corpusbot.index.text.tokenizer import default_tokenizer
 
 # Few distinct terms, so that sets overlap often and land on both sides of the Jaccard threshold.
@@ -97,12 +100,58 @@ def test_article_term_frequencies_are_the_sums_of_each_articles_run_of_postings(
         sum(int(tf) for pid, tf in zip(ids.tolist(), tfs.tolist(), strict=True) if article_of[pid] == number)
         for number in wanted.tolist()
     ]
-    assert articles.term_frequencies(ids, tfs, wanted.astype(np.intp)).tolist() == expected
+    for compiled in (True, False):
+        assert articles.term_frequencies(ids, tfs, wanted.astype(np.intp), compiled).tolist() == expected
+    ones = np.broadcast_to(np.ones(1, dtype=np.uint8), ids.shape)  # tfs all 1, as Postings gives them
+    counts = [sum(1 for pid in ids.tolist() if article_of[pid] == number) for number in wanted.tolist()]
+    for compiled in (True, False):
+        assert articles.term_frequencies(ids, ones, wanted.astype(np.intp), compiled).tolist() == counts
 
 
 def test_of_two_sentences_of_equal_weight_the_first_is_highlighted_whatever_the_order_of_a_sum() -> None:
     # 1.9 + 0.14 + 0.45 is 2.49 in every order of addition; exactly rounded, it is 2.4899999999999998
     weights = {"alpha": 2.4899999999999998, "beta": 1.9, "gamma": 0.14, "delta": 0.45}
     text = "Alpha rose. Beta met gamma and delta."
-    found = SearchService._best_sentence(SimpleNamespace(tokenizer=default_tokenizer()), text, weights)  # type: ignore[arg-type]
+    _, found = SearchService._highlights(SimpleNamespace(tokenizer=default_tokenizer()), text, weights)  # type: ignore[arg-type]
     assert found is not None and text[found.start : found.end] == "Alpha rose."
+
+
+def _highlights_sentence_by_sentence(text: str, weights: dict[str, float]) -> tuple[tuple[Span, ...], Span | None]:
+    """The plain way: the words found anywhere, then each sentence tokenized on its own."""
+    tokenizer = default_tokenizer()
+    matches = tuple(Span(start, end) for start, end in tokenizer.spans(text, weights))
+    best: tuple[float, Span] | None = None
+    for span in sentence_spans(text):
+        found = {term for term in tokenizer.terms(text[span.start : span.end]) if term in weights}
+        value = math.fsum(weights[term] for term in found)
+        if value > 0 and (best is None or value > best[0]):
+            best = (value, span)
+    return matches, best[1] if best else None
+
+
+_PIECES = [
+    "U.S.", "Mr.", "Dr. Smith", "3.5", "1,000", "China's", "don't", "IL-6", "Café", "naïve", "हिन्दी", "ＵＳ", "rock/paper",
+    "“Quoted.”", "(aside.)", "e.g.", "Inc.", "A.", "no.", "June 5", "talks", "talk", "trade", "the", "and", "Beijing",
+    "...", "!", "?", "…", '"', "'", ")", "’s",
+]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(_PIECES),
+            st.sampled_from(["", " ", "  ", "\n", "\n\n", "\t", "\u00a0", "\u2003", "\x1c", "\u2028"]),
+        )
+    ),
+    st.data(),
+)
+def test_one_pass_highlights_are_what_tokenizing_each_sentence_gives(
+    pieces: list[tuple[str, str]], data: st.DataObject
+) -> None:
+    text = "".join(piece + gap for piece, gap in pieces)
+    terms = sorted(set(default_tokenizer().terms(text)))
+    chosen = data.draw(st.lists(st.sampled_from(terms), unique=True)) if terms else []
+    weights = {term: data.draw(st.sampled_from([0.5, 1.0, 1.9, 2.4899999999999998])) for term in chosen}
+    service = SimpleNamespace(tokenizer=default_tokenizer())
+    assert SearchService._highlights(service, text, weights) == _highlights_sentence_by_sentence(text, weights)  # type: ignore[arg-type]

@@ -1,0 +1,123 @@
+"""Each passage's term set in 12 bytes: how many distinct terms it has and a 64-bit sketch of them.
+
+A term sets bit ``crc32(term) % 64`` of the sketch (CRC-32: the same bit in every process and on every
+machine, unlike ``hash``). Stored by the indexer (blobs ``sketch`` and ``distinct_terms``, by passage id),
+they let the search service rule out near-duplicate pairs among its candidates without reading or
+tokenizing their text: :func:`jaccard_upper_bound`. A passage indexed before the blobs existed has the
+count ``UNKNOWN``; its sketch is worked out from its text when it is needed.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+import numpy as np
+
+UNKNOWN = 0xFFFFFFFF  # distinct_terms of a passage whose sketch was never stored
+SKETCH_BLOB = "sketch"
+DISTINCT_BLOB = "distinct_terms"
+
+_ONE = np.uint64(1)
+
+
+@lru_cache(maxsize=1 << 18)
+def term_bit(term: str) -> int:
+    """The sketch bit of ``term`` (0-63)."""
+    return zlib.crc32(term.encode("utf-8", "surrogatepass")) & 63
+
+
+def term_bits(terms: Iterable[str]) -> np.ndarray:
+    """Each term's sketch bit as a uint64 mask (``1 << term_bit``)."""
+    shifts = np.fromiter(map(term_bit, terms), dtype=np.uint64)
+    return np.left_shift(_ONE, shifts)
+
+
+def sketch_of(terms: Iterable[str]) -> int:
+    """The sketch of a set of terms."""
+    value = 0
+    for term in terms:
+        value |= 1 << term_bit(term)
+    return value
+
+
+BLOCK_TERMS = 1 << 20  # terms handled at a time: a few arrays of this many items, however large the input
+
+
+def passage_sketches(
+    term_ids: np.ndarray, lengths: np.ndarray, skip: np.ndarray, bits: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(sketch, distinct)`` of each passage; passage ``i`` has the next ``lengths[i]`` of ``term_ids``.
+
+    The first ``skip[i]`` of them are not the passage's text (its title's terms) and are left out.
+    ``bits``: the sketch mask of every term id (``term_bits`` of the vocabulary). A passage without terms
+    of its own (stopwords only) has sketch 0 and count 0. Passages are taken ``BLOCK_TERMS`` terms at a
+    time (a passage longer than that on its own).
+    """
+    n = len(lengths)
+    sketches = np.zeros(n, dtype=np.uint64)
+    distinct = np.zeros(n, dtype=np.uint32)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    first = 0
+    while first < n:
+        start = int(ends[first] - lengths[first])
+        last = max(first + 1, int(np.searchsorted(ends, start + BLOCK_TERMS, side="right")))
+        block = slice(first, last)
+        sketches[block], distinct[block] = _block_sketches(
+            term_ids[start : int(ends[last - 1])], lengths[block], np.asarray(skip[block], dtype=np.int64), bits
+        )
+        first = last
+    return sketches, distinct
+
+
+def _block_sketches(
+    term_ids: np.ndarray, lengths: np.ndarray, skip: np.ndarray, bits: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    n = len(lengths)
+    sketches = np.zeros(n, dtype=np.uint64)
+    owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    own = np.arange(len(owner), dtype=np.int64) >= np.repeat(np.cumsum(lengths) - lengths + skip, lengths)
+    ids, owner = term_ids[own].astype(np.int64), owner[own]
+    if len(ids) == 0:
+        return sketches, np.zeros(n, dtype=np.uint32)
+    counts = np.bincount(owner, minlength=n)
+    filled = counts > 0
+    # reduceat over the non-empty passages only: an empty range would give its next element instead of 0
+    sketches[filled] = np.bitwise_or.reduceat(bits[ids], (np.cumsum(counts) - counts)[filled])
+    span = int(ids.max()) + 1
+    distinct = np.bincount(np.unique(owner * span + ids) // span, minlength=n).astype(np.uint32)
+    return sketches, distinct
+
+
+def jaccard_upper_bound(sketches: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """``bound[i, j]`` >= the Jaccard similarity of term sets ``i`` and ``j`` (NaN for two empty sets).
+
+    A bit in A's sketch but not in B's comes from a term of A that B lacks (were it in B, B would have the
+    bit), and different bits from different terms: so ``|A - B|`` is at least the number of such bits, the
+    terms shared are at most ``|A|`` minus it (and ``|B|`` minus B's count), and Jaccard,
+    ``shared / (|A| + |B| - shared)``, grows with the terms shared.
+    """
+    only = sketches[:, None] & ~sketches[None, :]  # [i, j]: bits of set i that set j lacks
+    lacking = _bit_counts(only)
+    a, b = sizes[:, None].astype(np.int64), sizes[None, :].astype(np.int64)
+    shared = np.minimum(a - lacking, b - lacking.T)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return shared / (a + b - shared)
+
+
+_BITS_SET = np.array([bin(byte).count("1") for byte in range(256)], dtype=np.int64)
+
+
+def _bit_counts(values: np.ndarray) -> np.ndarray:
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        return np.bitwise_count(values).astype(np.int64)
+    return _BITS_SET[values[..., None].view(np.uint8)].sum(axis=-1).reshape(values.shape)
+
+
+def sketches_of_sets(sets: Sequence[frozenset[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(sketches, sizes)`` of term sets worked out from the terms (for passages without stored ones)."""
+    sketches = np.fromiter((sketch_of(terms) for terms in sets), dtype=np.uint64, count=len(sets))
+    sizes = np.fromiter(map(len, sets), dtype=np.int64, count=len(sets))
+    return sketches, sizes

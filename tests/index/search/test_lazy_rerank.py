@@ -1,0 +1,185 @@
+"""The second stage read lazily (``SearchService._rerank_lazily``) answers exactly as reading the whole window does.
+
+The lazy path reads and tokenizes only the candidates whose bounds let them reach the page, and rules out
+near-duplicates by the sketches the indexer stores (``engine.sketches``). Every answer (scores, boosts, order,
+near-duplicate counts, highlights, confidence, "more") must be what the whole window gives, on a corpus built to
+have near-duplicate passages, adjacent question words and ties; and the lazy path must really be taken.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from corpusbot.index import SearchService, index_corpus
+from corpusbot.index.engine import sketches
+from corpusbot.index.search import service as service_module
+from corpusbot.index.text.tokenizer import default_tokenizer
+
+WORDS = (
+    "trade talks tariff rare earth magnet export license beijing london minister delegation phone call summit "
+    "factory supply chain market price steel grain harbor council mayor budget school bridge storm flood river "
+    "vote election court ruling bank rate inflation union strike pilot airline"
+).split()
+
+
+def _articles(seed: int) -> list[dict[str, str]]:
+    """Articles of random sentences; some passages copied into other articles with a word or two changed."""
+    rng = random.Random(seed)
+    sentences = [" ".join(rng.choices(WORDS, k=rng.randint(6, 14))).capitalize() + "." for _ in range(160)]
+    articles = []
+    for number in range(48):
+        paragraphs = [" ".join(rng.sample(sentences, rng.randint(1, 3))) for _ in range(rng.randint(2, 5))]
+        if articles and rng.random() < 0.5:  # a near copy of an earlier paragraph
+            earlier = rng.choice(articles)["text"].split("\n\n")
+            copy = rng.choice(earlier).split()
+            copy[rng.randrange(len(copy))] = rng.choice(WORDS)
+            paragraphs.insert(rng.randrange(len(paragraphs) + 1), " ".join(copy))
+        title = " ".join(rng.choices(WORDS, k=3)).title()
+        articles.append({"id": f"a{number:02d}", "title": title, "text": "\n\n".join(paragraphs)})
+    return articles
+
+
+@pytest.fixture
+def duplicated_corpus_db(tmp_path: Path) -> Path:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    lines = (json.dumps(article) for article in _articles(seed=7))
+    (corpus / "articles.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    db = tmp_path / "index.db"
+    index_corpus(db, [str(corpus)])
+    return db
+
+
+def _questions(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    questions = []
+    for _ in range(count):
+        start = rng.randrange(len(WORDS) - 4)
+        # runs of the word list make adjacent pairs that the passages sometimes hold; random words the rest
+        words = WORDS[start : start + rng.randint(1, 3)] + rng.choices(WORDS, k=rng.randint(0, 3))
+        rng.shuffle(words) if rng.random() < 0.3 else None
+        questions.append(" ".join(words))
+    return questions
+
+
+def _answers(service: SearchService, questions: list[str]) -> list[dict]:
+    return [
+        service.ask(question, k=k, offset=offset, explain=True).to_json()
+        for question in questions
+        for k, offset in ((1, 0), (3, 0), (3, 3), (5, 2))
+    ]
+
+
+def _whole_window(service: SearchService) -> SearchService:
+    service._rerank_lazily = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    return service
+
+
+def test_lazy_answers_are_the_whole_windows_answers(duplicated_corpus_db: Path) -> None:
+    taken = []
+    lazy = SearchService(duplicated_corpus_db)
+    original = lazy._rerank_lazily
+
+    def counted(*args, **kwargs):
+        result = original(*args, **kwargs)
+        taken.append(result is not None)
+        return result
+
+    lazy._rerank_lazily = counted  # type: ignore[method-assign]
+    questions = _questions(150, seed=11)
+    assert _answers(lazy, questions) == _answers(_whole_window(SearchService(duplicated_corpus_db)), questions)
+    assert sum(taken) > len(taken) / 2  # the lazy path answered most of them
+    assert any(hit["duplicates"] for answer in _answers(lazy, questions) for hit in answer["results"])
+
+
+def test_the_stored_sketches_are_the_passage_texts_term_sets(duplicated_corpus_db: Path) -> None:
+    conn = sqlite3.connect(duplicated_corpus_db)
+    blobs = dict(conn.execute("SELECT name, data FROM blobs"))
+    stored = np.frombuffer(blobs[sketches.SKETCH_BLOB], dtype="<u8")
+    counts = np.frombuffer(blobs[sketches.DISTINCT_BLOB], dtype="<u4")
+    tokenizer = default_tokenizer()
+    for passage_id, text in conn.execute("SELECT id, text FROM passages"):
+        terms = frozenset(tokenizer.terms(text))  # the text's own terms, not its title's
+        assert (int(stored[passage_id]), int(counts[passage_id])) == (sketches.sketch_of(terms), len(terms))
+    conn.close()
+
+
+def test_an_index_without_sketches_answers_the_same_from_the_texts(duplicated_corpus_db: Path) -> None:
+    questions = _questions(40, seed=12)
+    expected = _answers(SearchService(duplicated_corpus_db), questions)
+    with sqlite3.connect(duplicated_corpus_db) as conn:  # as an index written before the sketches were stored
+        conn.execute("DELETE FROM blobs WHERE name IN (?, ?)", (sketches.SKETCH_BLOB, sketches.DISTINCT_BLOB))
+        conn.execute("UPDATE meta SET value = '\"older\"' WHERE key = 'build_id'")
+    older = SearchService(duplicated_corpus_db)
+    assert older._sketches is None
+    assert _answers(older, questions) == expected
+
+
+def test_an_incremental_run_on_an_index_without_sketches_marks_the_old_passages_unknown(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    articles = _articles(seed=8)
+    (corpus / "old.jsonl").write_text("\n".join(json.dumps(a) for a in articles[:30]) + "\n", encoding="utf-8")
+    db = tmp_path / "index.db"
+    index_corpus(db, [str(corpus)])
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM blobs WHERE name IN (?, ?)", (sketches.SKETCH_BLOB, sketches.DISTINCT_BLOB))
+    (corpus / "new.jsonl").write_text("\n".join(json.dumps(a) for a in articles[30:]) + "\n", encoding="utf-8")
+    index_corpus(db, [str(corpus)])
+    conn = sqlite3.connect(db)
+    counts = np.frombuffer(dict(conn.execute("SELECT name, data FROM blobs"))[sketches.DISTINCT_BLOB], dtype="<u4")
+    new_ids = {row[0] for row in conn.execute("SELECT p.id FROM passages p WHERE p.article_id >= 'a30'")}
+    old_ids = {row[0] for row in conn.execute("SELECT p.id FROM passages p WHERE p.article_id < 'a30'")}
+    conn.close()
+    assert all(counts[i] == sketches.UNKNOWN for i in old_ids)
+    assert all(counts[i] != sketches.UNKNOWN for i in new_ids)
+    questions = _questions(40, seed=13)
+    service = SearchService(db)
+    assert _answers(service, questions) == _answers(_whole_window(SearchService(db)), questions)
+
+
+def test_the_lazy_path_leaves_typed_and_quoted_questions_to_the_whole_window(duplicated_corpus_db: Path) -> None:
+    service = SearchService(duplicated_corpus_db)
+    calls = []
+    original = service_module.SearchService._rerank
+    service._rerank = lambda *args: calls.append(1) or original(service, *args)  # type: ignore[method-assign]
+    service.ask('"rare earth" magnet')
+    service.ask("when was the trade summit")
+    assert len(calls) == 2
+
+
+def test_a_candidate_below_the_page_by_bm25_alone_is_read_when_adjacent_words_can_lift_it(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for number in range(40):
+        text = f"The council met on {number} to discuss the harbor budget and school repairs."
+        (corpus / f"filler{number:02d}.txt").write_text(f"Filler {number}\n\n{text}\n", encoding="utf-8")
+    tails = [
+        "beneath the mine are sold to factories in three towns near the river valley each spring",
+        "under the hills go by train to smelters along the northern coast every winter season",
+        "below the desert reach buyers through brokers who trade in large city markets monthly",
+        "inside the mountain are shipped by barge down canals toward southern ports twice yearly",
+        "from the quarry travel overseas on cargo ships bound for distant eastern harbors weekly",
+    ]
+    more = "where engineers test samples with lasers before workers pack crates for export customers"
+    for number in range(4):  # both words, apart
+        text = f"Rare metals and the earth {tails[number]} {more}."
+        (corpus / f"apart{number}.txt").write_text(f"Mine {number}\n\n{text}\n", encoding="utf-8")
+    text = f"Rare earth metals and the ground {tails[4]} {more}."  # together, in a passage one word longer
+    (corpus / "together.txt").write_text(f"Mine 5\n\n{text}\n", encoding="utf-8")
+    db = tmp_path / "index.db"
+    index_corpus(db, [str(corpus)])
+    hits = SearchService(db).ask("rare earth", k=5, explain=True).hits
+    lifted = next(hit for hit in hits if hit.article.id == "together")
+    # Without the bonus it would be last: below the three equal "apart" passages, the page's second place.
+    without = {hit.article.id: hit.score - (0.0 if hit is not lifted else 0.2) for hit in hits}
+    assert without["together"] < without["apart0"] == without["apart1"] == without["apart3"]
+    assert any(boost == "adjacent query words +0.200" for boost in lifted.boosts)
+    page = SearchService(db).ask("rare earth", k=2).hits  # depth 3: the "apart" ties fill it by BM25 alone
+    assert [hit.article.id for hit in page][1] == "together"
