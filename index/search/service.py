@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import unicodedata
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date
@@ -194,7 +195,7 @@ def _asked_weights(ranking: _Ranking) -> dict[str, float]:
     return {term.term: weight for term, weight in ranking.scored_terms}
 
 
-def _said_otherwise(parsed: ParsedQuery, present: set[str]) -> dict[str, float]:
+def _said_otherwise(parsed: ParsedQuery, present: AbstractSet[str]) -> dict[str, float]:
     """The question's words whose synonyms ``present`` holds, each with the share of its weight they stand for
     (a synonym's weight, up to SYNONYM_WEIGHT: "boss" said as "chief executive" counts half)."""
     shares: dict[str, float] = {}
@@ -707,8 +708,7 @@ class SearchService:
         ranking.candidates = reranked + [_Candidate(pid, score, score) for pid, score in tail]
         if reranked:
             answered = parsed.answer_type is not None and reranked[0].answer is not None
-            best = ranking.window[reranked[0].passage_id].text
-            ranking.confident = self._is_confident(parsed, best, raw, answered)
+            ranking.confident = self._is_confident(parsed, reranked[0].term_set, raw, answered)
         return ranking
 
     @staticmethod
@@ -894,8 +894,11 @@ class SearchService:
         per_article = dict(zip(wanted.tolist(), (ARTICLE_WEIGHT * totals).tolist(), strict=True))
         return {pid: per_article[int(of[pid])] for pid in passage_ids}
 
-    def _is_confident(self, parsed: ParsedQuery, text: str, raw: dict[str, float], answered: bool = False) -> bool:
-        """Whether the best passage covers at least half of the question's informative weight.
+    def _is_confident(
+        self, parsed: ParsedQuery, present: frozenset[str], raw: dict[str, float], answered: bool = False
+    ) -> bool:
+        """Whether the best passage (``present``: its text's terms) covers at least half of the question's
+        informative weight.
 
         A term found in over half the passages (raw idf <= 0) carries no weight, and a word the corpus never
         mentions weighs as much as the question's average known word. When the question has such words, one
@@ -909,7 +912,6 @@ class SearchService:
             return False
         typical = sum(known) / len(known)
         total = sum(max(raw[t], 0.0) if t in raw else typical for t in asked)
-        present = set(self.tokenizer.terms(text))
         held = [t for t in asked if t in raw and t in present and raw[t] > 0]
         if len(known) < len(asked) and len(held) < SURE_KNOWN_WORDS and not answered:
             return False

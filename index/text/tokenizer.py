@@ -69,7 +69,6 @@ _WORD = re.compile(
 # _WORD restricted to ASCII text, where it finds the same words faster (no mark or Unicode classes to test);
 # most passages of English news are ASCII.
 _ASCII_WORD = re.compile(r"U\.S\.(?:A\.)?|\d+(?:[.,]\d+)+|[A-Za-z]+(?:'[A-Za-z]+)*|\d+")
-_NON_SPACE = re.compile(r"\S+")
 _COUNTRY_FORMS = frozenset({"US", "USA", "U.S.", "U.S.A."})
 _POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
 _ACRONYM_PLURAL = re.compile(r"^[A-Z]{2,}s$")
@@ -140,25 +139,32 @@ class Tokenizer:
         return found
 
     def tokens_of(self, text: str, wanted: Container[str]) -> list[Token]:
-        """``tokens(text)`` whose terms are in ``wanted``, found by whitespace-separated token (as ``terms`` reads
-        a text): only a token with a wanted term is matched word by word."""
-        found: list[Token] = []
+        """``tokens(text)`` whose terms are in ``wanted``.
+
+        By whitespace-separated token, as ``terms`` reads a text: each distinct token's terms come from the
+        token cache, and only the tokens with a wanted term are looked for (``str.find``) and matched word by word.
+        """
         cache = self._token_cache
-        wanted_here = {term for term in self.terms(text) if term in wanted}
-        if not wanted_here:
-            return found
-        for piece in _NON_SPACE.finditer(text):
-            token = piece.group()
+        wanted_has = wanted.__contains__
+        found: list[Token] = []
+        for token in set(text.split()):
             terms = cache.get(token)
             if terms is None:
                 terms = self._token_terms(token)
-            if wanted_here.isdisjoint(terms):
+            if not any(map(wanted_has, terms)):
                 continue
-            base = piece.start()
-            for match in _words_pattern(token).finditer(token):
-                term = self._term_of(match.group())
-                if term in wanted_here:
-                    found.append(Token(term, base + match.start(), base + match.end()))
+            words = [
+                (term, match.start(), match.end())
+                for match in _words_pattern(token).finditer(token)
+                if wanted_has(term := self._term_of(match.group()))
+            ]
+            at = text.find(token)
+            while at >= 0:
+                end = at + len(token)
+                if (at == 0 or text[at - 1].isspace()) and (end == len(text) or text[end].isspace()):
+                    found.extend(Token(term, at + start, at + stop) for term, start, stop in words)
+                at = text.find(token, at + 1)
+        found.sort(key=lambda token: token.start)
         return found
 
     def terms(self, text: str) -> list[str]:
