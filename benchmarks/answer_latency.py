@@ -68,6 +68,7 @@ HOOKS = (
     ("answers", "service", "_about_articles"),
     ("highlight/near-dups", "service", "_highlights"),
     ("highlight/near-dups", "module", "_collapse_near_duplicates"),
+    ("highlight/near-dups", "service", "_maybe_near_pairs"),
 )
 
 

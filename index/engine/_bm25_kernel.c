@@ -588,67 +588,162 @@ done:
     return result;
 }
 
-PyDoc_STRVAR(run_sums_doc,
-             "run_sums(ids, tfs, tf_width, first, last, out)\n\n"
-             "For each i, the sum of the tfs of the postings whose id is from first[i] to last[i] (inclusive), into\n"
-             "out[i]. ids: ascending uint32; tfs: uint8/16/32 (tf_width bytes), one per id, or None when all are 1;\n"
-             "first, last: intp (an empty range when first > last); out: float64, as many as first.");
+PyDoc_STRVAR(near_pairs_doc,
+             "near_pairs(sketches, distinct, ids, threshold, unknown) -> list[(i, j)] or None\n\n"
+             "The pairs i > j of positions in ids whose term sets may have a Jaccard similarity of at least\n"
+             "threshold: neither their sizes (min < threshold x max) nor their 64-bit sketches rule it out (a bit\n"
+             "one sketch has and the other lacks is a term only that set has). sketches: uint64, distinct: uint32,\n"
+             "by passage id; ids: intp. None when an id is out of range or its count is `unknown`.");
 
-static PyObject *run_sums(PyObject *self, PyObject *args) {
-    PyObject *ids_obj, *tfs_obj, *first_obj, *last_obj, *out_obj;
-    int width;
-    if (!PyArg_ParseTuple(args, "OOiOOO", &ids_obj, &tfs_obj, &width, &first_obj, &last_obj, &out_obj)) return NULL;
-    Py_buffer ids = {0}, tfs = {0}, first = {0}, last = {0}, out = {0};
+static PyObject *near_pairs(PyObject *self, PyObject *args) {
+    PyObject *sketches_obj, *distinct_obj, *ids_obj;
+    double threshold;
+    unsigned long unknown;
+    if (!PyArg_ParseTuple(args, "OOOdk", &sketches_obj, &distinct_obj, &ids_obj, &threshold, &unknown)) return NULL;
+    Py_buffer sketches = {0}, distinct = {0}, ids = {0};
     PyObject *result = NULL;
-    if (width != 1 && width != 2 && width != 4) {
-        PyErr_SetString(PyExc_ValueError, "tf_width must be 1, 2 or 4");
-        return NULL;
+    uint64_t *sketch = NULL;
+    int64_t *size = NULL;
+    if (get_buffer(sketches_obj, &sketches, 0, sizeof(uint64_t), "sketches") < 0) goto done;
+    if (get_buffer(distinct_obj, &distinct, 0, sizeof(uint32_t), "distinct") < 0) goto done;
+    if (get_buffer(ids_obj, &ids, 0, sizeof(Py_ssize_t), "ids") < 0) goto done;
+    Py_ssize_t passages = distinct.len / (Py_ssize_t)sizeof(uint32_t);
+    if (sketches.len / (Py_ssize_t)sizeof(uint64_t) < passages) passages = sketches.len / (Py_ssize_t)sizeof(uint64_t);
+    Py_ssize_t n = ids.len / (Py_ssize_t)sizeof(Py_ssize_t);
+    const Py_ssize_t *id = ids.buf;
+    sketch = PyMem_Malloc(sizeof(uint64_t) * (size_t)(n > 0 ? n : 1));
+    size = PyMem_Malloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
+    if (sketch == NULL || size == NULL) {
+        PyErr_NoMemory();
+        goto done;
     }
-    if (get_buffer(ids_obj, &ids, 0, sizeof(uint32_t), "ids") < 0) goto done;
-    if (tfs_obj != Py_None && get_buffer(tfs_obj, &tfs, 0, width, "tfs") < 0) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (id[i] < 0 || id[i] >= passages || ((const uint32_t *)distinct.buf)[id[i]] == unknown) {
+            result = Py_None;
+            Py_INCREF(result);
+            goto done;
+        }
+        sketch[i] = ((const uint64_t *)sketches.buf)[id[i]];
+        size[i] = ((const uint32_t *)distinct.buf)[id[i]];
+    }
+    result = PyList_New(0);
+    if (result == NULL) goto done;
+    for (Py_ssize_t i = 1; i < n; i++) {
+        for (Py_ssize_t j = 0; j < i; j++) {
+            int64_t a = size[i], b = size[j];
+            double smaller = (double)(a < b ? a : b), larger = (double)(a < b ? b : a);
+            if (smaller < threshold * larger) continue; /* Jaccard <= min / max */
+            int64_t lacking_i = __builtin_popcountll(sketch[i] & ~sketch[j]);
+            int64_t lacking_j = __builtin_popcountll(sketch[j] & ~sketch[i]);
+            int64_t shared = a - lacking_i < b - lacking_j ? a - lacking_i : b - lacking_j;
+            double bound = (double)shared / (double)(a + b - shared);
+            if (bound < threshold - 1e-9) continue; /* NaN (two empty sets) is kept, as a near-duplicate */
+            PyObject *pair = Py_BuildValue("(nn)", i, j);
+            if (pair == NULL || PyList_Append(result, pair) < 0) {
+                Py_XDECREF(pair);
+                Py_CLEAR(result);
+                goto done;
+            }
+            Py_DECREF(pair);
+        }
+    }
+
+done:
+    PyMem_Free(sketch);
+    PyMem_Free(size);
+    if (sketches.obj) PyBuffer_Release(&sketches);
+    if (distinct.obj) PyBuffer_Release(&distinct);
+    if (ids.obj) PyBuffer_Release(&ids);
+    return result;
+}
+
+PyDoc_STRVAR(article_scores_doc,
+             "article_scores(terms, first, last, norm, k1_plus_1, out)\n\n"
+             "BM25 of whole articles: for each term (weight, ids, tfs or None, tf width) in order and each article\n"
+             "i, tf = the sum of the term's tfs over passage ids first[i]..last[i], and out[i] += weight * tf *\n"
+             "k1_plus_1 / (tf + norm[i]) (these operations in this order, as the numpy path does them). ids:\n"
+             "ascending uint32; first, last: intp; norm, out: float64, one per article.");
+
+static PyObject *article_scores(PyObject *self, PyObject *args) {
+    PyObject *terms_obj, *first_obj, *last_obj, *norm_obj, *out_obj;
+    double k1_plus_1;
+    if (!PyArg_ParseTuple(args, "OOOOdO", &terms_obj, &first_obj, &last_obj, &norm_obj, &k1_plus_1, &out_obj))
+        return NULL;
+    Py_buffer first = {0}, last = {0}, norm = {0}, out = {0};
+    PyObject *result = NULL, *sequence = NULL;
     if (get_buffer(first_obj, &first, 0, sizeof(Py_ssize_t), "first") < 0) goto done;
     if (get_buffer(last_obj, &last, 0, sizeof(Py_ssize_t), "last") < 0) goto done;
+    if (get_buffer(norm_obj, &norm, 0, sizeof(double), "norm") < 0) goto done;
     if (get_buffer(out_obj, &out, 1, sizeof(double), "out") < 0) goto done;
-    Py_ssize_t count = ids.len / (Py_ssize_t)sizeof(uint32_t);
     Py_ssize_t n = first.len / (Py_ssize_t)sizeof(Py_ssize_t);
-    if (tfs.obj && tfs.len / width != count) {
-        PyErr_SetString(PyExc_ValueError, "tfs needs one item per id");
+    if (last.len != first.len || norm.len / (Py_ssize_t)sizeof(double) != n ||
+        out.len / (Py_ssize_t)sizeof(double) != n) {
+        PyErr_SetString(PyExc_ValueError, "first, last, norm and out need the same number of items");
         goto done;
     }
-    if (last.len != first.len || out.len / (Py_ssize_t)sizeof(double) != n) {
-        PyErr_SetString(PyExc_ValueError, "first, last and out need the same number of items");
-        goto done;
-    }
-    const uint32_t *id_at = ids.buf;
+    sequence = PySequence_Fast(terms_obj, "terms must be a sequence");
+    if (sequence == NULL) goto done;
     const Py_ssize_t *from = first.buf, *to = last.buf;
-    double *sums = out.buf;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        double sum = 0.0;
-        if (from[i] <= to[i] && to[i] >= 0) {
-            Py_ssize_t at = from[i] <= 0 ? 0 : from[i] > UINT32_MAX ? count : lower_bound(id_at, 0, count, (uint32_t)from[i]);
-            Py_ssize_t end = to[i] >= UINT32_MAX ? count : lower_bound(id_at, 0, count, (uint32_t)(to[i] + 1));
-            if (tfs.obj)
-                for (; at < end; at++) sum += (double)unsigned_at(tfs.buf, width, at);
-            else
-                sum = (double)(end - at);
+    const double *norm_of = norm.buf;
+    double *totals = out.buf;
+    for (Py_ssize_t t = 0; t < PySequence_Fast_GET_SIZE(sequence); t++) {
+        PyObject *ids_obj, *tfs_obj;
+        double weight;
+        int width;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(sequence, t), "dOOi", &weight, &ids_obj, &tfs_obj, &width))
+            goto done;
+        if (width != 1 && width != 2 && width != 4) {
+            PyErr_SetString(PyExc_ValueError, "tf width must be 1, 2 or 4");
+            goto done;
         }
-        sums[i] = sum;
+        Py_buffer ids = {0}, tfs = {0};
+        if (get_buffer(ids_obj, &ids, 0, sizeof(uint32_t), "ids") < 0) goto done;
+        if (tfs_obj != Py_None && get_buffer(tfs_obj, &tfs, 0, width, "tfs") < 0) {
+            PyBuffer_Release(&ids);
+            goto done;
+        }
+        Py_ssize_t count = ids.len / (Py_ssize_t)sizeof(uint32_t);
+        if (tfs.obj && tfs.len / width != count) {
+            PyErr_SetString(PyExc_ValueError, "tfs needs one item per id");
+            PyBuffer_Release(&ids);
+            PyBuffer_Release(&tfs);
+            goto done;
+        }
+        const uint32_t *id_at = ids.buf;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double tf = 0.0;
+            if (from[i] <= to[i] && to[i] >= 0) {
+                Py_ssize_t at = from[i] <= 0 ? 0 : from[i] > UINT32_MAX ? count : lower_bound(id_at, 0, count, (uint32_t)from[i]);
+                Py_ssize_t end = to[i] >= UINT32_MAX ? count : lower_bound(id_at, 0, count, (uint32_t)(to[i] + 1));
+                if (tfs.obj)
+                    for (; at < end; at++) tf += (double)unsigned_at(tfs.buf, width, at);
+                else
+                    tf = (double)(end - at);
+            }
+            double value = weight * tf;
+            value = value * k1_plus_1;
+            value = value / (tf + norm_of[i]);
+            totals[i] += value;
+        }
+        PyBuffer_Release(&ids);
+        if (tfs.obj) PyBuffer_Release(&tfs);
     }
     result = Py_None;
     Py_INCREF(result);
 
 done:
-    if (ids.obj) PyBuffer_Release(&ids);
-    if (tfs.obj) PyBuffer_Release(&tfs);
+    Py_XDECREF(sequence);
     if (first.obj) PyBuffer_Release(&first);
     if (last.obj) PyBuffer_Release(&last);
+    if (norm.obj) PyBuffer_Release(&norm);
     if (out.obj) PyBuffer_Release(&out);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"top_positive", top_positive, METH_VARARGS, top_positive_doc},
-    {"run_sums", run_sums, METH_VARARGS, run_sums_doc},
+    {"near_pairs", near_pairs, METH_VARARGS, near_pairs_doc},
+    {"article_scores", article_scores, METH_VARARGS, article_scores_doc},
     {NULL, NULL, 0, NULL},
 };
 

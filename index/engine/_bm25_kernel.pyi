@@ -41,10 +41,26 @@ def top_positive(
     Raises ValueError on arrays of the wrong size or postings out of order or range.
     """
 
-def run_sums(ids: _Array, tfs: _Array | None, tf_width: int, first: _Array, last: _Array, out: _Array, /) -> None:
-    """For each i, the sum of the tfs of the postings with ids from ``first[i]`` to ``last[i]`` into ``out[i]``.
+def near_pairs(
+    sketches: _Array, distinct: _Array, ids: _Array, threshold: float, unknown: int, /
+) -> list[tuple[int, int]] | None:
+    """The pairs ``(i, j)``, ``i > j``, of positions in ``ids`` whose term sets may have a Jaccard similarity of at
+    least ``threshold`` (neither their sizes nor their 64-bit sketches rule it out).
 
-    ``ids``: ascending uint32; ``tfs``: ``tf_width``-byte unsigned, one per id, or None when all are 1;
-    ``first``/``last``: intp (a range with first > last is empty); ``out``: float64, writable, one per range.
-    Raises ValueError on arrays of the wrong size or width.
+    ``sketches``: uint64 and ``distinct``: uint32, by passage id; ``ids``: intp. None when an id is out of range or
+    its count is ``unknown``.
+    """
+
+def article_scores(
+    terms: Iterable[tuple[float, _Array, _Array | None, int]],
+    first: _Array,
+    last: _Array,
+    norm: _Array,
+    k1_plus_1: float,
+    out: _Array,
+    /,
+) -> None:
+    """BM25 of whole articles: for each term ``(weight, ids, tfs or None, tf width)`` and article ``i``, ``tf`` is
+    the sum of its tfs over passage ids ``first[i]..last[i]`` and ``out[i] += weight * tf * k1_plus_1 / (tf +
+    norm[i])``, in that order of operations (the numpy path's). Raises ValueError on arrays of the wrong size.
     """

@@ -75,7 +75,9 @@ _WHICH_ARTICLE = (
 )
 
 _T = TypeVar("_T")
-_run_sums = getattr(kernel, "run_sums", None)  # None without the compiled loop (or with one built before it)
+# The compiled second-stage helpers; None without the compiled module (or with one built before them).
+_article_scores = getattr(kernel, "article_scores", None)
+_near_pairs = getattr(kernel, "near_pairs", None)
 
 
 def _busy(error: sqlite3.Error) -> bool:
@@ -105,6 +107,7 @@ class _Ranking:
     confident: bool = False
     phrase_miss: bool = False
     window: dict[int, Passage] = field(default_factory=dict)  # the rerank window's passages, read once
+    owners: dict[str, ArticleInfo] = field(default_factory=dict)  # and their articles, read with them
 
 
 @dataclass(frozen=True)
@@ -147,19 +150,8 @@ class _Articles:
             df = self.df[term] = int(np.count_nonzero(numbers[1:] != numbers[:-1])) + 1 if len(numbers) else 0
         return df
 
-    def term_frequencies(
-        self, ids: np.ndarray, tfs: np.ndarray, wanted: np.ndarray, compiled: bool = True
-    ) -> np.ndarray:
-        """The term's frequency in each of the ``wanted`` articles (the sum over its passages there).
-
-        ``compiled``: by the compiled loop when it is built (``kernel.run_sums``, two binary searches per article),
-        else with numpy (the same sums).
-        """
-        if compiled and _run_sums is not None and ids.dtype == np.uint32 and tfs.dtype.isnative:
-            sums = np.empty(len(wanted), dtype=np.float64)
-            all_ones = tfs.strides == (0,)  # Postings.term_frequencies(): a view of a single 1
-            _run_sums(ids, None if all_ones else tfs, tfs.itemsize, self.first[wanted], self.last[wanted], sums)
-            return sums
+    def term_frequencies(self, ids: np.ndarray, tfs: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+        """The term's frequency in each of the ``wanted`` articles (the sum over its passages there)."""
         # In the ids' own type: another one would make searchsorted convert every id first.
         first = np.minimum(self.first[wanted], np.iinfo(ids.dtype).max).astype(ids.dtype)
         last = np.maximum(self.last[wanted], 0).astype(ids.dtype)  # number 0 (no passages): first > last
@@ -169,6 +161,11 @@ class _Articles:
         starts = np.repeat(lo - (np.cumsum(counts) - counts), counts)
         at = np.arange(len(starts)) + starts
         return np.bincount(np.repeat(np.arange(len(lo)), counts), weights=tfs[at], minlength=len(lo))
+
+
+def _native(ids: np.ndarray, tfs: np.ndarray) -> bool:
+    """Whether the compiled module can read these postings as they are (native uint32 ids, native tfs)."""
+    return ids.dtype == np.uint32 and ids.dtype.isnative and tfs.dtype.isnative
 
 
 def _each_term_once(terms: list[WeightedTerm]) -> list[WeightedTerm]:
@@ -254,17 +251,17 @@ def _tokenizer_notice(built_with: str | None, current: str) -> str | None:
     )
 
 
-def _collapse_near_duplicates(scored: list[_Candidate], maybe: np.ndarray | None = None) -> list[_Candidate]:
+def _collapse_near_duplicates(scored: list[_Candidate], pairs: list[tuple[int, int]] | None = None) -> list[_Candidate]:
     """Best first, each candidate whose term set is a near-duplicate of a better one's counted on that one instead.
 
     That is the first better candidate still kept whose set is a near-duplicate. The pairs of the rerank window are
-    found at once (``_near_duplicate_pairs``; ``maybe``: which pairs the stored sketches leave possible, in the
-    order of ``scored``, else worked out from the sets); the longer window of a quoted phrase is compared pair by
-    pair.
+    found at once (``_near_duplicate_pairs``; ``pairs``: the ``(later, better)`` positions in ``scored`` that the
+    stored sketches leave possible, else worked out from the sets); the longer window of a quoted phrase is
+    compared pair by pair.
     """
     if len(scored) > NEAR_DUPLICATE_MATRIX_MAX:
         return _collapse_pair_by_pair(scored)
-    near = _near_duplicate_pairs([candidate.term_set for candidate in scored], maybe)
+    near = _near_duplicate_pairs([candidate.term_set for candidate in scored], pairs)
     kept = [True] * len(scored)
     for later in np.flatnonzero(near.any(axis=1)).tolist():
         for better in np.flatnonzero(near[later]).tolist():
@@ -275,17 +272,18 @@ def _collapse_near_duplicates(scored: list[_Candidate], maybe: np.ndarray | None
     return [candidate for candidate, keep in zip(scored, kept, strict=True) if keep]
 
 
-def _near_duplicate_pairs(sets: list[frozenset[str]], maybe: np.ndarray | None = None) -> np.ndarray:
+def _near_duplicate_pairs(sets: list[frozenset[str]], pairs: list[tuple[int, int]] | None = None) -> np.ndarray:
     """``near[i, j]``: whether set ``i`` is a near-duplicate of the earlier set ``j`` (``rerank.jaccard``).
 
-    Jaccard is worked out only for the pairs two cheap upper bounds of it cannot rule out (``_maybe_near``, from
-    the sets unless given); most pairs of a rerank window are ruled out, and the pairs left are compared exactly.
+    Jaccard is worked out only for the ``pairs`` (later, earlier) that two cheap upper bounds of it cannot rule out
+    (``_maybe_near``, from the sets unless given); most pairs of a rerank window are ruled out, and the pairs left
+    are compared exactly.
     """
     n = len(sets)
-    if maybe is None:
-        maybe = _maybe_near(*sketches_of_sets(sets))
+    if pairs is None:
+        pairs = list(zip(*np.nonzero(np.tril(_maybe_near(*sketches_of_sets(sets)), k=-1)), strict=True))
     near = np.zeros((n, n), dtype=bool)
-    for later, better in zip(*np.nonzero(np.tril(maybe, k=-1)), strict=True):
+    for later, better in pairs:
         near[later, better] = jaccard(sets[later], sets[better]) >= NEAR_DUPLICATE_JACCARD
     return near
 
@@ -361,6 +359,7 @@ class SearchService:
         self._scorer: Scorer | None = None
         self._articles: _Articles | None = None
         self._sketches: tuple[np.ndarray, np.ndarray] | None = None  # by passage id: term-set sketch, distinct terms
+        self.compiled_second_stage = True  # False: numpy only (the same results; for tests and comparisons)
         self._examples: dict[int, list[str]] = {}  # per generation: the query scans and sorts every article
         self._published_days: np.ndarray | None = None  # per generation: by article number, its published day
         self._tokenizer_notice: str | None = None
@@ -568,7 +567,8 @@ class SearchService:
                 if all(pid in read_already for pid in wanted)
                 else self._passages(db, wanted)
             )
-            articles = self._article_infos(db, {p.article_id for p in passages.values()})
+            owners = {p.article_id for p in passages.values()}
+            articles = ranking.owners if owners <= ranking.owners.keys() else self._article_infos(db, owners)
             about = self._about_articles(db, metadata.fields, parsed, ranking) if metadata else ()
             return ranking, passages, articles, self._tokenizer_notice, about
 
@@ -700,7 +700,7 @@ class SearchService:
         head, tail = top[:window], top[window:]
         reranked = None if tail else self._rerank_lazily(db, parsed, head, ranking, depth)
         if reranked is None:
-            ranking.window = self._passages(db, [pid for pid, _ in head])  # the page's rows too: one read
+            self._read_window(db, ranking, [pid for pid, _ in head])  # the page's rows too: one read
             reranked = self._rerank(parsed, head, ranking)
         if parsed.phrases:
             ranking.phrase_miss = not reranked
@@ -746,8 +746,7 @@ class SearchService:
                 scored.append(candidate)
         scored.sort(key=lambda c: (-c.score, c.passage_id))
         ordered = _answers_first(scored)
-        stored = self._stored_sketches([c.passage_id for c in ordered])
-        return _collapse_near_duplicates(ordered, None if stored is None else _maybe_near(*stored))
+        return _collapse_near_duplicates(ordered, self._maybe_near_pairs([c.passage_id for c in ordered]))
 
     def _second_stage(
         self,
@@ -788,18 +787,19 @@ class SearchService:
         final = (score + article + proximity) * multiplier
         return _Candidate(pid, final, score, boosts=tuple(boosts), term_set=term_set, answer=found)
 
-    def _stored_sketches(self, passage_ids: list[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """The passages' term-set sketches and sizes as the index stores them; None when it has not all of them."""
+    def _maybe_near_pairs(self, passage_ids: list[int] | np.ndarray) -> list[tuple[int, int]] | None:
+        """The pairs ``(i, j)``, ``i > j``, of positions in ``passage_ids`` that may be near-duplicates, by the stored
+        sizes and sketches of their term sets (``_maybe_near``); None when the index has not all of them."""
         if self._sketches is None or len(passage_ids) == 0:
             return None
-        ids = np.asarray(passage_ids, dtype=np.intp)
         sketches, distinct = self._sketches
-        if int(ids.max()) >= len(distinct):
+        ids = np.asarray(passage_ids, dtype=np.intp)
+        if self.compiled_second_stage and _near_pairs is not None:
+            return _near_pairs(sketches, distinct, ids, NEAR_DUPLICATE_JACCARD, UNKNOWN)
+        if int(ids.max()) >= len(distinct) or (distinct[ids] == UNKNOWN).any():
             return None
-        sizes = distinct[ids]
-        if (sizes == UNKNOWN).any():
-            return None
-        return sketches[ids], sizes.astype(np.int64)
+        maybe = np.tril(_maybe_near(sketches[ids], distinct[ids].astype(np.int64)), k=-1)
+        return [(int(i), int(j)) for i, j in zip(*np.nonzero(maybe), strict=True)]
 
     def _rerank_lazily(
         self, db: store.Reader, parsed: ParsedQuery, head: list[tuple[int, float]], ranking: _Ranking, depth: int
@@ -819,13 +819,11 @@ class SearchService:
         if parsed.phrases or parsed.answer_type is not None or len(head) <= depth:
             return None
         ids = np.fromiter((pid for pid, _ in head), dtype=np.intp, count=len(head))
-        stored = self._stored_sketches(ids)
-        if stored is None:
+        pairs = self._maybe_near_pairs(ids)
+        if pairs is None:
             return None
-        maybe = _maybe_near(*stored)
-        np.fill_diagonal(maybe, False)
-        involved = np.asarray(maybe.any(axis=1), dtype=bool)
-        reach = depth + int(np.count_nonzero(involved))
+        involved = {at for pair in pairs for at in pair}
+        reach = depth + len(involved)
         if reach >= len(head):
             return None
         articles = self._article_evidence(ranking, ids.tolist())
@@ -833,20 +831,20 @@ class SearchService:
         bonus = self._pair_bonus_bounds(parsed, ranking, ids)
         upper = [low + extra for low, extra in zip(lower, bonus, strict=True)]
         floor = sorted(lower, reverse=True)[reach - 1]
-        chosen = [i for i in range(len(head)) if upper[i] >= floor or involved[i]]
-        ranking.window = self._passages(db, [head[i][0] for i in chosen])
-        pairs = _adjacent_pairs(parsed)
+        chosen = [i for i in range(len(head)) if upper[i] >= floor or i in involved]
+        self._read_window(db, ranking, [head[i][0] for i in chosen])
+        adjacent = _adjacent_pairs(parsed)
         asked = _asked_weights(ranking)
         scored = []
         for i in chosen:
             pid, score = head[i]
-            candidate = self._second_stage(parsed, ranking, pid, score, articles.get(pid, 0.0), pairs, asked)
+            candidate = self._second_stage(parsed, ranking, pid, score, articles.get(pid, 0.0), adjacent, asked)
             if candidate is not None:
                 scored.append(candidate)
         scored.sort(key=lambda c: (-c.score, c.passage_id))
-        where = {pid: at for at, (pid, _) in enumerate(head)}
-        order = [where[c.passage_id] for c in scored]
-        kept = _collapse_near_duplicates(scored, maybe[np.ix_(order, order)])
+        position = {pid: at for at, pid in enumerate(c.passage_id for c in scored)}
+        at = [position.get(pid, -1) for pid, _ in head]  # every involved candidate is among the scored
+        kept = _collapse_near_duplicates(scored, [(max(at[i], at[j]), min(at[i], at[j])) for i, j in pairs])
         # The best ``reach`` are all among the chosen, ahead of every candidate not chosen; what they keep is exact.
         best = {c.passage_id for c in scored[:reach]}
         return [c for c in kept if c.passage_id in best]
@@ -883,14 +881,19 @@ class SearchService:
         wanted = np.unique(of[np.asarray(passage_ids, dtype=np.intp)])
         totals = np.zeros(len(wanted))
         norm = p.k1 * (1 - p.b + p.b * articles.length[wanted] / articles.average_length)
+        weighted = []  # (weight × article idf, ids, tfs) of each term found in some article
         for term, _ in ranking.scored_terms:
             _, ids, tfs = ranking.postings[term.term]
             df = articles.document_frequency(term.term, ids)
-            if df == 0:
-                continue
-            term_idf = math.log(1 + (articles.count - df + 0.5) / (df + 0.5))
-            tf = articles.term_frequencies(ids, tfs, wanted).astype(np.float64)
-            totals += term.weight * term_idf * tf * (p.k1 + 1) / (tf + norm)
+            if df > 0:
+                weighted.append((term.weight * math.log(1 + (articles.count - df + 0.5) / (df + 0.5)), ids, tfs))
+        if self.compiled_second_stage and _article_scores is not None and all(_native(i, t) for _, i, t in weighted):
+            compiled = [(w, ids, None if tfs.strides == (0,) else tfs, tfs.itemsize) for w, ids, tfs in weighted]
+            _article_scores(compiled, articles.first[wanted], articles.last[wanted], norm, p.k1 + 1, totals)
+        else:
+            for weight, ids, tfs in weighted:
+                tf = articles.term_frequencies(ids, tfs, wanted)
+                totals += weight * tf * (p.k1 + 1) / (tf + norm)
         per_article = dict(zip(wanted.tolist(), (ARTICLE_WEIGHT * totals).tolist(), strict=True))
         return {pid: per_article[int(of[pid])] for pid in passage_ids}
 
@@ -979,6 +982,21 @@ class SearchService:
             f"SELECT id, article_id, ordinal, start, end, text FROM passages WHERE id IN ({marks})", ids
         ).fetchall()
         return {row[0]: Passage(*row) for row in rows}
+
+    def _read_window(self, db: store.Reader, ranking: _Ranking, ids: list[int]) -> None:
+        """The passages ``ids`` into ``ranking.window`` and their articles into ``ranking.owners``, in one read."""
+        ranking.window, ranking.owners = {}, {}
+        if not ids:
+            return
+        marks = ",".join("?" * len(ids))
+        rows = db.execute(
+            "SELECT p.id, p.article_id, p.ordinal, p.start, p.end, p.text, a.title, a.url, a.source, a.published "
+            f"FROM passages p JOIN articles a ON a.id = p.article_id WHERE p.id IN ({marks})",
+            ids,
+        ).fetchall()
+        for row in rows:
+            ranking.window[row[0]] = Passage(*row[:6])
+            ranking.owners[row[1]] = ArticleInfo(row[1], *row[6:])
 
     def _article_infos(self, db: store.Reader, ids: set[str]) -> dict[str, ArticleInfo]:
         if not ids:

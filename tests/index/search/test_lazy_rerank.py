@@ -183,3 +183,13 @@ def test_a_candidate_below_the_page_by_bm25_alone_is_read_when_adjacent_words_ca
     assert any(boost == "adjacent query words +0.200" for boost in lifted.boosts)
     page = SearchService(db).ask("rare earth", k=2).hits  # depth 3: the "apart" ties fill it by BM25 alone
     assert [hit.article.id for hit in page][1] == "together"
+
+
+def test_the_compiled_second_stage_gives_the_numpy_paths_answers_bit_for_bit(duplicated_corpus_db: Path) -> None:
+    questions = _questions(60, seed=14)
+    plain = SearchService(duplicated_corpus_db)
+    plain.compiled_second_stage = False
+    assert _answers(SearchService(duplicated_corpus_db), questions) == _answers(plain, questions)
+    whole = _whole_window(SearchService(duplicated_corpus_db))
+    whole.compiled_second_stage = False
+    assert _answers(whole, questions) == _answers(plain, questions)

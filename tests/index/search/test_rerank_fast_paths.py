@@ -15,8 +15,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from corpusbot.index.engine.bm25 import kernel
+from corpusbot.index.engine.sketches import UNKNOWN
 from corpusbot.index.models import Span
-from corpusbot.index.search.rerank import jaccard
+from corpusbot.index.search.rerank import NEAR_DUPLICATE_JACCARD, jaccard
 from corpusbot.index.search.service import (
     NEAR_DUPLICATE_MATRIX_MAX,
     SearchService,
@@ -24,6 +26,7 @@ from corpusbot.index.search.service import (
     _Candidate,
     _collapse_near_duplicates,
     _collapse_pair_by_pair,
+    _maybe_near,
     _sketch_bound,
 )
 from corpusbot.index.text.passages import sentence_spans
@@ -100,12 +103,7 @@ def test_article_term_frequencies_are_the_sums_of_each_articles_run_of_postings(
         sum(int(tf) for pid, tf in zip(ids.tolist(), tfs.tolist(), strict=True) if article_of[pid] == number)
         for number in wanted.tolist()
     ]
-    for compiled in (True, False):
-        assert articles.term_frequencies(ids, tfs, wanted.astype(np.intp), compiled).tolist() == expected
-    ones = np.broadcast_to(np.ones(1, dtype=np.uint8), ids.shape)  # tfs all 1, as Postings gives them
-    counts = [sum(1 for pid in ids.tolist() if article_of[pid] == number) for number in wanted.tolist()]
-    for compiled in (True, False):
-        assert articles.term_frequencies(ids, ones, wanted.astype(np.intp), compiled).tolist() == counts
+    assert articles.term_frequencies(ids, tfs, wanted.astype(np.intp)).tolist() == expected
 
 
 def test_of_two_sentences_of_equal_weight_the_first_is_highlighted_whatever_the_order_of_a_sum() -> None:
@@ -155,3 +153,23 @@ def test_one_pass_highlights_are_what_tokenizing_each_sentence_gives(
     weights = {term: data.draw(st.sampled_from([0.5, 1.0, 1.9, 2.4899999999999998])) for term in chosen}
     service = SimpleNamespace(tokenizer=default_tokenizer())
     assert SearchService._highlights(service, text, weights) == _highlights_sentence_by_sentence(text, weights)  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 70)), max_size=30), st.data())
+def test_the_compiled_near_pairs_are_the_numpy_bounds_pairs(sets: list[tuple[int, int]], data: st.DataObject) -> None:
+    sketches = np.array([sketch for sketch, _ in sets], dtype=np.uint64)
+    sizes = np.array([size for _, size in sets], dtype=np.uint32)
+    # sketches with few bits, so that some pairs survive the bound
+    sketches &= np.uint64(data.draw(st.sampled_from([0xF, 0xFF, 0xFFFF_FFFF, 2**64 - 1])))
+    ids = np.array(data.draw(st.permutations(range(len(sets)))), dtype=np.intp)
+    expected = np.tril(_maybe_near(sketches[ids], sizes[ids].astype(np.int64)), k=-1)
+    pairs = kernel.near_pairs(sketches, sizes, ids, NEAR_DUPLICATE_JACCARD, UNKNOWN)
+    assert pairs is not None and sorted(pairs) == sorted(zip(*map(list, np.nonzero(expected)), strict=True))
+
+
+def test_the_compiled_near_pairs_refuse_unknown_and_out_of_range_passages() -> None:
+    sketches, sizes = np.zeros(3, dtype=np.uint64), np.array([1, UNKNOWN, 2], dtype=np.uint32)
+    assert kernel.near_pairs(sketches, sizes, np.array([0, 2], dtype=np.intp), 0.8, UNKNOWN) == []
+    assert kernel.near_pairs(sketches, sizes, np.array([0, 1], dtype=np.intp), 0.8, UNKNOWN) is None
+    assert kernel.near_pairs(sketches, sizes, np.array([0, 3], dtype=np.intp), 0.8, UNKNOWN) is None
