@@ -3,14 +3,17 @@
 - Quoted phrases (``"rare earth"``) must appear as adjacent terms in a passage.
 - ``-term`` excludes passages containing that term.
 - Question words and stopwords are dropped by the tokenizer; conversational
-  filler ("tell me", "please", "explain", "taking place", "going") is dropped
-  too when other words remain.
+  filler ("tell me", "please", "explain", "taking place", "going", the asker's
+  own "I want") is dropped too when other words remain. What others want is
+  asked: "what does China want?" keeps "want".
 - Synonyms (a small bundled file plus the user's) add the other forms of a
   word or phrase to the query at half weight; a line "a, b => c" adds c to a
   question saying a or b, not the reverse.
 - The question word decides an expected answer type (who -> a person,
   when -> a date, where -> a place, how many/much -> a number), also after a
-  follow-up's "and"/"so"/"but"; used by the ranker as a mild boost.
+  follow-up's "and"/"so"/"but"; people named by a noun are a person too
+  ("which officials …", "delegation members?"); used by the ranker as a mild
+  boost.
 - A follow-up ("and what did they want from China?") can be given the earlier
   question as ``context``: its words that the follow-up lacks are added at
   CONTEXT_WEIGHT (0.3) of a query word's weight, so they steer the ranking
@@ -37,12 +40,23 @@ _QUOTED = re.compile(r"[\"“”]([^\"“”]+)[\"“”]")
 _EXCLUDED = re.compile(r"(?:(?<=\s)|^)-([^\W_][\w'’.]*)")
 # Conversational filler, dropped from a question when other words remain (compared after stemming).
 FILLER_WORDS = (
-    "tell please know explain describe information info anything something thing things want wonder anyone "
+    "tell please know explain describe information info anything something thing things wonder anyone "
     "somebody anybody give show find many much happen occur go going"
 )
 # "take place" says only that something happens ("where are the talks taking place"); dropped like filler.
 _TAKE_PLACE = re.compile(r"\b(?:take|takes|taking|took|taken)\s+place\b", re.IGNORECASE)
+# What the asker wants is filler ("I want information on …", "we'd like to know"); what others want is asked
+# ("what does China want?").
+_ASKER_WANTS = re.compile(
+    r"\b(?:i|we)(?:['’]d)?(?:\s+(?:just|really|also|would|do|did))*\s+(?:want|wanted|wanna|like)\b", re.IGNORECASE
+)
+_IDLE = (_TAKE_PLACE, _ASKER_WANTS)
 _LEAD = r"^\W*(?:(?:and|but|so|also|then|ok|okay)\W+)*"  # a follow-up's opening: "and who's going?", "so when?"
+_PEOPLE = (
+    r"(?:members|officials|leaders|names|personnel|participants|delegates|negotiators|executives|ministers|"
+    r"representatives|candidates|winners|speakers)\b"
+)
+_ASKING = r"(?:what|which|why|how|when|where|who|whom|whose|did|does|do|is|are|was|were|can|could|will|would)"
 _ANSWER_TYPES = (
     ("person", re.compile(_LEAD + r"(?:who|whom|whose)\b", re.IGNORECASE)),
     ("number", re.compile(_LEAD + r"how\s+(?:many|much|long|far|old|big|large)\b", re.IGNORECASE)),
@@ -54,6 +68,14 @@ _ANSWER_TYPES = (
         ),
     ),
     ("place", re.compile(_LEAD + r"where\b", re.IGNORECASE)),
+    # People asked for by a noun: "which officials …", or a fragment naming them ("delegation members?").
+    (
+        "person",
+        re.compile(
+            rf"{_LEAD}(?:which|what)\s+(?:(?!{_ASKING}\b)\w+\s+)?{_PEOPLE}|^(?!.*\b{_ASKING}\b).*\b{_PEOPLE}",
+            re.IGNORECASE,
+        ),
+    ),
 )
 
 
@@ -159,7 +181,7 @@ def parse_query(
     surface = {t.term: positive_text[t.start : t.end] for t in tokens}
     words = [t.term for t in tokens if t.term not in excluded]
     filler = _filler_terms(tokenizer)
-    idle = {start for match in _TAKE_PLACE.finditer(positive_text) for start in range(*match.span())}
+    idle = {start for pattern in _IDLE for match in pattern.finditer(positive_text) for start in range(*match.span())}
     content = [t.term for t in tokens if t.term not in excluded and t.term not in filler and t.start not in idle]
     context_text = " ".join(context.split()) if context else ""
     if content:
@@ -210,7 +232,10 @@ def is_follow_up(text: str, tokenizer: Tokenizer) -> bool:
 
 def _context_terms(context: str, present: set[str], tokenizer: Tokenizer, weight: float) -> list[WeightedTerm]:
     """The earlier question's content words the follow-up does not already have, each once at ``weight``."""
-    words = tokenizer.terms(_TAKE_PLACE.sub(" ", _EXCLUDED.sub(" ", context)))
+    text = _EXCLUDED.sub(" ", context)
+    for pattern in _IDLE:
+        text = pattern.sub(" ", text)
+    words = tokenizer.terms(text)
     filler = _filler_terms(tokenizer)
     content = [w for w in words if w not in filler] or words
     return [WeightedTerm(w, weight, "context", context) for w in dict.fromkeys(content) if w not in present]

@@ -130,8 +130,13 @@ _NAME_SPAN = re.compile(rf"(?<![\w'’-]){_NOT_A_NAME}{_NAME}(?:\s+{_NAME}){{1,2
 
 
 def name_spans(sentence: str) -> list[tuple[int, int]]:
-    """Runs of two or three capitalised words ("Carla Mendes"): a name, or a place, or a firm — context decides."""
-    return [match.span() for match in _NAME_SPAN.finditer(sentence)]
+    """Runs of two or three capitalised words ("Carla Mendes"): a name, or a place, or a firm — context decides.
+
+    A run ending in a word of a place or an organisation ("Harbor Street", "Westfield General Hospital") is left
+    out: whatever the context, it is not a person.
+    """
+    spans = (match.span() for match in _NAME_SPAN.finditer(sentence))
+    return [(start, end) for start, end in spans if not _ORGANISATION_END.search(sentence, start, end)]
 
 
 def _extend_place_lists(sentence: str, found: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -97,6 +97,14 @@ def test_an_untitled_name_counts_only_next_to_a_question_word(tokenizer: Tokeniz
     )
 
 
+def test_an_untitled_name_of_a_street_or_an_organisation_is_no_person(tokenizer: Tokenizer) -> None:
+    weights = weights_of(tokenizer, "repairing bridge")
+    assert find_answer("person", "The Harbor Street bridge will close for repairs.", weights, tokenizer) is None
+    assert find_answer("person", "Westfield General Hospital is repairing the bridge.", weights, tokenizer) is None
+    found = find_answer("person", "Dana Whitcombe repaired the bridge.", weights, tokenizer)
+    assert found is not None and (found.span.start, found.span.end) == (0, len("Dana Whitcombe"))
+
+
 def test_the_line_needs_the_heaviest_word_the_passage_has_in_the_answers_sentence(tokenizer: Tokenizer) -> None:
     text = "Trump spoke after a phone call. Talks will be held in London next Monday."
     weights = weights_of(tokenizer, "Trump talk", heavy="phone")

@@ -25,14 +25,14 @@ def tokenizer() -> Tokenizer:
 
 def test_the_earlier_questions_other_words_join_at_the_context_weight(tokenizer: Tokenizer) -> None:
     parsed = parse_query("and what did they want from China?", tokenizer, context=DELEGATION)
-    assert parsed.query_terms == ("china",)
+    assert parsed.query_terms == ("want", "china")
     assert [t for t in parsed.terms if t.origin == "context"] == [
         WeightedTerm("u_s", CONTEXT_WEIGHT, "context", DELEGATION),
         WeightedTerm("deleg", CONTEXT_WEIGHT, "context", DELEGATION),
     ]
     assert CONTEXT_WEIGHT == 0.3
     assert parsed.context == DELEGATION
-    assert parsed.asked_terms == ("china",)  # confidence is judged on the follow-up's own words
+    assert parsed.asked_terms == ("want", "china")  # confidence is judged on the follow-up's own words
 
 
 def test_the_earlier_questions_synonyms_join_at_their_share_of_its_weight(tokenizer: Tokenizer) -> None:
@@ -57,10 +57,16 @@ def test_an_earlier_question_drops_take_place_like_a_question(tokenizer: Tokeniz
     assert parsed.asked_terms == ("talk",)
 
 
+def test_an_earlier_question_drops_the_askers_own_wanting(tokenizer: Tokenizer) -> None:
+    parsed = parse_query("when?", tokenizer, context="I want to know about the steel tariffs")
+    assert parsed.asked_terms == ("steel", "tariff")
+
+
 def test_words_of_both_questions_count_once_at_full_weight(tokenizer: Tokenizer) -> None:
     parsed = parse_query("what did the delegation want?", tokenizer, context=DELEGATION)
     assert [(t.term, t.weight, t.origin) for t in parsed.terms] == [
         ("deleg", 1.0, "query"),
+        ("want", 1.0, "query"),
         ("u_s", CONTEXT_WEIGHT, "context"),
     ]
 

@@ -65,6 +65,10 @@ def test_stopwords_and_question_words_are_dropped(tokenizer: Tokenizer) -> None:
         ("Can you show me anything on exports?", ("export",)),
         ("How many tariffs?", ("tariff",)),
         ("I want information about rare earth magnets", ("rare", "earth", "magnet")),
+        ("We'd like to know about the steel tariffs", ("steel", "tariff")),
+        ("i just wanted info on exports", ("export",)),
+        ("we'd really like to know the tariffs", ("tariff",)),
+        ("What does China want from the US?", ("china", "want", "u_s")),  # what others want is asked
         ("where are the trade talks taking place", ("trade", "talk")),  # "take place": only that it happens
         ("What happened to the steel tariffs?", ("steel", "tariff")),
         ("Will they take action on the place names?", ("take", "action", "place", "name")),  # not the idiom
@@ -233,6 +237,9 @@ def test_bundled_groups(bundled_synonyms: Synonyms) -> None:
     # One way: "talk on the phone" also matches "call"; "call" does not bring "talk" (talks are not calls).
     assert bundled_synonyms.alternatives(("talk", "phone")) == {("call",)}
     assert bundled_synonyms.alternatives(("call",)) == set()
+    # One way: a post makes something known ("posted on social media"); an announcement need not be a post.
+    assert bundled_synonyms.alternatives(("post",)) == {("publish",), ("announc",), ("declar",)}
+    assert ("post",) not in bundled_synonyms.alternatives(("announc",))
 
 
 def test_hand_made_groups() -> None:
@@ -357,6 +364,15 @@ def test_an_unreadable_user_file_is_a_user_error_naming_the_file(
         ("Tell me who leads the delegation", None),  # the question word must open the question
         ("Whoever wins, tariffs stay", None),
         ("Somewhere a port opens", None),
+        # people named by a noun: after which/what, or in a fragment without a question word
+        ("Which officials attended the talks?", "person"),
+        ("what senior negotiators are going", "person"),
+        ("delegation members?", "person"),
+        ("names of the negotiators", "person"),
+        ("How many members voted?", "number"),
+        ("What did the officials say?", None),
+        ("what do members get?", None),  # "do" is no kind of member
+        ("Did the leaders meet?", None),
     ],
 )
 def test_the_question_word_sets_the_expected_answer_type(
