@@ -54,6 +54,7 @@ HOOKS = (
     ("core", "service", "_postings"),
     ("core", "scorer", "top"),
     ("fetch", "service", "_passages"),
+    ("fetch", "service", "_read_window"),
     ("fetch", "service", "_article_infos"),
     ("rerank", "service", "_rank"),
     ("rerank", "service", "_rerank"),

@@ -93,7 +93,7 @@ class _Candidate:
     bm25: float
     duplicates: int = 0
     boosts: tuple[str, ...] = ()
-    term_set: frozenset[str] = frozenset()
+    term_set: frozenset[str] | None = frozenset()  # its text's terms; None: not tokenized (not needed so far)
     answer: FoundAnswer | None = None  # who/when/where/how-many: the answer it holds (answer_line.find_answer)
 
 
@@ -108,6 +108,7 @@ class _Ranking:
     phrase_miss: bool = False
     window: dict[int, Passage] = field(default_factory=dict)  # the rerank window's passages, read once
     owners: dict[str, ArticleInfo] = field(default_factory=dict)  # and their articles, read with them
+    pairs_held: tuple[bytes, list[tuple[float, np.ndarray]]] | None = None  # SearchService._pairs_held, remembered
 
 
 @dataclass(frozen=True)
@@ -261,7 +262,7 @@ def _collapse_near_duplicates(scored: list[_Candidate], pairs: list[tuple[int, i
     """
     if len(scored) > NEAR_DUPLICATE_MATRIX_MAX:
         return _collapse_pair_by_pair(scored)
-    near = _near_duplicate_pairs([candidate.term_set for candidate in scored], pairs)
+    near = _near_duplicate_pairs([candidate.term_set or frozenset() for candidate in scored], pairs)
     kept = [True] * len(scored)
     for later in np.flatnonzero(near.any(axis=1)).tolist():
         for better in np.flatnonzero(near[later]).tolist():
@@ -288,6 +289,15 @@ def _near_duplicate_pairs(sets: list[frozenset[str]], pairs: list[tuple[int, int
     return near
 
 
+def _in_order(
+    pairs: list[tuple[int, int]], head: list[tuple[int, float]], scored: list[_Candidate]
+) -> list[tuple[int, int]]:
+    """``pairs`` of positions in ``head`` as ``(later, better)`` positions in ``scored`` (every one of them there)."""
+    position = {candidate.passage_id: at for at, candidate in enumerate(scored)}
+    at = [position.get(pid, -1) for pid, _ in head]
+    return [(max(at[i], at[j]), min(at[i], at[j])) for i, j in pairs]
+
+
 def _maybe_near(sketches: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """``maybe[i, j]``: whether sets ``i`` and ``j`` may be near-duplicates (their sizes and sketches allow it)."""
     sizes = sizes.astype(np.int64)
@@ -308,7 +318,7 @@ def _collapse_pair_by_pair(scored: list[_Candidate]) -> list[_Candidate]:
     """``_collapse_near_duplicates`` one pair at a time (for windows too long for one matrix of all pairs)."""
     kept: list[tuple[int, frozenset[str], _Candidate]] = []
     for candidate in scored:
-        terms = candidate.term_set
+        terms = candidate.term_set or frozenset()
         size = len(terms)
         for other_size, other, twin in kept:
             # Jaccard(a, b) <= min(|a|, |b|) / max(|a|, |b|): sets of very different sizes are never near-duplicates.
@@ -708,7 +718,7 @@ class SearchService:
         ranking.candidates = reranked + [_Candidate(pid, score, score) for pid, score in tail]
         if reranked:
             answered = parsed.answer_type is not None and reranked[0].answer is not None
-            ranking.confident = self._is_confident(parsed, reranked[0].term_set, raw, answered)
+            ranking.confident = self._is_confident(parsed, self._term_set(ranking, reranked[0]), raw, answered)
         return ranking
 
     @staticmethod
@@ -735,18 +745,46 @@ class SearchService:
         return [(pid, 0.0) for pid in ordered[:depth]]
 
     def _rerank(self, parsed: ParsedQuery, head: list[tuple[int, float]], ranking: _Ranking) -> list[_Candidate]:
-        """The second stage over every candidate of the window (their passages are in ``ranking.window``)."""
-        articles = self._article_evidence(ranking, [pid for pid, _ in head])
-        pairs = _adjacent_pairs(parsed)
+        """The second stage over every candidate of the window (their passages are in ``ranking.window``).
+
+        A passage is tokenized only when something needs its terms: a quoted phrase, the adjacent-word bonus (its
+        postings hold both words of a pair of the question), a near-duplicate check the stored sketches leave open
+        (or none stored), and later the confidence of the best.
+        """
+        ids = np.fromiter((pid for pid, _ in head), dtype=np.intp, count=len(head))
+        articles = self._article_evidence(ranking, ids.tolist())
+        near = None if parsed.phrases else self._maybe_near_pairs(ids)
+        read = self._needing_terms(parsed, ranking, ids, near)
+        adjacent = _adjacent_pairs(parsed)
         asked = _asked_weights(ranking)
         scored = []
         for pid, score in head:
-            candidate = self._second_stage(parsed, ranking, pid, score, articles.get(pid, 0.0), pairs, asked)
+            candidate = self._second_stage(
+                parsed, ranking, pid, score, articles.get(pid, 0.0), adjacent, asked, read is None or pid in read
+            )
             if candidate is not None:
                 scored.append(candidate)
         scored.sort(key=lambda c: (-c.score, c.passage_id))
         ordered = _answers_first(scored)
-        return _collapse_near_duplicates(ordered, self._maybe_near_pairs([c.passage_id for c in ordered]))
+        return _collapse_near_duplicates(ordered, None if near is None else _in_order(near, head, ordered))
+
+    def _needing_terms(
+        self, parsed: ParsedQuery, ranking: _Ranking, ids: np.ndarray, near: list[tuple[int, int]] | None
+    ) -> set[int] | None:
+        """The passages of ``ids`` whose terms the second stage needs (None: all): those whose postings hold both
+        words of a pair of the question, and those of the ``near`` pairs (positions in ``ids``)."""
+        if near is None:
+            return None
+        read = {int(ids[at]) for pair in near for at in pair}
+        holders = self._pair_holders(parsed, ranking, ids)
+        read.update(pid for pid, held in zip(ids.tolist(), holders, strict=True) if held)
+        return read
+
+    def _term_set(self, ranking: _Ranking, candidate: _Candidate) -> frozenset[str]:
+        """The candidate's text's terms, tokenized now if the second stage did not need them."""
+        if candidate.term_set is None:
+            candidate.term_set = frozenset(self.tokenizer.terms(ranking.window[candidate.passage_id].text))
+        return candidate.term_set
 
     def _second_stage(
         self,
@@ -757,21 +795,28 @@ class SearchService:
         article: float,
         pairs: set[tuple[str, str]],
         asked: dict[str, float],
+        tokenize: bool = True,
     ) -> _Candidate | None:
         """One candidate's final score from its passage's text: BM25 ``score`` plus ``article`` (its article's
-        evidence) plus the adjacent-word bonus, times the answer-type boost; None when it lacks a quoted phrase."""
+        evidence) plus the adjacent-word bonus, times the answer-type boost; None when it lacks a quoted phrase.
+
+        ``tokenize`` False: the text is not tokenized (its postings lack a word of each pair of the question, so
+        there is no adjacent-word bonus, and nothing else needs its terms yet).
+        """
         weights = ranking.term_weights
         text = ranking.window[pid].text
-        terms = self.tokenizer.terms(text)
+        terms = self.tokenizer.terms(text) if tokenize else []
         if parsed.phrases and not all(contains_phrase(terms, phrase) for phrase in parsed.phrases):
             return None
         boosts: list[str] = []
         if article > 0:
             boosts.append(f"article match +{article:.3f}")
-        term_set = frozenset(terms)
+        term_set = frozenset(terms) if tokenize else None
         # a question's pair is looked for (a scan in C) only in passages holding both of its words
         found_pairs = [
-            (a, b) for a, b in pairs if a in term_set and b in term_set and (a, b) in itertools.pairwise(terms)
+            (a, b)
+            for a, b in pairs
+            if term_set is not None and a in term_set and b in term_set and (a, b) in itertools.pairwise(terms)
         ]
         # fsum: the same in any order (a set's order, and so a plain sum's last bit, varies between processes)
         proximity = PAIR_WEIGHT * math.fsum(min(weights[a], weights[b]) for a, b in found_pairs)
@@ -833,18 +878,19 @@ class SearchService:
         floor = sorted(lower, reverse=True)[reach - 1]
         chosen = [i for i in range(len(head)) if upper[i] >= floor or i in involved]
         self._read_window(db, ranking, [head[i][0] for i in chosen])
+        read = self._needing_terms(parsed, ranking, ids, pairs)
         adjacent = _adjacent_pairs(parsed)
         asked = _asked_weights(ranking)
         scored = []
         for i in chosen:
             pid, score = head[i]
-            candidate = self._second_stage(parsed, ranking, pid, score, articles.get(pid, 0.0), adjacent, asked)
+            candidate = self._second_stage(
+                parsed, ranking, pid, score, articles.get(pid, 0.0), adjacent, asked, read is None or pid in read
+            )
             if candidate is not None:
                 scored.append(candidate)
         scored.sort(key=lambda c: (-c.score, c.passage_id))
-        position = {pid: at for at, pid in enumerate(c.passage_id for c in scored)}
-        at = [position.get(pid, -1) for pid, _ in head]  # every involved candidate is among the scored
-        kept = _collapse_near_duplicates(scored, [(max(at[i], at[j]), min(at[i], at[j])) for i, j in pairs])
+        kept = _collapse_near_duplicates(scored, _in_order(pairs, head, scored))  # the involved are all scored
         # The best ``reach`` are all among the chosen, ahead of every candidate not chosen; what they keep is exact.
         best = {c.passage_id for c in scored[:reach]}
         return [c for c in kept if c.passage_id in best]
@@ -853,10 +899,22 @@ class SearchService:
         """For each of ``ids``, the most the adjacent-word bonus can give it: ``PAIR_WEIGHT`` × the smaller weight
         of each of the question's pairs whose words both are in its postings (a passage's postings hold its text's
         words and its title's, so no pair found in its text is missed)."""
+        both = self._pairs_held(parsed, ranking, ids)
+        return [PAIR_WEIGHT * math.fsum(weight for weight, present in both if present[i]) for i in range(len(ids))]
+
+    def _pair_holders(self, parsed: ParsedQuery, ranking: _Ranking, ids: np.ndarray) -> list[bool]:
+        """For each of ``ids``, whether its postings hold both words of some pair of the question."""
+        both = self._pairs_held(parsed, ranking, ids)
+        return [any(present[i] for _, present in both) for i in range(len(ids))]
+
+    def _pairs_held(self, parsed: ParsedQuery, ranking: _Ranking, ids: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        """Each adjacent pair of the question's known words: its bonus weight (the smaller idf) and, for each of
+        ``ids``, whether the passage's postings hold both words (cached on ``ranking`` for these ids)."""
+        key = ids.tobytes()
+        if ranking.pairs_held is not None and ranking.pairs_held[0] == key:
+            return ranking.pairs_held[1]
         weights = ranking.term_weights
         pairs = [(a, b) for a, b in _adjacent_pairs(parsed) if a in weights and b in weights]
-        if not pairs:
-            return [0.0] * len(ids)
         held: dict[str, np.ndarray] = {}
         for term in {word for pair in pairs for word in pair}:
             postings = ranking.postings[term][1]
@@ -864,7 +922,8 @@ class SearchService:
             at = np.minimum(np.searchsorted(postings, wanted), len(postings) - 1)
             held[term] = postings[at] == wanted
         both = [(min(weights[a], weights[b]), held[a] & held[b]) for a, b in pairs]
-        return [PAIR_WEIGHT * math.fsum(weight for weight, present in both if present[i]) for i in range(len(ids))]
+        ranking.pairs_held = (key, both)
+        return both
 
     def _article_evidence(self, ranking: _Ranking, passage_ids: list[int]) -> dict[int, float]:
         """ARTICLE_WEIGHT × BM25 of each candidate's whole article (its passages' terms together).

@@ -193,3 +193,23 @@ def test_the_compiled_second_stage_gives_the_numpy_paths_answers_bit_for_bit(dup
     whole = _whole_window(SearchService(duplicated_corpus_db))
     whole.compiled_second_stage = False
     assert _answers(whole, questions) == _answers(plain, questions)
+
+
+def test_passages_tokenized_only_when_needed_give_the_answers_of_tokenizing_all(duplicated_corpus_db: Path) -> None:
+    # who/when/where/how-many questions take the whole window; their passages are tokenized only for a pair of
+    # the question's words, a possible near-duplicate or the confidence of the best
+    single = [f"{lead} {word}" for lead in ("who", "when", "where", "how many") for word in WORDS[::3]]
+    questions = single + [f"who {words}" for words in _questions(20, 15)] + _questions(30, seed=16)
+    every = SearchService(duplicated_corpus_db)
+    every._maybe_near_pairs = lambda ids: None  # type: ignore[method-assign]  # as an index without sketches
+    service = SearchService(duplicated_corpus_db)
+    tokenize = []
+    original = service._second_stage
+
+    def counted(*args):
+        tokenize.append(args[-1])
+        return original(*args)
+
+    service._second_stage = counted  # type: ignore[method-assign]
+    assert _answers(service, questions) == _answers(every, questions)
+    assert tokenize.count(False) > 0.15 * len(tokenize)  # the same answers from fewer passages tokenized
