@@ -1,6 +1,7 @@
 """The compiled part of the build; everything else is declared in pyproject.toml.
 
-index/engine/_bm25_kernel.c (installed as corpusbot.index.engine._bm25_kernel) is the BM25 scoring loop. It is optional: without a C compiler the
+index/engine/_bm25_kernel.c (installed as corpusbot.index.engine._bm25_kernel) is the BM25 scoring loop and the second stage's
+article scores and near-duplicate pairs. It is optional: without a C compiler the
 install still succeeds and index/engine/bm25.py scores with numpy (same results, slower).
 -O3 vectorises the id checks; -ffp-contract=off keeps its floating-point operations exactly those of the numpy path.
 """
