@@ -145,6 +145,10 @@ bad:
 
 static int read_term(PyObject *item, Term *term, Py_ssize_t n) {
     PyObject *ids_obj, *tfs_obj, *first_obj;
+    if (!PyTuple_Check(item)) {
+        PyErr_SetString(PyExc_TypeError, "each term must be a tuple");
+        return -1;
+    }
     if (!PyArg_ParseTuple(item, "dOiOOid", &term->weight, &ids_obj, &term->gap_width, &first_obj, &tfs_obj,
                           &term->width, &term->bound))
         return -1;
@@ -487,16 +491,17 @@ static PyObject *top_positive(PyObject *self, PyObject *args) {
     const uint16_t *length_of = lengths.buf;
     Py_ssize_t tables = unit.len / (Py_ssize_t)sizeof(double);
     uint16_t longest = (uint16_t)(tables > 65536 ? 65535 : tables - 1);
-    sequence = PySequence_Fast(terms_obj, "terms must be a sequence");
+    /* A tuple of its own: converting an item (a weight's __float__) runs Python code that could empty a list. */
+    sequence = PySequence_Tuple(terms_obj);
     if (sequence == NULL) goto done;
-    Py_ssize_t wanted = PySequence_Fast_GET_SIZE(sequence);
+    Py_ssize_t wanted = PyTuple_GET_SIZE(sequence);
     terms = PyMem_Calloc((size_t)(wanted > 0 ? wanted : 1), sizeof(Term));
     if (terms == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     for (; n_terms < wanted; n_terms++) {
-        if (read_term(PySequence_Fast_GET_ITEM(sequence, n_terms), &terms[n_terms], n) < 0) {
+        if (read_term(PyTuple_GET_ITEM(sequence, n_terms), &terms[n_terms], n) < 0) {
             n_terms++;
             goto done;
         }
@@ -681,17 +686,21 @@ static PyObject *article_scores(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "first, last, norm and out need the same number of items");
         goto done;
     }
-    sequence = PySequence_Fast(terms_obj, "terms must be a sequence");
+    /* A tuple of its own: converting an item (a weight's __float__) runs Python code that could empty a list. */
+    sequence = PySequence_Tuple(terms_obj);
     if (sequence == NULL) goto done;
     const Py_ssize_t *from = first.buf, *to = last.buf;
     const double *norm_of = norm.buf;
     double *totals = out.buf;
-    for (Py_ssize_t t = 0; t < PySequence_Fast_GET_SIZE(sequence); t++) {
-        PyObject *ids_obj, *tfs_obj;
+    for (Py_ssize_t t = 0; t < PyTuple_GET_SIZE(sequence); t++) {
+        PyObject *ids_obj, *tfs_obj, *item = PyTuple_GET_ITEM(sequence, t);
         double weight;
         int width;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(sequence, t), "dOOi", &weight, &ids_obj, &tfs_obj, &width))
+        if (!PyTuple_Check(item)) {
+            PyErr_SetString(PyExc_TypeError, "each term must be a tuple (weight, ids, tfs or None, tf width)");
             goto done;
+        }
+        if (!PyArg_ParseTuple(item, "dOOi", &weight, &ids_obj, &tfs_obj, &width)) goto done;
         if (width != 1 && width != 2 && width != 4) {
             PyErr_SetString(PyExc_ValueError, "tf width must be 1, 2 or 4");
             goto done;

@@ -18,8 +18,28 @@ import numpy as np
 UNKNOWN = 0xFFFFFFFF  # distinct_terms of a passage whose sketch was never stored
 SKETCH_BLOB = "sketch"
 DISTINCT_BLOB = "distinct_terms"
+# meta: the index generation the blobs were written for. A writer that does not know them (a corpusbot from before
+# them, still indexing during an upgrade) leaves them as they were while passage ids are reused: then they are
+# another generation's, and not used.
+GENERATION_KEY = "sketches_generation"
 
 _ONE = np.uint64(1)
+
+
+def from_blobs(
+    sketch: object, distinct: object, meta: dict, size: int | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The stored ``(sketches, distinct counts)``, or None when they cannot be trusted: missing, damaged (not whole
+    items, not as many of each, not ``size`` of them) or written for another index generation than ``meta``'s."""
+    if not isinstance(sketch, bytes) or not isinstance(distinct, bytes):
+        return None
+    if meta.get(GENERATION_KEY) is None or meta.get(GENERATION_KEY) != meta.get("generation"):
+        return None
+    if len(sketch) % 8 or len(distinct) % 4 or len(sketch) // 8 != len(distinct) // 4:
+        return None
+    if size is not None and len(distinct) // 4 != size:
+        return None
+    return np.frombuffer(sketch, dtype="<u8"), np.frombuffer(distinct, dtype="<u4")
 
 
 @lru_cache(maxsize=1 << 18)

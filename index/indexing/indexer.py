@@ -207,6 +207,7 @@ def _index_changes(
         removed_files=summary.removed,
         full=settings.full,
         title_weight=settings.title_weight,
+        generation=_next_generation(settings),
     )
     with writer.write_transaction(run.db):
         _check_not_reindexed_meanwhile(run, settings)
@@ -268,6 +269,11 @@ def _settle(run: IndexRun) -> RunSettings:
     )
 
 
+def _next_generation(settings: RunSettings) -> int:
+    """The generation this run's index will be (one more than the one it compared the corpus with)."""
+    return int(settings.meta.get("generation", 0)) + 1
+
+
 def _new_meta(settings: RunSettings, summary: IndexSummary) -> dict[str, Any]:
     """The metadata of the index this run wrote."""
     return {
@@ -278,7 +284,7 @@ def _new_meta(settings: RunSettings, summary: IndexSummary) -> dict[str, Any]:
         "corpus_paths": settings.roots,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "build_seconds": round(summary.seconds, 3),
-        "generation": int(settings.meta.get("generation", 0)) + 1,
+        "generation": _next_generation(settings),
         "build_id": store.new_build_id(),  # a reader tells this build from another of the same generation
         "articles": summary.articles,
         "passages": summary.passages,

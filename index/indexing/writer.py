@@ -46,6 +46,7 @@ class IndexUpdate:
     removed_files: list[str]  # corpus files that are gone
     full: bool  # replace the whole index instead of updating it
     title_weight: int  # how many times each passage holds its title's terms (for the stale ones too)
+    generation: int  # the index generation this run writes (the stored sketches are marked with it)
 
 
 @contextlib.contextmanager
@@ -247,6 +248,7 @@ def _write_passage_arrays_and_statistics(
             "total_tokens": total_tokens,
             "average_idf": average_idf(n_docs, all_df),
             "vocabulary": len(all_df),
+            sketch_blobs.GENERATION_KEY: update.generation,
         },
     )
 
@@ -313,12 +315,12 @@ def _passage_sketches(
                 (sketch_blobs.SKETCH_BLOB, sketch_blobs.DISTINCT_BLOB),
             ).fetchall()
         )
-        if sketch_blobs.SKETCH_BLOB in rows and sketch_blobs.DISTINCT_BLOB in rows:
-            old_sketches = np.frombuffer(rows[sketch_blobs.SKETCH_BLOB], dtype="<u8")[:size]
-            old_distinct = np.frombuffer(rows[sketch_blobs.DISTINCT_BLOB], dtype="<u4")[:size]
-            sketches[: len(old_sketches)] = old_sketches
-            distinct[: len(old_distinct)] = old_distinct
-        else:
+        meta = store.read_meta(db)  # the index being updated (this run's metadata is written after)
+        stored = sketch_blobs.from_blobs(rows.get(sketch_blobs.SKETCH_BLOB), rows.get(sketch_blobs.DISTINCT_BLOB), meta)
+        if stored is not None and len(stored[1]) <= size:
+            sketches[: len(stored[0])] = stored[0]
+            distinct[: len(stored[1])] = stored[1]
+        else:  # none, damaged, or left by a writer that did not keep them: the texts say
             distinct[:] = sketch_blobs.UNKNOWN
         sketches[removed_ids] = 0
         distinct[removed_ids] = 0

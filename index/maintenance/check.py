@@ -416,13 +416,14 @@ class _Checker:
                 "SELECT name, data FROM blobs WHERE name IN (?, ?)", (sketches.SKETCH_BLOB, sketches.DISTINCT_BLOB)
             ).fetchall()
         )
-        if sketches.SKETCH_BLOB not in rows or sketches.DISTINCT_BLOB not in rows:
+        if sketches.SKETCH_BLOB not in rows and sketches.DISTINCT_BLOB not in rows:
             return None
-        sketch, distinct = rows[sketches.SKETCH_BLOB], rows[sketches.DISTINCT_BLOB]
-        if len(sketch) % 8 or len(distinct) % 4 or len(sketch) // 8 != len(distinct) // 4:
+        if self.meta.get(sketches.GENERATION_KEY) != self.meta.get("generation"):
+            return None  # another generation's (left by an older corpusbot): the search service does not use them
+        stored = sketches.from_blobs(rows.get(sketches.SKETCH_BLOB), rows.get(sketches.DISTINCT_BLOB), self.meta)
+        if stored is None:
             self.problem("the term sketches (blobs sketch, distinct_terms) are damaged (run `corpusbot index --full`)")
-            return None
-        return np.frombuffer(sketch, dtype="<u8"), np.frombuffer(distinct, dtype="<u4")
+        return stored
 
     def _reference_fits(self) -> bool:
         return int(self.meta["total_tokens"]) <= MAX_REFERENCE_TOKENS

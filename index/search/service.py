@@ -27,6 +27,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from corpusbot.index.engine import sketches as sketch_blobs
 from corpusbot.index.engine import store
 from corpusbot.index.engine.bm25 import BM25Params, Collection, Postings, QueryTerm, Scorer, idf, kernel, raw_idf
 from corpusbot.index.engine.sketches import DISTINCT_BLOB, SKETCH_BLOB, UNKNOWN, jaccard_upper_bound, sketches_of_sets
@@ -519,11 +520,7 @@ class SearchService:
         rows = dict(
             db.execute("SELECT name, data FROM blobs WHERE name IN (?, ?)", (SKETCH_BLOB, DISTINCT_BLOB)).fetchall()
         )
-        self._sketches = (
-            (np.frombuffer(rows[SKETCH_BLOB], dtype="<u8"), np.frombuffer(rows[DISTINCT_BLOB], dtype="<u4"))
-            if SKETCH_BLOB in rows and DISTINCT_BLOB in rows
-            else None
-        )
+        self._sketches = sketch_blobs.from_blobs(rows.get(SKETCH_BLOB), rows.get(DISTINCT_BLOB), meta, len(doc_len))
         self._postings_cache.clear()
         self._examples = {}
         self._published_days = None
@@ -841,7 +838,7 @@ class SearchService:
         ids = np.asarray(passage_ids, dtype=np.intp)
         if self.compiled_second_stage and _near_pairs is not None:
             return _near_pairs(sketches, distinct, ids, NEAR_DUPLICATE_JACCARD, UNKNOWN)
-        if int(ids.max()) >= len(distinct) or (distinct[ids] == UNKNOWN).any():
+        if int(ids.max()) >= min(len(distinct), len(sketches)) or (distinct[ids] == UNKNOWN).any():
             return None
         maybe = np.tril(_maybe_near(sketches[ids], distinct[ids].astype(np.int64)), k=-1)
         return [(int(i), int(j)) for i, j in zip(*np.nonzero(maybe), strict=True)]
