@@ -520,7 +520,11 @@ class SearchService:
         rows = dict(
             db.execute("SELECT name, data FROM blobs WHERE name IN (?, ?)", (SKETCH_BLOB, DISTINCT_BLOB)).fetchall()
         )
-        self._sketches = sketch_blobs.from_blobs(rows.get(SKETCH_BLOB), rows.get(DISTINCT_BLOB), meta, len(doc_len))
+        self._sketches = (
+            sketch_blobs.from_blobs(rows.get(SKETCH_BLOB), rows.get(DISTINCT_BLOB), meta, len(doc_len))
+            if meta.get("tokenizer") == self.tokenizer.name  # else their terms are not the ones texts give now
+            else None
+        )
         self._postings_cache.clear()
         self._examples = {}
         self._published_days = None

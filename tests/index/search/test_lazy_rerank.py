@@ -213,3 +213,10 @@ def test_passages_tokenized_only_when_needed_give_the_answers_of_tokenizing_all(
     service._second_stage = counted  # type: ignore[method-assign]
     assert _answers(service, questions) == _answers(every, questions)
     assert tokenize.count(False) > 0.15 * len(tokenize)  # the same answers from fewer passages tokenized
+
+
+def test_sketches_of_an_index_built_by_another_tokenizer_are_not_used(duplicated_corpus_db: Path) -> None:
+    with sqlite3.connect(duplicated_corpus_db) as conn:  # its stored sketches hold another tokenizer's terms
+        conn.execute("""UPDATE meta SET value = '"corpusbot-v3 (older)"' WHERE key = 'tokenizer'""")
+    conn.close()
+    assert SearchService(duplicated_corpus_db)._sketches is None
