@@ -1050,13 +1050,14 @@ class SearchService:
             return
         marks = ",".join("?" * len(ids))
         rows = db.execute(
-            "SELECT p.id, p.article_id, p.ordinal, p.start, p.end, p.text, a.title, a.url, a.source, a.published "
-            f"FROM passages p JOIN articles a ON a.id = p.article_id WHERE p.id IN ({marks})",
+            "SELECT p.id, p.article_id, p.ordinal, p.start, p.end, p.text, a.id, a.title, a.url, a.source, a.published "
+            f"FROM passages p LEFT JOIN articles a ON a.id = p.article_id WHERE p.id IN ({marks})",
             ids,
         ).fetchall()
         for row in rows:
             ranking.window[row[0]] = Passage(*row[:6])
-            ranking.owners[row[1]] = ArticleInfo(row[1], *row[6:])
+            if row[6] is not None:  # a passage without its article (a damaged index) is still read, as before
+                ranking.owners[row[1]] = ArticleInfo(*row[6:])
 
     def _article_infos(self, db: store.Reader, ids: set[str]) -> dict[str, ArticleInfo]:
         if not ids:
