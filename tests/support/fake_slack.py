@@ -52,6 +52,7 @@ class Call:
     path: str = ""
     problems: list[str] = field(default_factory=list)
     response: Any = None  # what the fake answered
+    at: float = field(default_factory=time.monotonic)  # when the fake received it
 
 
 @dataclass

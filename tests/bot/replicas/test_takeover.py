@@ -48,10 +48,7 @@ def test_questions_in_flight_on_a_killed_replica_are_answered_by_the_other(make_
         return threads & posted, hooks & responded
 
     deadline = killed_at + BOUND_SECONDS
-    first_answer: float | None = None
     while answered() != (threads, hooks) and time.monotonic() < deadline:
-        if first_answer is None and any(answered()):
-            first_answer = time.monotonic()
         time.sleep(0.1)
     took = time.monotonic() - killed_at
     slack.release()  # A's held calls: their client is gone, so they are dropped
@@ -63,7 +60,12 @@ def test_questions_in_flight_on_a_killed_replica_are_answered_by_the_other(make_
         len([c for c in slack.calls_to("response_url") if c.path.endswith("/" + hook)]) - 1 for hook in hooks
     )
     dropped = len(slack.calls_to("chat.postMessage (client gone)")) + len(slack.calls_to("response_url (client gone)"))
-    assert first_answer is not None and first_answer - sent_at >= TAKEOVER_SECONDS - 1.0, "taken over too early"
+    # when the fake received the first answer (a loaded machine may take over before this test looks again)
+    first_answer = min(
+        [c.at for c in slack.calls_to("chat.postMessage") if str(c.body.get("thread_ts")) in threads]
+        + [c.at for c in slack.calls_to("response_url") if c.path.rsplit("/", 1)[-1] in hooks]
+    )
+    assert first_answer - sent_at >= TAKEOVER_SECONDS - 1.0, "taken over too early"
     print(f"\ntaken over and answered {2 * QUESTIONS} questions {took:.1f}s after the kill; duplicates {duplicates}")
     print(f"A's held calls dropped as its client was gone: {dropped}")
     assert duplicates == 0
