@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from corpusbot.index.models import Span
-from corpusbot.index.search.rerank import answer_spans, may_hold_answer, name_spans
+from corpusbot.index.search.rerank import answer_spans, name_spans
 from corpusbot.index.text.passages import sentence_spans
 from corpusbot.index.text.tokenizer import Tokenizer
 
@@ -57,7 +57,7 @@ def find_answer(
     ``question``: its wording refines the type ("how many" is never answered with money or a percentage).
     """
     total = _total(weights)
-    if total <= 0 or not may_hold_answer(answer_type, text):
+    if total <= 0:
         return None
     counting = answer_type == "number" and _HOW_MANY.search(question) is not None
     best: FoundAnswer | None = None

@@ -101,25 +101,6 @@ _NUMBER_SPAN = re.compile(
 _LIST_GLUE = re.compile(r"^(?:,\s*(?:and\s+)?|\s+and\s+)$")
 
 
-# What every answer of a type holds somewhere, read off the patterns above: a passage without it has no answer of
-# that type in any of its sentences (``may_hold_answer``), and its sentences need not be searched.
-_MAY_HOLD = {
-    "date": re.compile(rf"\d|{_MONTH}|{_WEEKDAY}|tomorrow|yesterday|tonight|week|month|year"),
-    "person": re.compile(rf"{_TITLES}|{_ROLES}|{_NAME}\s+[A-Z]"),
-    "place": re.compile(rf"(?:in|at|near)\s+(?:the\s+)?{_NEAR}[A-Z]|on\s+[A-Z]"),
-    "number": re.compile(rf"\d|{_NUMBER_WORD}", re.IGNORECASE),
-}
-
-
-def may_hold_answer(answer_type: str, text: str) -> bool:
-    """False when no sentence of ``text`` can hold an answer of ``answer_type`` (``answer_spans``, and for a person
-    ``name_spans`` too): it lacks what each of their patterns needs (a digit or a month for a date, a title, a role
-    or two capitalised words for a person, a capitalised word after in/at/near/on for a place, a digit or a number
-    word for a number). True when it may."""
-    pattern = _MAY_HOLD.get(answer_type)
-    return pattern is None or pattern.search(text) is not None
-
-
 def answer_spans(answer_type: str, sentence: str, loose: bool = False) -> list[tuple[int, int]]:
     """``(start, end)`` in ``sentence`` of each answer of ``answer_type``; a list ("A, B and C") is one answer.
 
