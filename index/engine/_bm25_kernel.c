@@ -749,10 +749,92 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(passage_sketches_doc,
+             "passage_sketches(term_ids, lengths, skip, bits, sketches, distinct)\n\n"
+             "Each passage's term-set sketch and distinct-term count: passage i has the next lengths[i] of term_ids\n"
+             "(int32), of which the first skip[i] (its title's) are left out; bits: uint64, each term id's sketch\n"
+             "bit; sketches (uint64) and distinct (uint32): one per passage, written. lengths, skip: int64.");
+
+static PyObject *passage_sketches(PyObject *self, PyObject *args) {
+    PyObject *ids_obj, *lengths_obj, *skip_obj, *bits_obj, *sketches_obj, *distinct_obj;
+    if (!PyArg_ParseTuple(args, "OOOOOO", &ids_obj, &lengths_obj, &skip_obj, &bits_obj, &sketches_obj, &distinct_obj))
+        return NULL;
+    Py_buffer ids = {0}, lengths = {0}, skip = {0}, bits = {0}, sketches = {0}, distinct = {0};
+    PyObject *result = NULL;
+    Py_ssize_t *seen = NULL;
+    if (get_buffer(ids_obj, &ids, 0, sizeof(int32_t), "term_ids") < 0) goto done;
+    if (get_buffer(lengths_obj, &lengths, 0, sizeof(int64_t), "lengths") < 0) goto done;
+    if (get_buffer(skip_obj, &skip, 0, sizeof(int64_t), "skip") < 0) goto done;
+    if (get_buffer(bits_obj, &bits, 0, sizeof(uint64_t), "bits") < 0) goto done;
+    if (get_buffer(sketches_obj, &sketches, 1, sizeof(uint64_t), "sketches") < 0) goto done;
+    if (get_buffer(distinct_obj, &distinct, 1, sizeof(uint32_t), "distinct") < 0) goto done;
+    Py_ssize_t n = lengths.len / (Py_ssize_t)sizeof(int64_t);
+    Py_ssize_t count = ids.len / (Py_ssize_t)sizeof(int32_t);
+    Py_ssize_t vocabulary = bits.len / (Py_ssize_t)sizeof(uint64_t);
+    if (skip.len != lengths.len || sketches.len / (Py_ssize_t)sizeof(uint64_t) != n ||
+        distinct.len / (Py_ssize_t)sizeof(uint32_t) != n) {
+        PyErr_SetString(PyExc_ValueError, "lengths, skip, sketches and distinct need one item per passage");
+        goto done;
+    }
+    const int64_t *length = lengths.buf, *skipped = skip.buf;
+    const int32_t *term = ids.buf;
+    const uint64_t *bit = bits.buf;
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (length[i] < 0 || skipped[i] < 0 || length[i] > count - total) {
+            PyErr_SetString(PyExc_ValueError, "passage lengths must be non-negative and within term_ids");
+            goto done;
+        }
+        total += length[i];
+    }
+    seen = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(vocabulary > 0 ? vocabulary : 1));
+    if (seen == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t v = 0; v < vocabulary; v++) seen[v] = -1;
+    uint64_t *sketch_of = sketches.buf;
+    uint32_t *distinct_of = distinct.buf;
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t sketch = 0;
+        uint32_t different = 0;
+        Py_ssize_t end = at + length[i];
+        for (Py_ssize_t t = at + (skipped[i] < length[i] ? skipped[i] : length[i]); t < end; t++) {
+            int32_t id = term[t];
+            if (id < 0 || id >= vocabulary) {
+                PyErr_Format(PyExc_ValueError, "term id %d has no sketch bit (bits holds %zd)", id, vocabulary);
+                goto done;
+            }
+            if (seen[id] != i) {
+                seen[id] = i;
+                different++;
+                sketch |= bit[id];
+            }
+        }
+        sketch_of[i] = sketch;
+        distinct_of[i] = different;
+        at = end;
+    }
+    result = Py_None;
+    Py_INCREF(result);
+
+done:
+    PyMem_Free(seen);
+    if (ids.obj) PyBuffer_Release(&ids);
+    if (lengths.obj) PyBuffer_Release(&lengths);
+    if (skip.obj) PyBuffer_Release(&skip);
+    if (bits.obj) PyBuffer_Release(&bits);
+    if (sketches.obj) PyBuffer_Release(&sketches);
+    if (distinct.obj) PyBuffer_Release(&distinct);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"top_positive", top_positive, METH_VARARGS, top_positive_doc},
     {"near_pairs", near_pairs, METH_VARARGS, near_pairs_doc},
     {"article_scores", article_scores, METH_VARARGS, article_scores_doc},
+    {"passage_sketches", passage_sketches, METH_VARARGS, passage_sketches_doc},
     {NULL, NULL, 0, NULL},
 };
 

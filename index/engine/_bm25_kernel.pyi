@@ -64,3 +64,13 @@ def article_scores(
     the sum of its tfs over passage ids ``first[i]..last[i]`` and ``out[i] += weight * tf * k1_plus_1 / (tf +
     norm[i])``, in that order of operations (the numpy path's). Raises ValueError on arrays of the wrong size.
     """
+
+def passage_sketches(
+    term_ids: _Array, lengths: _Array, skip: _Array, bits: _Array, sketches: _Array, distinct: _Array, /
+) -> None:
+    """Each passage's term-set sketch and distinct-term count into ``sketches`` (uint64) and ``distinct`` (uint32).
+
+    Passage ``i`` has the next ``lengths[i]`` of ``term_ids`` (int32), the first ``skip[i]`` of them left out;
+    ``bits``: uint64, each term id's sketch bit; ``lengths``/``skip``: int64. Raises ValueError on a term id
+    without a bit or lengths beyond ``term_ids``.
+    """

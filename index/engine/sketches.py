@@ -15,6 +15,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from corpusbot.index.engine.bm25 import kernel
+
 UNKNOWN = 0xFFFFFFFF  # distinct_terms of a passage whose sketch was never stored
 SKETCH_BLOB = "sketch"
 DISTINCT_BLOB = "distinct_terms"
@@ -66,19 +68,30 @@ BLOCK_TERMS = 1 << 20  # terms handled at a time: a few arrays of this many item
 
 
 def passage_sketches(
-    term_ids: np.ndarray, lengths: np.ndarray, skip: np.ndarray, bits: np.ndarray
+    term_ids: np.ndarray, lengths: np.ndarray, skip: np.ndarray, bits: np.ndarray, compiled: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(sketch, distinct)`` of each passage; passage ``i`` has the next ``lengths[i]`` of ``term_ids``.
 
     The first ``skip[i]`` of them are not the passage's text (its title's terms) and are left out.
     ``bits``: the sketch mask of every term id (``term_bits`` of the vocabulary). A passage without terms
-    of its own (stopwords only) has sketch 0 and count 0. Passages are taken ``BLOCK_TERMS`` terms at a
-    time (a passage longer than that on its own).
+    of their own (stopwords only) has sketch 0 and count 0. By the compiled module when it is built
+    (``compiled``: one pass, a mark per term id); else with numpy, ``BLOCK_TERMS`` terms at a time (a passage
+    longer than that on its own).
     """
     n = len(lengths)
     sketches = np.zeros(n, dtype=np.uint64)
     distinct = np.zeros(n, dtype=np.uint32)
     lengths = np.asarray(lengths, dtype=np.int64)
+    if compiled and kernel is not None and hasattr(kernel, "passage_sketches"):
+        kernel.passage_sketches(
+            np.ascontiguousarray(term_ids, dtype=np.int32),
+            lengths,
+            np.ascontiguousarray(skip, dtype=np.int64),
+            np.ascontiguousarray(bits, dtype=np.uint64),
+            sketches,
+            distinct,
+        )
+        return sketches, distinct
     ends = np.cumsum(lengths)
     first = 0
     while first < n:
