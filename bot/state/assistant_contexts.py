@@ -70,8 +70,10 @@ class ThreadContexts:
             assert state.path is not None
             self._db = database.connect(state.path)
             database.create_assistant_contexts(self._db)  # a state file replaced under the bot has none
+            state.close_with(self.close)
 
     def close(self) -> None:
+        """Close the SQLite connection (the bot's state closes it too: ``BotState.close_with``); idempotent."""
         if self._db is not None:
             self._db.conn.close()
 

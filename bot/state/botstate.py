@@ -68,8 +68,16 @@ class BotState:
             self.watches = WatchList(self.path)
         self.thread_questions = ThreadQuestions(self.path, self.store, clock=clock or time.time)  # follow-ups' context
         self._clock = clock
+        self._also_close: list[Callable[[], None]] = []
+
+    def close_with(self, close: Callable[[], None]) -> None:
+        """Call ``close`` when the state closes (what keeps its own connection to it: the assistant's contexts)."""
+        self._also_close.append(close)
 
     def close(self) -> None:
+        for close in reversed(self._also_close):
+            close()
+        self._also_close.clear()
         self.events.close()
         self.feedback_log.close()
         self.watches.close()

@@ -49,6 +49,16 @@ def test_contexts_are_kept_per_thread_in_the_state_file(tmp_path: Path) -> None:
     assert "m004_assistant_contexts" in migrations
 
 
+def test_closing_the_state_closes_the_contexts_connection_too(tmp_path: Path) -> None:
+    state = BotState(tmp_path / "index.db")
+    contexts = ThreadContexts(state)
+    contexts.save("D1", "1.1", {"channel_id": "C1"})
+    state.close()  # the bot's shutdown closes the state, not each listener's store
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        contexts.find("D1", "1.1")
+    contexts.close()  # and closing it again is harmless
+
+
 def test_a_state_file_replaced_under_the_bot_gets_the_table_again(tmp_path: Path) -> None:
     state = BotState(tmp_path / "index.db")
     assert state.path is not None
