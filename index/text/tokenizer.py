@@ -126,17 +126,8 @@ class Tokenizer:
         return found
 
     def spans(self, text: str, wanted: Container[str]) -> list[tuple[int, int]]:
-        """Where the words whose terms are in ``wanted`` are (``tokens`` without building the others)."""
-        cached = self._cache.get
-        found = []
-        for match in _words_pattern(text).finditer(text):
-            raw = match.group()
-            term = cached(raw)
-            if term is None:
-                term = self._term_of(raw)
-            if term in wanted:
-                found.append(match.span())
-        return found
+        """Where the words whose terms are in ``wanted`` are (``tokens_of`` without the terms)."""
+        return [(token.start, token.end) for token in self.tokens_of(text, wanted)]
 
     def tokens_of(self, text: str, wanted: Container[str]) -> list[Token]:
         """``tokens(text)`` whose terms are in ``wanted``.
