@@ -60,7 +60,7 @@ HOOKS = (
     ("rerank", "service", "_rerank"),
     ("rerank", "service", "_rerank_lazily"),
     ("rerank", "service", "_second_stage"),
-    ("rerank", "service", "_pair_bonus_bounds"),
+    ("rerank", "service", "_pairs_held"),
     ("rerank", "service", "_article_evidence"),
     ("rerank", "service", "_is_confident"),
     ("answers", "module", "find_answer"),

@@ -109,7 +109,6 @@ class _Ranking:
     phrase_miss: bool = False
     window: dict[int, Passage] = field(default_factory=dict)  # the rerank window's passages, read once
     owners: dict[str, ArticleInfo] = field(default_factory=dict)  # and their articles, read with them
-    pairs_held: tuple[bytes, list[tuple[float, np.ndarray]]] | None = None  # SearchService._pairs_held, remembered
 
 
 @dataclass(frozen=True)
@@ -290,6 +289,23 @@ def _near_duplicate_pairs(sets: list[frozenset[str]], pairs: list[tuple[int, int
     return near
 
 
+def _pair_bonus_bounds(held: list[tuple[float, np.ndarray]], count: int) -> list[float]:
+    """For each of ``count`` candidates, the most the adjacent-word bonus can give it: ``PAIR_WEIGHT`` × the weight
+    of each question pair its postings hold (``held``: ``SearchService._pairs_held``)."""
+    return [PAIR_WEIGHT * math.fsum(weight for weight, present in held if present[i]) for i in range(count)]
+
+
+def _needing_terms(ids: np.ndarray, near: list[tuple[int, int]], held: list[tuple[float, np.ndarray]]) -> set[int]:
+    """The passages of ``ids`` whose terms the second stage needs: those whose postings hold both words of a question
+    pair (``held``), and those of the ``near`` pairs (positions in ``ids``)."""
+    read = {int(ids[at]) for pair in near for at in pair}
+    holding = np.zeros(len(ids), dtype=bool)
+    for _, present in held:
+        holding |= present
+    read.update(ids[holding].tolist())
+    return read
+
+
 def _in_order(
     pairs: list[tuple[int, int]], head: list[tuple[int, float]], scored: list[_Candidate]
 ) -> list[tuple[int, int]]:
@@ -308,11 +324,6 @@ def _maybe_near(sketches: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     if maybe.any():
         maybe &= ~(jaccard_upper_bound(sketches, sizes) < NEAR_DUPLICATE_JACCARD - 1e-9)  # a margin for rounding
     return maybe
-
-
-def _sketch_bound(sets: list[frozenset[str]], sizes: np.ndarray) -> np.ndarray:
-    """An upper bound of the Jaccard similarity of every two sets (NaN for two empty sets): their sketches'."""
-    return jaccard_upper_bound(sketches_of_sets(sets)[0], sizes)
 
 
 def _collapse_pair_by_pair(scored: list[_Candidate]) -> list[_Candidate]:
@@ -755,7 +766,7 @@ class SearchService:
         ids = np.fromiter((pid for pid, _ in head), dtype=np.intp, count=len(head))
         articles = self._article_evidence(ranking, ids.tolist())
         near = None if parsed.phrases else self._maybe_near_pairs(ids)
-        read = self._needing_terms(parsed, ranking, ids, near)
+        read = None if near is None else _needing_terms(ids, near, self._pairs_held(parsed, ranking, ids))
         adjacent = _adjacent_pairs(parsed)
         asked = _asked_weights(ranking)
         scored = []
@@ -768,18 +779,6 @@ class SearchService:
         scored.sort(key=lambda c: (-c.score, c.passage_id))
         ordered = _answers_first(scored)
         return _collapse_near_duplicates(ordered, None if near is None else _in_order(near, head, ordered))
-
-    def _needing_terms(
-        self, parsed: ParsedQuery, ranking: _Ranking, ids: np.ndarray, near: list[tuple[int, int]] | None
-    ) -> set[int] | None:
-        """The passages of ``ids`` whose terms the second stage needs (None: all): those whose postings hold both
-        words of a pair of the question, and those of the ``near`` pairs (positions in ``ids``)."""
-        if near is None:
-            return None
-        read = {int(ids[at]) for pair in near for at in pair}
-        holders = self._pair_holders(parsed, ranking, ids)
-        read.update(pid for pid, held in zip(ids.tolist(), holders, strict=True) if held)
-        return read
 
     def _term_set(self, ranking: _Ranking, candidate: _Candidate) -> frozenset[str]:
         """The candidate's text's terms, tokenized now if the second stage did not need them."""
@@ -874,19 +873,19 @@ class SearchService:
             return None
         articles = self._article_evidence(ranking, ids.tolist())
         lower = [score + articles.get(pid, 0.0) for pid, score in head]
-        bonus = self._pair_bonus_bounds(parsed, ranking, ids)
-        upper = [low + extra for low, extra in zip(lower, bonus, strict=True)]
+        held = self._pairs_held(parsed, ranking, ids)
+        upper = [low + extra for low, extra in zip(lower, _pair_bonus_bounds(held, len(ids)), strict=True)]
         floor = sorted(lower, reverse=True)[reach - 1]
         chosen = [i for i in range(len(head)) if upper[i] >= floor or i in involved]
         self._read_window(db, ranking, [head[i][0] for i in chosen])
-        read = self._needing_terms(parsed, ranking, ids, pairs)
+        read = _needing_terms(ids, pairs, held)
         adjacent = _adjacent_pairs(parsed)
         asked = _asked_weights(ranking)
         scored = []
         for i in chosen:
             pid, score = head[i]
             candidate = self._second_stage(
-                parsed, ranking, pid, score, articles.get(pid, 0.0), adjacent, asked, read is None or pid in read
+                parsed, ranking, pid, score, articles.get(pid, 0.0), adjacent, asked, pid in read
             )
             if candidate is not None:
                 scored.append(candidate)
@@ -896,24 +895,10 @@ class SearchService:
         best = {c.passage_id for c in scored[:reach]}
         return [c for c in kept if c.passage_id in best]
 
-    def _pair_bonus_bounds(self, parsed: ParsedQuery, ranking: _Ranking, ids: np.ndarray) -> list[float]:
-        """For each of ``ids``, the most the adjacent-word bonus can give it: ``PAIR_WEIGHT`` × the smaller weight
-        of each of the question's pairs whose words both are in its postings (a passage's postings hold its text's
-        words and its title's, so no pair found in its text is missed)."""
-        both = self._pairs_held(parsed, ranking, ids)
-        return [PAIR_WEIGHT * math.fsum(weight for weight, present in both if present[i]) for i in range(len(ids))]
-
-    def _pair_holders(self, parsed: ParsedQuery, ranking: _Ranking, ids: np.ndarray) -> list[bool]:
-        """For each of ``ids``, whether its postings hold both words of some pair of the question."""
-        both = self._pairs_held(parsed, ranking, ids)
-        return [any(present[i] for _, present in both) for i in range(len(ids))]
-
     def _pairs_held(self, parsed: ParsedQuery, ranking: _Ranking, ids: np.ndarray) -> list[tuple[float, np.ndarray]]:
         """Each adjacent pair of the question's known words: its bonus weight (the smaller idf) and, for each of
-        ``ids``, whether the passage's postings hold both words (cached on ``ranking`` for these ids)."""
-        key = ids.tobytes()
-        if ranking.pairs_held is not None and ranking.pairs_held[0] == key:
-            return ranking.pairs_held[1]
+        ``ids``, whether the passage's postings hold both words (its text's words and its title's, so no pair found
+        in its text is missed)."""
         weights = ranking.term_weights
         pairs = [(a, b) for a, b in _adjacent_pairs(parsed) if a in weights and b in weights]
         held: dict[str, np.ndarray] = {}
@@ -922,9 +907,7 @@ class SearchService:
             wanted = ids.astype(postings.dtype)
             at = np.minimum(np.searchsorted(postings, wanted), len(postings) - 1)
             held[term] = postings[at] == wanted
-        both = [(min(weights[a], weights[b]), held[a] & held[b]) for a, b in pairs]
-        ranking.pairs_held = (key, both)
-        return both
+        return [(min(weights[a], weights[b]), held[a] & held[b]) for a, b in pairs]
 
     def _article_evidence(self, ranking: _Ranking, passage_ids: list[int]) -> dict[int, float]:
         """ARTICLE_WEIGHT × BM25 of each candidate's whole article (its passages' terms together).

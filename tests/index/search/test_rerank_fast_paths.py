@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from corpusbot.index.engine.bm25 import kernel
-from corpusbot.index.engine.sketches import UNKNOWN
+from corpusbot.index.engine.sketches import UNKNOWN, jaccard_upper_bound, sketches_of_sets
 from corpusbot.index.models import Span
 from corpusbot.index.search.rerank import NEAR_DUPLICATE_JACCARD, jaccard
 from corpusbot.index.search.service import (
@@ -27,7 +27,6 @@ from corpusbot.index.search.service import (
     _collapse_near_duplicates,
     _collapse_pair_by_pair,
     _maybe_near,
-    _sketch_bound,
 )
 from corpusbot.index.text.passages import sentence_spans
 from corpusbot.index.text.tokenizer import default_tokenizer
@@ -72,7 +71,7 @@ def test_a_window_longer_than_one_matrix_is_compared_pair_by_pair() -> None:
 @given(st.lists(st.frozensets(st.text(max_size=4), max_size=90), min_size=2, max_size=12))
 def test_the_sketch_bound_is_never_below_the_jaccard_similarity(sets: list[frozenset[str]]) -> None:
     sizes = np.array([len(terms) for terms in sets], dtype=np.int64)
-    bound = _sketch_bound(sets, sizes)
+    bound = jaccard_upper_bound(sketches_of_sets(sets)[0], sizes)
     for i, a in enumerate(sets):
         for j, b in enumerate(sets):
             if a or b:
@@ -82,9 +81,9 @@ def test_the_sketch_bound_is_never_below_the_jaccard_similarity(sets: list[froze
 def test_the_sketch_bound_counts_bits_the_same_without_numpy_2(monkeypatch) -> None:
     sets = [frozenset(f"w{i}" for i in range(start, start + 40)) for start in (0, 5, 30, 100)] + [frozenset()]
     sizes = np.array([len(terms) for terms in sets], dtype=np.int64)
-    with_popcount = _sketch_bound(sets, sizes)
+    with_popcount = jaccard_upper_bound(sketches_of_sets(sets)[0], sizes)
     monkeypatch.delattr(np, "bitwise_count", raising=False)
-    np.testing.assert_array_equal(_sketch_bound(sets, sizes), with_popcount)
+    np.testing.assert_array_equal(jaccard_upper_bound(sketches_of_sets(sets)[0], sizes), with_popcount)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
