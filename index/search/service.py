@@ -722,7 +722,9 @@ class SearchService:
         head, tail = top[:window], top[window:]
         reranked = None if tail else self._rerank_lazily(db, parsed, head, ranking, depth)
         if reranked is None:
-            self._read_window(db, ranking, [pid for pid, _ in head])  # the page's rows too: one read
+            # the whole window's texts, but not its articles: only the page's are shown (the join would read ~27
+            # article rows at random for the 3 or 4 the page needs)
+            self._read_window(db, ranking, [pid for pid, _ in head], with_articles=False)
             reranked = self._rerank(parsed, head, ranking)
         if parsed.phrases:
             ranking.phrase_miss = not reranked
@@ -877,7 +879,7 @@ class SearchService:
         upper = [low + extra for low, extra in zip(lower, _pair_bonus_bounds(held, len(ids)), strict=True)]
         floor = sorted(lower, reverse=True)[reach - 1]
         chosen = [i for i in range(len(head)) if upper[i] >= floor or i in involved]
-        self._read_window(db, ranking, [head[i][0] for i in chosen])
+        self._read_window(db, ranking, [head[i][0] for i in chosen])  # few, and most on the page: their articles too
         read = _needing_terms(ids, pairs, held)
         adjacent = _adjacent_pairs(parsed)
         asked = _asked_weights(ranking)
@@ -1026,10 +1028,14 @@ class SearchService:
         ).fetchall()
         return {row[0]: Passage(*row) for row in rows}
 
-    def _read_window(self, db: store.Reader, ranking: _Ranking, ids: list[int]) -> None:
-        """The passages ``ids`` into ``ranking.window`` and their articles into ``ranking.owners``, in one read."""
+    def _read_window(self, db: store.Reader, ranking: _Ranking, ids: list[int], *, with_articles: bool = True) -> None:
+        """The passages ``ids`` into ``ranking.window`` and (``with_articles``) their articles into
+        ``ranking.owners``, in one read."""
         ranking.window, ranking.owners = {}, {}
         if not ids:
+            return
+        if not with_articles:
+            ranking.window = self._passages(db, ids)
             return
         marks = ",".join("?" * len(ids))
         rows = db.execute(
