@@ -158,6 +158,24 @@ def synonyms_path(environ: Mapping[str, str] | None = None) -> str | None:
     return env.get("CORPUSBOT_SYNONYMS") or None
 
 
+DEFAULT_POSTINGS_CACHE_MB = 128  # = store.DEFAULT_POSTINGS_CACHE_BYTES (a test checks); docs/operations.md
+MAX_POSTINGS_CACHE_MB = 1 << 20
+
+
+def postings_cache_bytes(environ: Mapping[str, str] | None = None) -> int:
+    """Memory for decoded postings kept between questions (``CORPUSBOT_POSTINGS_CACHE_MB``, default 128, 0: none)."""
+    env = os.environ if environ is None else environ
+    value = (env.get("CORPUSBOT_POSTINGS_CACHE_MB") or "").strip().upper().removesuffix("MB").strip()
+    if not value:
+        return DEFAULT_POSTINGS_CACHE_MB << 20
+    if not value.isdigit() or int(value) > MAX_POSTINGS_CACHE_MB:
+        raise ConfigError(
+            f"CORPUSBOT_POSTINGS_CACHE_MB must be a whole number of megabytes from 0 to {MAX_POSTINGS_CACHE_MB} "
+            f"(default {DEFAULT_POSTINGS_CACHE_MB}; 0 keeps no postings between questions). {HOW_TO_SET}"
+        )
+    return int(value) << 20
+
+
 SLACK_API_DEFAULT = "https://slack.com/api/"
 
 # The Slack surfaces beyond mentions, DMs and slash commands; each can be turned off (CORPUSBOT_SURFACES_OFF).

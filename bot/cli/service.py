@@ -116,4 +116,6 @@ def open_service(db_path: str) -> SearchService:
         with indexing_progress() as progress:
             summary = index_corpus(db_path, [BUNDLED], on_progress=progress)
         click.echo(f"Indexed {summary.articles} articles ({summary.passages} passages).", err=True)
-    return SearchService(db_path, synonyms_path=config.synonyms_path())
+    return SearchService(
+        db_path, synonyms_path=config.synonyms_path(), postings_cache_bytes=config.postings_cache_bytes()
+    )

@@ -288,6 +288,11 @@ def check_schema(meta: dict[str, Any], db_path: str | os.PathLike[str]) -> None:
 _TERMS_PER_SELECT = 500  # well under SQLite's limit of bound parameters
 
 
+# Decoded postings (ids counted) kept between questions. The 200 benchmark questions at 1M passages need 54 MB: the
+# earlier 48 MB had every question read and decode some of its postings again (docs/operations.md, "Memory").
+DEFAULT_POSTINGS_CACHE_BYTES = 128 << 20
+
+
 class PostingsCache:
     """Decoded postings by term for one index generation, least recently used dropped first.
 
@@ -296,7 +301,7 @@ class PostingsCache:
     generation. Not thread-safe (the search service locks).
     """
 
-    def __init__(self, max_bytes: int = 48 << 20) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_POSTINGS_CACHE_BYTES) -> None:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[str, tuple[int, Postings]] = OrderedDict()
         self._bytes = 0

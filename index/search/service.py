@@ -363,7 +363,9 @@ class SearchService:
         db_path: str | os.PathLike[str],
         tokenizer: Tokenizer | None = None,
         synonyms_path: str | os.PathLike[str] | None = None,
+        postings_cache_bytes: int = store.DEFAULT_POSTINGS_CACHE_BYTES,
     ) -> None:
+        """``postings_cache_bytes``: memory for decoded postings kept between questions (``store.PostingsCache``)."""
         self.db_path = Path(db_path)
         self.tokenizer = tokenizer or default_tokenizer()
         self.synonyms = Synonyms.load(self.tokenizer, synonyms_path)
@@ -372,7 +374,7 @@ class SearchService:
         self._closed = False
         self._seen: tuple[int, int, int, int] | None = None  # the file's state when last looked at (FileState.db)
         self._wal_header: bytes | None = None  # and its WAL index header then (store.wal_index_header)
-        self._postings_cache = store.PostingsCache()
+        self._postings_cache = store.PostingsCache(postings_cache_bytes)
         self._lock = threading.RLock()
         self._build: tuple[object, object] | None = None  # (generation, build_id) of what is loaded
         self._generation: int | None = None

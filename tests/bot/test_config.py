@@ -10,6 +10,8 @@ import pytest
 from corpusbot.bot import config
 from corpusbot.bot.cli import cli
 from corpusbot.bot.config import ConfigError, RateLimit, Settings
+from corpusbot.index.engine import store
+from corpusbot.index.search.service import SearchService
 from tests.support.fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack
 
 SECRET_PART = "s3cr3tVALUE"
@@ -292,3 +294,37 @@ def test_serve_with_a_bad_index_poll_interval_exits_with_one_line(runner, in_tmp
     assert result.exit_code == 1
     assert result.output.startswith("Error: CORPUSBOT_INDEX_POLL must be a number of seconds, at least 1")
     assert result.output.count("\n") == 1 and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("value", "megabytes"), [("", 128), ("0", 0), ("64", 64), (" 512 ", 512), ("256MB", 256)])
+def test_the_postings_cache_size_is_read_from_corpusbot_postings_cache_mb(value: str, megabytes: int) -> None:
+    assert config.postings_cache_bytes({"CORPUSBOT_POSTINGS_CACHE_MB": value}) == megabytes << 20
+    assert config.DEFAULT_POSTINGS_CACHE_MB << 20 == store.DEFAULT_POSTINGS_CACHE_BYTES  # one default, two places
+
+
+@pytest.mark.parametrize("value", ["-1", "1.5", "lots", "2GB", str(config.MAX_POSTINGS_CACHE_MB + 1)])
+def test_a_bad_postings_cache_size_is_refused_naming_the_variable_and_the_fix(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.postings_cache_bytes({"CORPUSBOT_POSTINGS_CACHE_MB": value})
+    message = str(caught.value)
+    assert message.startswith("CORPUSBOT_POSTINGS_CACHE_MB must be a whole number of megabytes") and ".env" in message
+
+
+def test_ask_with_a_bad_postings_cache_size_exits_with_one_line(runner, sample_db: Path) -> None:
+    result = runner.invoke(
+        cli, ["ask", "--db", str(sample_db), "who is on the US delegation?"], env={"CORPUSBOT_POSTINGS_CACHE_MB": "x"}
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: CORPUSBOT_POSTINGS_CACHE_MB must be a whole number of megabytes")
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_the_service_keeps_no_postings_with_a_zero_postings_cache(sample_db: Path) -> None:
+    kept = {}
+    for megabytes in (0, 8):
+        service = SearchService(sample_db, postings_cache_bytes=megabytes << 20)
+        answer = service.ask("who is on the US delegation?")
+        assert answer.hits and "Becente" in answer.hits[0].passage.text
+        kept[megabytes] = len(service._postings_cache._entries)
+        service.close()
+    assert kept[0] == 0 and kept[8] >= 3
