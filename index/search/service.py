@@ -68,6 +68,7 @@ CONFIDENT_COVERAGE = 0.5
 SURE_KNOWN_WORDS = 2  # a question with words the corpus never mentions needs this many of its others in the passage
 ARTICLE_WEIGHT = 1.0  # share of the whole article's BM25 added to a passage's score
 PAIR_WEIGHT = 0.1  # bonus for two adjacent query words found adjacent, × the smaller idf
+MAX_KNOWN_ARTICLES = 20_000  # articles whose citation details are remembered (~250 bytes each)
 MAX_ABOUT = 3  # a question about "the article" that names none is answered for at most this many articles
 ANSWER_REACH = 0.4  # a typed question's answer-holding passages rank first when they score this share of the best
 _WHICH_ARTICLE = (
@@ -108,7 +109,6 @@ class _Ranking:
     confident: bool = False
     phrase_miss: bool = False
     window: dict[int, Passage] = field(default_factory=dict)  # the rerank window's passages, read once
-    owners: dict[str, ArticleInfo] = field(default_factory=dict)  # and their articles, read with them
 
 
 @dataclass(frozen=True)
@@ -375,6 +375,7 @@ class SearchService:
         self._seen: tuple[int, int, int, int] | None = None  # the file's state when last looked at (FileState.db)
         self._wal_header: bytes | None = None  # and its WAL index header then (store.wal_index_header)
         self._postings_cache = store.PostingsCache(postings_cache_bytes)
+        self._known_articles: dict[str, ArticleInfo] = {}  # per generation: title, URL, source, date (the citations)
         self._lock = threading.RLock()
         self._build: tuple[object, object] | None = None  # (generation, build_id) of what is loaded
         self._generation: int | None = None
@@ -539,6 +540,7 @@ class SearchService:
             else None
         )
         self._postings_cache.clear()
+        self._known_articles.clear()
         self._examples = {}
         self._published_days = None
         self._tokenizer_notice = _tokenizer_notice(meta.get("tokenizer"), self.tokenizer.name)
@@ -591,8 +593,7 @@ class SearchService:
                 if all(pid in read_already for pid in wanted)
                 else self._passages(db, wanted)
             )
-            owners = {p.article_id for p in passages.values()}
-            articles = ranking.owners if owners <= ranking.owners.keys() else self._article_infos(db, owners)
+            articles = self._article_infos(db, {p.article_id for p in passages.values()})
             about = self._about_articles(db, metadata.fields, parsed, ranking) if metadata else ()
             return ranking, passages, articles, self._tokenizer_notice, about
 
@@ -724,9 +725,7 @@ class SearchService:
         head, tail = top[:window], top[window:]
         reranked = None if tail else self._rerank_lazily(db, parsed, head, ranking, depth)
         if reranked is None:
-            # the whole window's texts, but not its articles: only the page's are shown (the join would read ~27
-            # article rows at random for the 3 or 4 the page needs)
-            self._read_window(db, ranking, [pid for pid, _ in head], with_articles=False)
+            self._read_window(db, ranking, [pid for pid, _ in head])
             reranked = self._rerank(parsed, head, ranking)
         if parsed.phrases:
             ranking.phrase_miss = not reranked
@@ -881,7 +880,7 @@ class SearchService:
         upper = [low + extra for low, extra in zip(lower, _pair_bonus_bounds(held, len(ids)), strict=True)]
         floor = sorted(lower, reverse=True)[reach - 1]
         chosen = [i for i in range(len(head)) if upper[i] >= floor or i in involved]
-        self._read_window(db, ranking, [head[i][0] for i in chosen])  # few, and most on the page: their articles too
+        self._read_window(db, ranking, [head[i][0] for i in chosen])
         read = _needing_terms(ids, pairs, held)
         adjacent = _adjacent_pairs(parsed)
         asked = _asked_weights(ranking)
@@ -1030,34 +1029,24 @@ class SearchService:
         ).fetchall()
         return {row[0]: Passage(*row) for row in rows}
 
-    def _read_window(self, db: store.Reader, ranking: _Ranking, ids: list[int], *, with_articles: bool = True) -> None:
-        """The passages ``ids`` into ``ranking.window`` and (``with_articles``) their articles into
-        ``ranking.owners``, in one read."""
-        ranking.window, ranking.owners = {}, {}
-        if not ids:
-            return
-        if not with_articles:
-            ranking.window = self._passages(db, ids)
-            return
-        marks = ",".join("?" * len(ids))
-        rows = db.execute(
-            "SELECT p.id, p.article_id, p.ordinal, p.start, p.end, p.text, a.id, a.title, a.url, a.source, a.published "
-            f"FROM passages p LEFT JOIN articles a ON a.id = p.article_id WHERE p.id IN ({marks})",
-            ids,
-        ).fetchall()
-        for row in rows:
-            ranking.window[row[0]] = Passage(*row[:6])
-            if row[6] is not None:  # a passage without its article (a damaged index) is still read, as before
-                ranking.owners[row[1]] = ArticleInfo(*row[6:])
+    def _read_window(self, db: store.Reader, ranking: _Ranking, ids: list[int]) -> None:
+        """The passages ``ids`` into ``ranking.window`` (their articles are read for the page only)."""
+        ranking.window = self._passages(db, ids)
 
     def _article_infos(self, db: store.Reader, ids: set[str]) -> dict[str, ArticleInfo]:
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = db.execute(
-            f"SELECT id, title, url, source, published FROM articles WHERE id IN ({marks})", list(ids)
-        ).fetchall()
-        return {row[0]: ArticleInfo(*row) for row in rows}
+        """The articles ``ids`` (those the index has), remembered for this index generation: a page's articles come
+        back often, and each costs two lookups in the big ``articles`` rows."""
+        found = {article_id: info for article_id in ids if (info := self._known_articles.get(article_id))}
+        missing = [article_id for article_id in ids if article_id not in found]
+        if not missing:
+            return found
+        marks = ",".join("?" * len(missing))
+        rows = db.execute(f"SELECT id, title, url, source, published FROM articles WHERE id IN ({marks})", missing)
+        if len(self._known_articles) + len(missing) > MAX_KNOWN_ARTICLES:
+            self._known_articles.clear()
+        for row in rows.fetchall():
+            found[row[0]] = self._known_articles[row[0]] = ArticleInfo(*row)
+        return found
 
     # -- articles ----------------------------------------------------------
 

@@ -10,6 +10,7 @@ import pytest
 
 from corpusbot.index import SearchService, index_corpus
 from corpusbot.index.errors import CorpusbotError
+from corpusbot.index.search import service as service_module
 from corpusbot.index.search.query import Synonyms
 from tests.support import DEV_QUESTIONS
 
@@ -324,3 +325,31 @@ def test_a_schema_change_under_a_running_service_is_refused_on_the_next_question
     writer.close()
     with pytest.raises(CorpusbotError):  # (a missing version reads as no index, another as another schema)
         sample_service.ask("US delegation")
+
+
+def test_a_reindex_shows_an_articles_new_citation_details(tmp_path: Path) -> None:
+    """Citation details are remembered per index generation: a new one shows the article's new URL."""
+    article = "Original article: https://news.example/{}\n\nCopper prices rose sharply this week. " + FILLER
+    folder = write_articles(tmp_path, {"a.txt": article.format("first")})
+    db = tmp_path / "live.db"
+    index_corpus(db, [str(folder)])
+    service = SearchService(db)
+    assert service.ask("copper prices").hits[0].article.url == "https://news.example/first"
+    (folder / "a.txt").write_text(article.format("second"), encoding="utf-8")
+    index_corpus(db)
+    assert service.ask("copper prices").hits[0].article.url == "https://news.example/second"
+    service.close()
+
+
+def test_remembering_few_articles_changes_no_citation(
+    sample_service: SearchService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    questions = ["who is on the US delegation?", "rare earth magnets", "when is the London meeting?"]
+    expected = [[hit.article for hit in sample_service.ask(q, k=5).hits] for q in questions]
+    monkeypatch.setattr(service_module, "MAX_KNOWN_ARTICLES", 1)
+    fresh = SearchService(sample_service.db_path)
+    assert [[hit.article for hit in fresh.ask(q, k=5).hits] for q in questions] * 2 == [
+        [hit.article for hit in fresh.ask(q, k=5).hits] for q in questions * 2
+    ] == expected * 2
+    assert len(fresh._known_articles) <= 2
+    fresh.close()
