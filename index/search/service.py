@@ -593,7 +593,10 @@ class SearchService:
                 if all(pid in read_already for pid in wanted)
                 else self._passages(db, wanted)
             )
-            articles = self._article_infos(db, {p.article_id for p in passages.values()})
+            owners = {p.article_id for p in passages.values()}
+            articles = self._article_infos(db, owners)
+            # a passage whose article row is gone (a damaged index; `corpusbot check` names it) is still cited by id
+            articles.update((gone, ArticleInfo(gone, gone, None, None, None)) for gone in owners - articles.keys())
             about = self._about_articles(db, metadata.fields, parsed, ranking) if metadata else ()
             return ranking, passages, articles, self._tokenizer_notice, about
 
