@@ -22,7 +22,10 @@ _PARAGRAPH, _LINE, _SENTENCE, _WORD = 3, 2, 1, 0
 
 _LINE_RE = re.compile(r"[^\n]+")
 _WORD_RE = re.compile(r"\S+")
-_SENTENCE_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])""")
+# [.!?…] once before [.!?…]*, not [.!?…]+: Python's re skips quickly to a pattern's possible first characters only
+# when the pattern starts with a class (or a literal), not with a repeat.
+_SENTENCE_END = re.compile(r"""[.!?…][.!?…]*["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])""")
+_SENTENCE_MARKS = ".!?…"  # the characters a match of _SENTENCE_END starts with
 _ABBREVIATIONS = frozenset(
     """
     mr mrs ms dr prof st jr sr inc ltd co corp gen gov sen rep no vs etc fig
@@ -92,6 +95,9 @@ def _is_soft_wrap(previous: str, line: str) -> bool:
 
 
 def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    if all(text.find(mark, start, end - 1) < 0 for mark in _SENTENCE_MARKS):
+        # No sentence ends before the last character: str.find is far quicker than _SENTENCE_END's scan.
+        return [(start, end)] if start < end else []
     spans: list[tuple[int, int]] = []
     cursor = start
     for match in _SENTENCE_END.finditer(text, start, end):
@@ -139,9 +145,10 @@ def sentence_spans(text: str) -> list[Span]:
     """Sentences of a passage (used to pick the sentence to highlight)."""
     spans: list[Span] = []
     for line in _LINE_RE.finditer(text):
-        if not line.group().strip():
+        content = line.group()
+        end = line.start() + len(content.rstrip())
+        if end == line.start():  # a blank line
             continue
-        start = line.start() + (len(line.group()) - len(line.group().lstrip()))
-        end = line.start() + len(line.group().rstrip())
+        start = line.start() + (len(content) - len(content.lstrip()))
         spans.extend(Span(s, e) for s, e in _sentences(text, start, end))
     return spans
