@@ -168,7 +168,7 @@ def postings_cache_bytes(environ: Mapping[str, str] | None = None) -> int:
     value = (env.get("CORPUSBOT_POSTINGS_CACHE_MB") or "").strip().upper().removesuffix("MB").strip()
     if not value:
         return DEFAULT_POSTINGS_CACHE_MB << 20
-    if not value.isdigit() or int(value) > MAX_POSTINGS_CACHE_MB:
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_POSTINGS_CACHE_MB:  # int() refuses "²"
         raise ConfigError(
             f"CORPUSBOT_POSTINGS_CACHE_MB must be a whole number of megabytes from 0 to {MAX_POSTINGS_CACHE_MB} "
             f"(default {DEFAULT_POSTINGS_CACHE_MB}; 0 keeps no postings between questions). {HOW_TO_SET}"
@@ -239,7 +239,7 @@ def serve_workers(environ: Mapping[str, str] | None = None) -> int:
     value = (env.get("CORPUSBOT_WORKERS") or "").strip()
     if not value:
         return DEFAULT_WORKERS
-    if not value.isdigit() or not 1 <= int(value) <= MAX_WORKERS:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_WORKERS:  # int() refuses "²"
         raise ConfigError(f"CORPUSBOT_WORKERS must be a whole number from 1 to {MAX_WORKERS}. {HOW_TO_SET}")
     return int(value)
 

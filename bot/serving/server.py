@@ -165,7 +165,7 @@ class SlackWSGI:
     def check(self, environ: dict[str, Any]) -> BoltRequest | Reply:
         """The request for bolt, or the 4xx reply when it is not a well-formed, correctly signed Slack request."""
         raw = environ.get("CONTENT_LENGTH") or ""
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):  # "²" is a digit int() refuses
             return self._reject(411, "a Content-Length is required")
         length = int(raw)
         if length > self.max_body:

@@ -171,7 +171,7 @@ class Fetcher:
                 if response.status_code >= 400:
                     raise FetchError(f"HTTP {response.status_code} {response.reason_phrase}".rstrip())
                 declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > max_bytes:
+                if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
                     raise FetchError(f"response too large ({int(declared) / MB:.1f} MB; the limit is {_mb(max_bytes)})")
                 body = bytearray()
                 if response.is_stream_consumed:  # an in-memory response (a transport in tests): read and decoded
@@ -550,7 +550,7 @@ class _Host:
 def _retry_after(value: str) -> float:
     """Seconds from a Retry-After header: a number of seconds or an HTTP date (unreadable: 60)."""
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²" is a digit float() refuses
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -302,7 +302,7 @@ def test_the_postings_cache_size_is_read_from_corpusbot_postings_cache_mb(value:
     assert config.DEFAULT_POSTINGS_CACHE_MB << 20 == store.DEFAULT_POSTINGS_CACHE_BYTES  # one default, two places
 
 
-@pytest.mark.parametrize("value", ["-1", "1.5", "lots", "2GB", str(config.MAX_POSTINGS_CACHE_MB + 1)])
+@pytest.mark.parametrize("value", ["-1", "1.5", "lots", "2GB", "²", str(config.MAX_POSTINGS_CACHE_MB + 1)])
 def test_a_bad_postings_cache_size_is_refused_naming_the_variable_and_the_fix(value: str) -> None:
     with pytest.raises(ConfigError) as caught:
         config.postings_cache_bytes({"CORPUSBOT_POSTINGS_CACHE_MB": value})

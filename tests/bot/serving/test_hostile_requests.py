@@ -150,6 +150,14 @@ def test_a_body_without_content_length_is_411(bot: Bot, slack: FakeSlack, logs) 
     assert_rejected_quietly(bot, slack, logs)
 
 
+def test_a_content_length_of_non_ascii_digits_is_411(bot: Bot, slack: FakeSlack, logs) -> None:
+    """ "²" (sent as the Latin-1 byte 0xB2) is a digit to str.isdigit but not to int()."""
+    head = b"POST /slack/events HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \xb2\r\n\r\n"
+    status = raw_status(bot, head, b"{}")
+    assert b" 411 " in status
+    assert_rejected_quietly(bot, slack, logs)
+
+
 def test_unknown_commands_and_actions_are_4xx_and_answer_nothing(bot: Bot, slack: FakeSlack, logs) -> None:
     assert bot.command("/nosuchcommand", "hello").status == 404
     assert bot.click("somebody_elses_button", "{}").status == 404

@@ -309,7 +309,7 @@ def test_a_bad_workers_value_is_a_clean_usage_error(runner, slack: FakeSlack, sa
 def test_corpusbot_workers_is_read_and_checked() -> None:
     assert config.serve_workers({}) == 1
     assert config.serve_workers({"CORPUSBOT_WORKERS": " 3 "}) == 3
-    for wrong in ("0", "65", "many", "2.5"):
+    for wrong in ("0", "65", "many", "2.5", "²"):  # "²": a digit to str.isdigit, not to int()
         with pytest.raises(config.ConfigError, match="CORPUSBOT_WORKERS must be a whole number from 1 to 64"):
             config.serve_workers({"CORPUSBOT_WORKERS": wrong})
 

@@ -220,6 +220,7 @@ def test_a_broken_response_is_a_reason_naming_what_broke(reply: bytes, reason: s
         ("{in 30 s}", 20, 31),
         ("-5", 60, 60),  # unreadable: a minute
         ("soon", 60, 60),
+        ("²", 60, 60),  # a digit to str.isdigit, not to float()
         ("Fri, 99 Foo 2025 99:99:99 GMT", 60, 60),
     ],
 )
