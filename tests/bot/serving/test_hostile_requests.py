@@ -150,6 +150,13 @@ def test_a_body_without_content_length_is_411(bot: Bot, slack: FakeSlack, logs) 
     assert_rejected_quietly(bot, slack, logs)
 
 
+def test_a_content_length_of_5000_digits_is_413(bot: Bot, slack: FakeSlack, logs) -> None:
+    """int() refuses strings of over 4,300 digits; the length is too big anyway."""
+    status = raw_status(bot, f"POST /slack/events HTTP/1.0\r\nHost: x\r\nContent-Length: {'9' * 5000}\r\n\r\n".encode())
+    assert b" 413 " in status
+    assert_rejected_quietly(bot, slack, logs)
+
+
 def test_a_content_length_of_non_ascii_digits_is_411(bot: Bot, slack: FakeSlack, logs) -> None:
     """ "²" (sent as the Latin-1 byte 0xB2) is a digit to str.isdigit but not to int()."""
     head = b"POST /slack/events HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \xb2\r\n\r\n"
