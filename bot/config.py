@@ -120,11 +120,11 @@ MIN_INDEX_POLL = 1.0
 def index_poll(environ: Mapping[str, str] | None = None) -> float:
     """Seconds between two checks of the snapshot pointer (``CORPUSBOT_INDEX_POLL``, default 30, at least 1)."""
     env = os.environ if environ is None else environ
-    value = (env.get("CORPUSBOT_INDEX_POLL") or "").strip().lower().removesuffix("s").strip()
-    if not value:
+    given = (env.get("CORPUSBOT_INDEX_POLL") or "").strip()
+    if not given:
         return DEFAULT_INDEX_POLL
     try:
-        seconds = float(value)
+        seconds = float(given.lower().removesuffix("s").strip())  # "s" alone is no interval
     except ValueError:
         seconds = float("nan")
     if not seconds >= MIN_INDEX_POLL or seconds == float("inf"):  # also refuses nan
@@ -165,15 +165,29 @@ MAX_POSTINGS_CACHE_MB = 1 << 20
 def postings_cache_bytes(environ: Mapping[str, str] | None = None) -> int:
     """Memory for decoded postings kept between questions (``CORPUSBOT_POSTINGS_CACHE_MB``, default 128, 0: none)."""
     env = os.environ if environ is None else environ
-    value = (env.get("CORPUSBOT_POSTINGS_CACHE_MB") or "").strip().upper().removesuffix("MB").strip()
-    if not value:
+    given = (env.get("CORPUSBOT_POSTINGS_CACHE_MB") or "").strip()
+    if not given:
         return DEFAULT_POSTINGS_CACHE_MB << 20
-    if not (value.isascii() and value.isdigit()) or int(value) > MAX_POSTINGS_CACHE_MB:  # int() refuses "²"
+    megabytes = _whole_number(given.upper().removesuffix("MB").strip())  # "MB" alone is no size
+    if megabytes is None or megabytes > MAX_POSTINGS_CACHE_MB:
         raise ConfigError(
             f"CORPUSBOT_POSTINGS_CACHE_MB must be a whole number of megabytes from 0 to {MAX_POSTINGS_CACHE_MB} "
             f"(default {DEFAULT_POSTINGS_CACHE_MB}; 0 keeps no postings between questions). {HOW_TO_SET}"
         )
-    return int(value) << 20
+    return megabytes << 20
+
+
+def _whole_number(value: str) -> int | None:
+    """``value`` as a whole number when it is ASCII digits that int() reads, else None.
+
+    str.isdigit() holds for "²" too, and int() refuses it and more than 4300 digits (a ValueError, a traceback).
+    """
+    if not (value.isascii() and value.isdigit()):
+        return None
+    try:
+        return int(value)
+    except ValueError:  # more digits than int() reads (sys.get_int_max_str_digits)
+        return None
 
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
@@ -239,9 +253,10 @@ def serve_workers(environ: Mapping[str, str] | None = None) -> int:
     value = (env.get("CORPUSBOT_WORKERS") or "").strip()
     if not value:
         return DEFAULT_WORKERS
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_WORKERS:  # int() refuses "²"
+    workers = _whole_number(value)
+    if workers is None or not 1 <= workers <= MAX_WORKERS:
         raise ConfigError(f"CORPUSBOT_WORKERS must be a whole number from 1 to {MAX_WORKERS}. {HOW_TO_SET}")
-    return int(value)
+    return workers
 
 
 WORKER_CLASSES = ("sync", "waitress")  # serve --workers: gunicorn's sync workers, or waitress in each worker
@@ -360,7 +375,7 @@ def _rate_limit(value: str | None) -> RateLimit:
         return DEFAULT_RATE_LIMIT
     if value in ("0", "off", "none"):
         return RateLimit(0, 60.0)
-    match = re.fullmatch(r"(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s?", value)
+    match = re.fullmatch(r"(\d{1,9})\s*/\s*(\d+(?:\.\d+)?)\s*s?", value)  # {1,9}: int() refuses 4301 digits
     if not match or float(match.group(2)) <= 0:
         raise ConfigError(
             "CORPUSBOT_RATE_LIMIT must look like 20/60 (at most 20 questions per user in 60 seconds), or off. "

@@ -111,11 +111,10 @@ def indexing_progress(stream: TextIO | None = None) -> Iterator[ProgressCallback
 
 def open_service(db_path: str) -> SearchService:
     """The search service, indexing the bundled corpus first when there is no database yet."""
+    cache_bytes, synonyms = config.postings_cache_bytes(), config.synonyms_path()  # a bad setting fails before indexing
     if not Path(db_path).exists():
         click.echo(f"No index at {db_path}; indexing the bundled sample corpus first.", err=True)
         with indexing_progress() as progress:
             summary = index_corpus(db_path, [BUNDLED], on_progress=progress)
         click.echo(f"Indexed {summary.articles} articles ({summary.passages} passages).", err=True)
-    return SearchService(
-        db_path, synonyms_path=config.synonyms_path(), postings_cache_bytes=config.postings_cache_bytes()
-    )
+    return SearchService(db_path, synonyms_path=synonyms, postings_cache_bytes=cache_bytes)

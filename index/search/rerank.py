@@ -157,8 +157,9 @@ _LOWER_CASE_NUMBER_SPAN = _led("[0-9otfsenhmbd]", _NUMBER.lower(), not_after=r"[
 _CAPITAL_AFTER_SPACE = re.compile(r"[A-Z](?<=\s[A-Z])")
 # Every date holds a digit, a month's or a weekday's name, "tomorrow", "yesterday", "tonight" or "next week" (month,
 # year, …): a sentence without any is done after these quick scans (see _may_hold_date).
-_DATE_CUE = _led(r"[\dADFJMNOSTW]", rf"\d|{_MONTH}|{_WEEKDAY}")
-_ASCII_DATE_CUE = _led("[0-9ADFJMNOSTW]", rf"\d|{_MONTH}|{_WEEKDAY}")
+# (Only at a word's start, as every date starts there: a long run of capitals is then one test, not one a letter.)
+_DATE_CUE = _led(r"[\dADFJMNOSTW]", rf"\d|{_MONTH}|{_WEEKDAY}", not_after=r"\w")
+_ASCII_DATE_CUE = _led("[0-9ADFJMNOSTW]", rf"\d|{_MONTH}|{_WEEKDAY}", not_after=r"\w")
 _RELATIVE_PERIOD = re.compile(rf"{_RELATIVE}(?:week|month|year)")
 _LIST_GLUE = re.compile(r"^(?:,\s*(?:and\s+)?|\s+and\s+)$")
 

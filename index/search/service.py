@@ -68,7 +68,7 @@ CONFIDENT_COVERAGE = 0.5
 SURE_KNOWN_WORDS = 2  # a question with words the corpus never mentions needs this many of its others in the passage
 ARTICLE_WEIGHT = 1.0  # share of the whole article's BM25 added to a passage's score
 PAIR_WEIGHT = 0.1  # bonus for two adjacent query words found adjacent, × the smaller idf
-MAX_KNOWN_ARTICLES = 20_000  # articles whose citation details are remembered (~250 bytes each)
+MAX_KNOWN_ARTICLES = 20_000  # articles whose citation details are remembered (~450 bytes each, measured: ~9 MB)
 MAX_ABOUT = 3  # a question about "the article" that names none is answered for at most this many articles
 ANSWER_REACH = 0.4  # a typed question's answer-holding passages rank first when they score this share of the best
 _WHICH_ARTICLE = (
@@ -593,10 +593,7 @@ class SearchService:
                 if all(pid in read_already for pid in wanted)
                 else self._passages(db, wanted)
             )
-            owners = {p.article_id for p in passages.values()}
-            articles = self._article_infos(db, owners)
-            # a passage whose article row is gone (a damaged index; `corpusbot check` names it) is still cited by id
-            articles.update((gone, ArticleInfo(gone, gone, None, None, None)) for gone in owners - articles.keys())
+            articles = self._cited_articles(db, {p.article_id for p in passages.values()})
             about = self._about_articles(db, metadata.fields, parsed, ranking) if metadata else ()
             return ranking, passages, articles, self._tokenizer_notice, about
 
@@ -1048,8 +1045,17 @@ class SearchService:
         if len(self._known_articles) + len(missing) > MAX_KNOWN_ARTICLES:
             self._known_articles.clear()
         for row in rows.fetchall():
-            found[row[0]] = self._known_articles[row[0]] = ArticleInfo(*row)
+            found[row[0]] = info = ArticleInfo(*row)
+            if len(self._known_articles) < MAX_KNOWN_ARTICLES:  # a watch after `--full` may look up every article
+                self._known_articles[row[0]] = info
         return found
+
+    def _cited_articles(self, db: store.Reader, ids: set[str]) -> dict[str, ArticleInfo]:
+        """The articles ``ids`` as citations: one whose row is gone (a damaged index; `corpusbot check` names it)
+        is still cited, by its id."""
+        articles = self._article_infos(db, ids)
+        articles.update((gone, ArticleInfo(gone, gone, None, None, None)) for gone in ids - articles.keys())
+        return articles
 
     # -- articles ----------------------------------------------------------
 
@@ -1361,7 +1367,7 @@ class SearchService:
             if term in ids_of:
                 confident &= ~np.isin(candidates, ids_of[term])
         passages = self._passages(db, candidates[confident].tolist())
-        infos = self._article_infos(db, {passage.article_id for passage in passages.values()})
+        infos = self._cited_articles(db, {passage.article_id for passage in passages.values()})
         hits = []
         for passage in passages.values():
             # The postings also give each passage its title's words; like an answer's, a match is judged on its text.

@@ -276,7 +276,7 @@ def test_the_index_poll_interval_is_read_from_corpusbot_index_poll(value: str, e
     assert config.settings_from_env(env()).index_poll == config.DEFAULT_INDEX_POLL == 30.0
 
 
-@pytest.mark.parametrize("value", ["0", "0.5", "-5", "soon", "nan", "inf", "1m"])
+@pytest.mark.parametrize("value", ["0", "0.5", "-5", "soon", "nan", "inf", "1m", "s"])
 def test_a_bad_index_poll_interval_is_refused_at_start_naming_the_variable(value: str) -> None:
     with pytest.raises(ConfigError) as caught:
         config.settings_from_env(env(CORPUSBOT_INDEX_POLL=value))
@@ -302,7 +302,7 @@ def test_the_postings_cache_size_is_read_from_corpusbot_postings_cache_mb(value:
     assert config.DEFAULT_POSTINGS_CACHE_MB << 20 == store.DEFAULT_POSTINGS_CACHE_BYTES  # one default, two places
 
 
-@pytest.mark.parametrize("value", ["-1", "1.5", "lots", "2GB", "²", str(config.MAX_POSTINGS_CACHE_MB + 1)])
+@pytest.mark.parametrize("value", ["-1", "1.5", "lots", "2GB", "²", "MB", str(config.MAX_POSTINGS_CACHE_MB + 1)])
 def test_a_bad_postings_cache_size_is_refused_naming_the_variable_and_the_fix(value: str) -> None:
     with pytest.raises(ConfigError) as caught:
         config.postings_cache_bytes({"CORPUSBOT_POSTINGS_CACHE_MB": value})
@@ -319,6 +319,13 @@ def test_ask_with_a_bad_postings_cache_size_exits_with_one_line(runner, sample_d
     assert result.output.count("\n") == 1 and "Traceback" not in result.output
 
 
+def test_a_bad_postings_cache_size_fails_before_the_sample_is_indexed(runner, tmp_path: Path) -> None:
+    missing = tmp_path / "new.db"
+    result = runner.invoke(cli, ["ask", "--db", str(missing), "delegation"], env={"CORPUSBOT_POSTINGS_CACHE_MB": "x"})
+    assert result.exit_code == 1 and "CORPUSBOT_POSTINGS_CACHE_MB" in result.output
+    assert "indexing the bundled sample" not in result.output and not missing.exists()
+
+
 def test_the_service_keeps_no_postings_with_a_zero_postings_cache(sample_db: Path) -> None:
     kept = {}
     for megabytes in (0, 8):
@@ -328,3 +335,18 @@ def test_the_service_keeps_no_postings_with_a_zero_postings_cache(sample_db: Pat
         kept[megabytes] = len(service._postings_cache._entries)
         service.close()
     assert kept[0] == 0 and kept[8] >= 3
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "read"),
+    [
+        ("CORPUSBOT_POSTINGS_CACHE_MB", "9" * 5000, config.postings_cache_bytes),
+        ("CORPUSBOT_WORKERS", "9" * 5000, config.serve_workers),
+        ("CORPUSBOT_RATE_LIMIT", "9" * 5000 + "/60", config.settings_from_env),
+    ],
+)
+def test_a_number_of_more_digits_than_int_reads_is_refused_naming_the_variable(name: str, value: str, read) -> None:
+    """int() refuses more than 4300 digits (sys.get_int_max_str_digits) with a ValueError, a traceback."""
+    with pytest.raises(ConfigError) as caught:
+        read({name: value})
+    assert str(caught.value).startswith(f"{name} must")
