@@ -49,12 +49,12 @@ OLD_HOOKS = (
     ("fetch", "service", "_passage_texts"),
     ("highlight/near-dups", "service", "_matches"),
     ("highlight/near-dups", "service", "_best_sentence"),
+    ("fetch", "service", "_read_window"),
 )
 HOOKS = (
     ("core", "service", "_postings"),
     ("core", "scorer", "top"),
     ("fetch", "service", "_passages"),
-    ("fetch", "service", "_read_window"),
     ("fetch", "service", "_article_infos"),
     ("rerank", "service", "_rank"),
     ("rerank", "service", "_rerank"),

@@ -108,7 +108,7 @@ class _Ranking:
     scored_terms: list[tuple[WeightedTerm, float]] = field(default_factory=list)
     confident: bool = False
     phrase_miss: bool = False
-    window: dict[int, Passage] = field(default_factory=dict)  # the rerank window's passages, read once
+    window: dict[int, Passage] = field(default_factory=dict)  # the rerank window's passages (not their articles)
 
 
 @dataclass(frozen=True)
@@ -725,7 +725,7 @@ class SearchService:
         head, tail = top[:window], top[window:]
         reranked = None if tail else self._rerank_lazily(db, parsed, head, ranking, depth)
         if reranked is None:
-            self._read_window(db, ranking, [pid for pid, _ in head])
+            ranking.window = self._passages(db, [pid for pid, _ in head])
             reranked = self._rerank(parsed, head, ranking)
         if parsed.phrases:
             ranking.phrase_miss = not reranked
@@ -880,7 +880,7 @@ class SearchService:
         upper = [low + extra for low, extra in zip(lower, _pair_bonus_bounds(held, len(ids)), strict=True)]
         floor = sorted(lower, reverse=True)[reach - 1]
         chosen = [i for i in range(len(head)) if upper[i] >= floor or i in involved]
-        self._read_window(db, ranking, [head[i][0] for i in chosen])
+        ranking.window = self._passages(db, [head[i][0] for i in chosen])
         read = _needing_terms(ids, pairs, held)
         adjacent = _adjacent_pairs(parsed)
         asked = _asked_weights(ranking)
@@ -1028,10 +1028,6 @@ class SearchService:
             f"SELECT id, article_id, ordinal, start, end, text FROM passages WHERE id IN ({marks})", ids
         ).fetchall()
         return {row[0]: Passage(*row) for row in rows}
-
-    def _read_window(self, db: store.Reader, ranking: _Ranking, ids: list[int]) -> None:
-        """The passages ``ids`` into ``ranking.window`` (their articles are read for the page only)."""
-        ranking.window = self._passages(db, ids)
 
     def _article_infos(self, db: store.Reader, ids: set[str]) -> dict[str, ArticleInfo]:
         """The articles ``ids`` (those the index has), remembered for this index generation: a page's articles come

@@ -105,7 +105,6 @@ _NUMBER_SPAN = re.compile(
     rf"(?:\s+(?:hundred|thousand|million|billion|trillion))?(?:\s+{_UNITS})?\b(?![/-]\w)",
     re.IGNORECASE,
 )
-_LIST_GLUE = re.compile(r"^(?:,\s*(?:and\s+)?|\s+and\s+)$")
 
 
 def _old_answer_spans(answer_type: str, sentence: str, loose: bool = False) -> list[tuple[int, int]]:
@@ -125,7 +124,7 @@ def _old_answer_spans(answer_type: str, sentence: str, loose: bool = False) -> l
         found = [m.span() for m in _NUMBER_SPAN.finditer(sentence)]
     else:
         return []
-    return _old_join_lists(sentence, found) if answer_type != "number" else found
+    return rerank._join_lists(sentence, found) if answer_type != "number" else found  # not rewritten
 
 
 _OLD_NAME_SPAN = re.compile(rf"(?<![\w'’-]){_NOT_A_NAME}{_NAME}(?:\s+{_NAME}){{1,2}}\b")
@@ -144,16 +143,6 @@ def _old_extend_place_lists(sentence: str, found: list[tuple[int, int]]) -> list
             end = match.end(1)
         spans.append((start, end))
     return spans
-
-
-def _old_join_lists(sentence: str, found: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    joined: list[tuple[int, int]] = []
-    for start, end in found:
-        if joined and _LIST_GLUE.match(sentence[joined[-1][1] : start]):
-            joined[-1] = (joined[-1][0], end)
-        else:
-            joined.append((start, end))
-    return joined
 
 
 _OLD_SENTENCE_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])""")
