@@ -255,17 +255,26 @@ def _tokenizer_notice(built_with: str | None, current: str) -> str | None:
 def _collapse_near_duplicates(scored: list[_Candidate], pairs: list[tuple[int, int]] | None = None) -> list[_Candidate]:
     """Best first, each candidate whose term set is a near-duplicate of a better one's counted on that one instead.
 
-    That is the first better candidate still kept whose set is a near-duplicate. The pairs of the rerank window are
-    found at once (``_near_duplicate_pairs``; ``pairs``: the ``(later, better)`` positions in ``scored`` that the
-    stored sketches leave possible, else worked out from the sets); the longer window of a quoted phrase is
-    compared pair by pair.
+    That is the first better candidate still kept whose set is a near-duplicate. Jaccard (``rerank.jaccard``) is
+    worked out only for the pairs that two cheap upper bounds of it leave possible (``pairs``: the ``(later,
+    better)`` positions in ``scored`` that the stored sketches leave possible, else worked out from the sets); most
+    pairs of a rerank window are ruled out. The longer window of a quoted phrase is compared pair by pair.
     """
     if len(scored) > NEAR_DUPLICATE_MATRIX_MAX:
         return _collapse_pair_by_pair(scored)
-    near = _near_duplicate_pairs([candidate.term_set or frozenset() for candidate in scored], pairs)
+    sets = [candidate.term_set or frozenset() for candidate in scored]
+    if pairs is None:
+        later, better = np.nonzero(np.tril(_maybe_near(*sketches_of_sets(sets)), k=-1))
+        pairs = list(zip(later.tolist(), better.tolist(), strict=True))
+    near: dict[int, list[int]] = {}  # later -> the better ones it is a near-duplicate of
+    for later, better in pairs:
+        if jaccard(sets[later], sets[better]) >= NEAR_DUPLICATE_JACCARD:
+            near.setdefault(later, []).append(better)
+    if not near:
+        return scored
     kept = [True] * len(scored)
-    for later in np.flatnonzero(near.any(axis=1)).tolist():
-        for better in np.flatnonzero(near[later]).tolist():
+    for later in sorted(near):
+        for better in sorted(near[later]):
             if kept[better]:
                 scored[better].duplicates += 1
                 kept[later] = False
@@ -273,26 +282,13 @@ def _collapse_near_duplicates(scored: list[_Candidate], pairs: list[tuple[int, i
     return [candidate for candidate, keep in zip(scored, kept, strict=True) if keep]
 
 
-def _near_duplicate_pairs(sets: list[frozenset[str]], pairs: list[tuple[int, int]] | None = None) -> np.ndarray:
-    """``near[i, j]``: whether set ``i`` is a near-duplicate of the earlier set ``j`` (``rerank.jaccard``).
-
-    Jaccard is worked out only for the ``pairs`` (later, earlier) that two cheap upper bounds of it cannot rule out
-    (``_maybe_near``, from the sets unless given); most pairs of a rerank window are ruled out, and the pairs left
-    are compared exactly.
-    """
-    n = len(sets)
-    if pairs is None:
-        pairs = list(zip(*np.nonzero(np.tril(_maybe_near(*sketches_of_sets(sets)), k=-1)), strict=True))
-    near = np.zeros((n, n), dtype=bool)
-    for later, better in pairs:
-        near[later, better] = jaccard(sets[later], sets[better]) >= NEAR_DUPLICATE_JACCARD
-    return near
-
-
 def _pair_bonus_bounds(held: list[tuple[float, np.ndarray]], count: int) -> list[float]:
     """For each of ``count`` candidates, the most the adjacent-word bonus can give it: ``PAIR_WEIGHT`` × the weight
     of each question pair its postings hold (``held``: ``SearchService._pairs_held``)."""
-    return [PAIR_WEIGHT * math.fsum(weight for weight, present in held if present[i]) for i in range(count)]
+    if not held:
+        return [0.0] * count
+    rows = [(weight, present.tolist()) for weight, present in held]
+    return [PAIR_WEIGHT * math.fsum(weight for weight, present in rows if present[i]) for i in range(count)]
 
 
 def _needing_terms(ids: np.ndarray, near: list[tuple[int, int]], held: list[tuple[float, np.ndarray]]) -> set[int]:
@@ -923,8 +919,8 @@ class SearchService:
         if articles is None or not passage_ids or articles.count == 0:
             return {}
         p = self._scorer.collection.params if self._scorer else BM25Params()
-        of = articles.of
-        wanted = np.unique(of[np.asarray(passage_ids, dtype=np.intp)])
+        numbers = articles.of[passage_ids].tolist()
+        wanted = np.array(sorted(set(numbers)), dtype=np.intp)
         totals = np.zeros(len(wanted))
         norm = p.k1 * (1 - p.b + p.b * articles.length[wanted] / articles.average_length)
         weighted = []  # (weight × article idf, ids, tfs) of each term found in some article
@@ -941,7 +937,7 @@ class SearchService:
                 tf = articles.term_frequencies(ids, tfs, wanted)
                 totals += weight * tf * (p.k1 + 1) / (tf + norm)
         per_article = dict(zip(wanted.tolist(), (ARTICLE_WEIGHT * totals).tolist(), strict=True))
-        return {pid: per_article[int(of[pid])] for pid in passage_ids}
+        return {pid: per_article[number] for pid, number in zip(passage_ids, numbers, strict=True)}
 
     def _is_confident(
         self, parsed: ParsedQuery, present: frozenset[str], raw: dict[str, float], answered: bool = False
