@@ -17,13 +17,13 @@ import os
 import sqlite3
 import threading
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -338,6 +338,17 @@ def _collapse_pair_by_pair(scored: list[_Candidate]) -> list[_Candidate]:
         else:
             kept.append((size, terms, candidate))
     return [candidate for _, _, candidate in kept]
+
+
+def _rows_in(db: store.Reader, sql: str, values: Sequence[Any]) -> list[Any]:
+    """The rows of ``sql`` (a query with one ``IN ({marks})``) for all of ``values``, in as many statements as the
+    connection's limit of SQL variables needs (a watch after ``--full`` at 1M passages can match more)."""
+    limit = db.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    rows: list[Any] = []
+    for start in range(0, len(values), limit):
+        chunk = values[start : start + limit]
+        rows.extend(db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall())
+    return rows
 
 
 def _clean_question(question: str) -> tuple[str, list[str]]:
@@ -661,8 +672,7 @@ class SearchService:
 
     def _about(self, db: store.Reader, ids: list[str], fields: tuple[str, ...]) -> tuple[AboutArticle, ...]:
         infos = self._article_infos(db, set(ids))
-        marks = ",".join("?" * len(ids))
-        authors = dict(db.execute(f"SELECT id, author FROM articles WHERE id IN ({marks})", ids).fetchall())
+        authors = dict(_rows_in(db, "SELECT id, author FROM articles WHERE id IN ({marks})", ids))
         return tuple(AboutArticle(infos[i], authors.get(i), fields) for i in ids if i in infos)
 
     def _covers(self, parsed: ParsedQuery, text: str, weights: dict[str, float]) -> bool:
@@ -1009,20 +1019,10 @@ class SearchService:
         return self._postings_cache.get(db, terms)
 
     def _article_ids(self, db: store.Reader, ids: list[int]) -> dict[int, str]:
-        owners: dict[int, str] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = db.execute(f"SELECT id, article_id FROM passages WHERE id IN ({','.join('?' * len(chunk))})", chunk)
-            owners.update(rows.fetchall())
-        return owners
+        return dict(_rows_in(db, "SELECT id, article_id FROM passages WHERE id IN ({marks})", ids))
 
     def _passages(self, db: store.Reader, ids: list[int]) -> dict[int, Passage]:
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = db.execute(
-            f"SELECT id, article_id, ordinal, start, end, text FROM passages WHERE id IN ({marks})", ids
-        ).fetchall()
+        rows = _rows_in(db, "SELECT id, article_id, ordinal, start, end, text FROM passages WHERE id IN ({marks})", ids)
         return {row[0]: Passage(*row) for row in rows}
 
     def _article_infos(self, db: store.Reader, ids: set[str]) -> dict[str, ArticleInfo]:
@@ -1032,11 +1032,10 @@ class SearchService:
         missing = [article_id for article_id in ids if article_id not in found]
         if not missing:
             return found
-        marks = ",".join("?" * len(missing))
-        rows = db.execute(f"SELECT id, title, url, source, published FROM articles WHERE id IN ({marks})", missing)
+        rows = _rows_in(db, "SELECT id, title, url, source, published FROM articles WHERE id IN ({marks})", missing)
         if len(self._known_articles) + len(missing) > MAX_KNOWN_ARTICLES:
             self._known_articles.clear()
-        for row in rows.fetchall():
+        for row in rows:
             found[row[0]] = info = ArticleInfo(*row)
             if len(self._known_articles) < MAX_KNOWN_ARTICLES:  # a watch after `--full` may look up every article
                 self._known_articles[row[0]] = info
@@ -1286,10 +1285,7 @@ class SearchService:
         return found
 
     def _passage_counts(self, db: store.Reader, ids: list[str]) -> dict[str, int]:
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = db.execute(f"SELECT id, passage_count FROM articles WHERE id IN ({marks})", ids).fetchall()
+        rows = _rows_in(db, "SELECT id, passage_count FROM articles WHERE id IN ({marks})", ids)
         return {row[0]: int(row[1] or 0) for row in rows}
 
     def watch_matches(self, queries: list[str], since: str | None) -> WatchCheck:
@@ -1325,15 +1321,12 @@ class SearchService:
         if articles is None:
             return np.zeros(0, dtype=bool)
         mask = np.zeros(len(articles.of), dtype=bool)
-        for start in range(0, len(article_ids), 500):
-            chunk = article_ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for (passage_id,) in db.execute(
-                f"SELECT id FROM passages WHERE ordinal = 1 AND article_id IN ({marks})", chunk
-            ):
-                number = int(articles.of[passage_id]) if passage_id < len(articles.of) else 0
-                if number:
-                    mask[articles.first[number] : articles.last[number] + 1] = True
+        for (passage_id,) in _rows_in(
+            db, "SELECT id FROM passages WHERE ordinal = 1 AND article_id IN ({marks})", article_ids
+        ):
+            number = int(articles.of[passage_id]) if passage_id < len(articles.of) else 0
+            if number:
+                mask[articles.first[number] : articles.last[number] + 1] = True
         return mask
 
     def _watch_hits(

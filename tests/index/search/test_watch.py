@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from corpusbot.index import SearchService, index_corpus
+from corpusbot.index.engine import store
 from corpusbot.index.search.dates import parse_day, published_date
 from corpusbot.index.search.service import CONFIDENT_COVERAGE
 from corpusbot.index.search.watch import coverage, passage_key
@@ -174,3 +175,38 @@ def test_coverage_weighs_words_by_idf_and_unknown_words_as_the_average() -> None
     assert coverage(["rare", "earth", "zzz"], raw, {"rare", "earth"}) == pytest.approx(3 / 4.5)
     assert coverage(["the"], raw, {"the"}) == 0.0
     assert coverage(["zzz"], raw, set()) == 0.0
+
+
+def test_reads_of_more_ids_than_sqlite_takes_variables_are_split(
+    db: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A watch after ``--full`` can match more passages than one statement takes ``?`` (250,000 here); a connection
+    limited to 5 stands in for that."""
+    for number in range(12):
+        write_article(corpus_dir, f"crane-{number}", f"Crane {number}", f"A harbour crane toppled, number {number}.")
+        write_article(corpus_dir, f"bakery-{number}", f"Bakery {number}", f"A bakery opened downtown. {FILLER}")
+    index_corpus(db, [str(corpus_dir)])
+    unlimited = SearchService(db)
+    try:
+        expected = unlimited.watch_matches(["harbour crane"], None).matches[0]
+    finally:
+        unlimited.close()
+    assert len(expected) == 12
+    opened = store.connect_reader
+
+    def limited(path: Path) -> store.Reader:
+        reader = opened(path)
+        reader.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 5)
+        return reader
+
+    monkeypatch.setattr(store, "connect_reader", limited)
+    service = SearchService(db)
+    try:
+        found = service.watch_matches(["harbour crane"], None).matches[0]
+        assert service._db is not None and service._db.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) == 5
+        assert [(m.passage.id, m.article.title, m.key) for m in found] == [
+            (m.passage.id, m.article.title, m.key) for m in expected
+        ]
+        assert len(service.ask("harbour crane toppled", k=8).hits) == 8
+    finally:
+        service.close()
