@@ -22,6 +22,12 @@ import Stemmer
 from corpusbot.index.models import Token
 from corpusbot.index.text.spelling import americanise
 
+try:  # the compiled per-token loop of ``tokens_of`` (setup.py builds it when a C compiler is there)
+    from corpusbot.index.text import _token_scan
+except ImportError:  # pragma: no cover - depends on the install
+    # mypy types `_token_scan` as the module (from _token_scan.pyi); the code still checks it for None.
+    _token_scan = None  # type: ignore[assignment]
+
 TOKENIZER_NAME = (
     "corpusbot-v4 (nfkc, casefold, en-stopwords, letter-digit-split, combining-marks, acronym-plurals, us-spelling, "
     "snowball-english)"
@@ -104,6 +110,7 @@ class Tokenizer:
 
     MAX_CACHED_WORDS = 500_000
     MAX_CACHED_TOKENS = 200_000  # ~100 bytes each: at most ~20 MB more than the word cache alone
+    MAX_CACHED_TOKEN_WORDS = 50_000  # tokens_of's hits with their words: ~200 bytes each, at most ~10 MB more
 
     def __init__(self) -> None:
         # No PyStemmer cache: its default 10,000-word LRU thrashes on a corpus vocabulary.
@@ -111,6 +118,8 @@ class Tokenizer:
         self._stemmer = Stemmer.Stemmer("english", 0)
         self._cache: dict[str, str] = {}
         self._token_cache: dict[str, tuple[str, ...]] = {}  # whitespace-separated token -> its terms (``terms``)
+        # Token -> its words (``_token_words``); only for the tokens ``tokens_of`` found a wanted term in.
+        self._token_words_cache: dict[str, tuple[tuple[str, int, int], ...]] = {}
 
     def tokens(self, text: str) -> list[Token]:
         """Terms with their character spans in ``text`` (spans index the original string)."""
@@ -132,9 +141,40 @@ class Tokenizer:
     def tokens_of(self, text: str, wanted: Container[str]) -> list[Token]:
         """``tokens(text)`` whose terms are in ``wanted``.
 
-        By whitespace-separated token, as ``terms`` reads a text: each distinct token's terms come from the
-        token cache, and only the tokens with a wanted term are looked for (``str.find``) and matched word by word.
+        By whitespace-separated token, as ``terms`` reads a text: each token's terms come from the token cache,
+        and only the tokens with a wanted term have their words (from the words cache) looked at. The compiled
+        loop (``_token_scan.c``) does that for the cached tokens and hands back the others; without it,
+        ``_tokens_of_python`` does the same.
         """
+        if _token_scan is None:
+            return self._tokens_of_python(text, wanted)
+        wanted_has = wanted.__contains__  # (first: a `wanted` without it fails as in the Python loop)
+        found, missing = _token_scan.tokens_of(text, self._token_cache, self._token_words_cache, wanted, Token)
+        if missing:
+            for at, token in missing:
+                terms = self._token_cache.get(token)
+                if any(map(wanted_has, self._token_terms(token) if terms is None else terms)):
+                    words = self._token_words_cache.get(token)
+                    if words is None:
+                        words = self._token_words(token)
+                    found.extend(Token(term, at + start, at + end) for term, start, end in words if wanted_has(term))
+            found.sort(key=lambda token: token.start)
+        return found
+
+    def _token_words(self, token: str) -> tuple[tuple[str, int, int], ...]:
+        """Each word of one whitespace-free token as (term, start, end) in it ("" for a stopword), remembered."""
+        words = tuple(
+            (self._term_of(match.group()), match.start(), match.end())
+            for match in _words_pattern(token).finditer(token)
+        )
+        if len(self._token_words_cache) >= self.MAX_CACHED_TOKEN_WORDS:
+            self._token_words_cache.clear()
+        self._token_words_cache[token] = words
+        return words
+
+    def _tokens_of_python(self, text: str, wanted: Container[str]) -> list[Token]:
+        """``tokens_of`` without the compiled scan: each distinct token's terms, and the wanted tokens looked for
+        (``str.find``) whole."""
         cache = self._token_cache
         wanted_has = wanted.__contains__
         found: list[Token] = []

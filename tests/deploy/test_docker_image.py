@@ -34,6 +34,7 @@ from tests.support import ROOT
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 KERNEL_CHECK = "bm25.kernel is not None"
+TOKEN_SCAN_CHECK = "tokenizer._token_scan is not None"
 COMPILERS = ("gcc", "build-essential", "clang", "cc")
 
 
@@ -102,7 +103,7 @@ def test_the_build_stage_copies_everything_the_kernel_build_needs() -> None:
         if tree.get(at) != file:
             missing.append(f"{file} (expected at {at})")
     assert not missing, f"not copied where `pip wheel {project}` in {workdir} reads them: {missing}"
-    assert "index/engine/_bm25_kernel.c" in _needed_by_the_build()
+    assert {"index/engine/_bm25_kernel.c", "index/text/_token_scan.c"} <= set(_needed_by_the_build())
 
 
 def test_the_build_stage_installs_a_compiler_and_checks_for_the_python_headers() -> None:
@@ -124,6 +125,8 @@ def test_the_runtime_stage_installs_the_wheel_and_refuses_an_image_without_the_k
     check = next((n for n, r in enumerate(runs) if KERNEL_CHECK in r), None)
     assert install is not None and "--no-index" in runs[install], "install the built wheels, nothing from PyPI"
     assert check is not None and check >= install, f"a RUN checking `{KERNEL_CHECK}` after the install"
+    scan = next((n for n, r in enumerate(runs) if TOKEN_SCAN_CHECK in r), None)
+    assert scan is not None and scan >= install, f"a RUN checking `{TOKEN_SCAN_CHECK}` after the install"
     if re.search(r"\bassert\b", runs[check]):  # python -O (or PYTHONOPTIMIZE) would skip the check
         env = " ".join(i.args for i in final.instructions if i.keyword == "ENV")
         assert "PYTHONOPTIMIZE" not in env and not re.search(r"python3?\s+-O", runs[check])
