@@ -31,6 +31,7 @@ from typing import NamedTuple, TypeVar
 
 import numpy as np
 
+from corpusbot.index.engine import pair_sketches as pair_blobs
 from corpusbot.index.engine.sketches import passage_sketches, term_bits
 from corpusbot.index.indexing.postings_buffer import PostingsBuffer
 from corpusbot.index.indexing.progress import IndexProgress, ProgressCallback
@@ -72,6 +73,7 @@ class EncodedChunk(NamedTuple):
     term_ids: np.ndarray  # every passage's tokens, concatenated (int32, numbers into the encoder's vocabulary)
     sketches: np.ndarray  # each passage's text's term-set sketch and distinct-term count (engine.sketches)
     distinct: np.ndarray
+    pair_sketches: np.ndarray  # each passage's text's adjacent-pair sketch, a row of uint8 (engine.pair_sketches)
 
 
 class EncodedArticles(NamedTuple):
@@ -85,6 +87,7 @@ class EncodedArticles(NamedTuple):
     vocabulary: list[str]  # the postings' term numbers -> terms
     sketches: np.ndarray  # each passage's text's term-set sketch (uint64) and distinct-term count (engine.sketches)
     distinct: np.ndarray
+    pair_sketches: np.ndarray  # each passage's text's adjacent-pair sketch, a row of uint8 (engine.pair_sketches)
 
 
 class _Chunk(NamedTuple):
@@ -113,6 +116,7 @@ class _ChunkResult(NamedTuple):
     term_ids: np.ndarray  # every passage's tokens, concatenated (int32)
     sketches: np.ndarray
     distinct: np.ndarray
+    pair_sketches: np.ndarray
 
 
 _sent_terms = ("", 0)  # (session, how many of this process's terms its results have carried so far)
@@ -176,6 +180,7 @@ class PassageEncoder:
             known[result.term_ids],
             result.sketches,
             result.distinct,
+            result.pair_sketches,
         )
 
 
@@ -200,6 +205,7 @@ def encode_articles(
     lengths: list[np.ndarray] = []
     sketches: list[np.ndarray] = []
     distinct: list[np.ndarray] = []
+    pair_sketches: list[np.ndarray] = []
     done = 0
     for chunk in encoder.encode(articles):
         counts.append(chunk.passage_counts)
@@ -208,6 +214,7 @@ def encode_articles(
         lengths.append(chunk.lengths)
         sketches.append(chunk.sketches)
         distinct.append(chunk.distinct)
+        pair_sketches.append(chunk.pair_sketches)
         postings.add(chunk.lengths, chunk.term_ids)
         done += len(chunk.passage_counts)
         if progress:
@@ -222,6 +229,7 @@ def encode_articles(
         encoder.vocabulary,
         np.concatenate(sketches) if sketches else np.zeros(0, dtype=np.uint64),
         np.concatenate(distinct) if distinct else np.zeros(0, dtype=np.uint32),
+        np.concatenate(pair_sketches) if pair_sketches else np.zeros((0, pair_blobs.BYTES), dtype=np.uint8),
     )
 
 
@@ -366,7 +374,9 @@ def _encode_chunk(chunk: _Chunk) -> _ChunkResult:
     title_terms = (
         terms_before[token_bounds[:-1] + np.asarray(title_sizes, dtype=np.int64)] - terms_before[token_bounds[:-1]]
     )
-    sketches, distinct = passage_sketches(ids, lengths, title_terms, _term_bits(terms_of))
+    bits, hashes = _term_bits_and_hashes(terms_of)
+    sketches, distinct = passage_sketches(ids, lengths, title_terms, bits)
+    pairs = pair_blobs.passage_pair_sketches(ids, lengths, title_terms, hashes)
     return _ChunkResult(
         os.getpid(),
         first,
@@ -378,26 +388,34 @@ def _encode_chunk(chunk: _Chunk) -> _ChunkResult:
         ids,
         sketches,
         distinct,
+        pairs,
     )
-
-
-# The sketch bit of each term number of this process's PassageTerms (grown as it numbers more terms).
-_known_bits: tuple[PassageTerms | None, np.ndarray] = (None, np.zeros(0, dtype=np.uint64))
-
-
-def _term_bits(terms_of: PassageTerms) -> np.ndarray:
-    """The sketch bit of every term ``terms_of`` has numbered."""
-    global _known_bits
-    owner, bits = _known_bits
-    if owner is not terms_of:
-        bits = np.zeros(0, dtype=np.uint64)
-    new = terms_of.terms_from(len(bits))
-    if new:
-        bits = np.concatenate([bits, term_bits(new)])
-    _known_bits = (terms_of, bits)
-    return bits
 
 
 def _encode_task(chunk: _Chunk) -> _ChunkResult:
     """What a worker process runs: ``_encode_chunk``, looked up when it runs (so a patched one is called)."""
     return _encode_chunk(chunk)
+
+
+# The sketch bit and pair-sketch hash of each term number of this process's PassageTerms (grown as it numbers more
+# terms).
+_known_terms: tuple[PassageTerms | None, np.ndarray, np.ndarray] = (
+    None,
+    np.zeros(0, dtype=np.uint64),
+    np.zeros(0, dtype=np.uint64),
+)
+
+
+def _term_bits_and_hashes(terms_of: PassageTerms) -> tuple[np.ndarray, np.ndarray]:
+    """The term-set sketch bit (``sketches.term_bits``) and the pair-sketch hash (``pair_sketches.term_hashes``) of
+    every term ``terms_of`` has numbered."""
+    global _known_terms
+    owner, bits, hashes = _known_terms
+    if owner is not terms_of:
+        bits, hashes = np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
+    new = terms_of.terms_from(len(bits))
+    if new:
+        bits = np.concatenate([bits, term_bits(new)])
+        hashes = np.concatenate([hashes, pair_blobs.term_hashes(new)])
+    _known_terms = (terms_of, bits, hashes)
+    return bits, hashes

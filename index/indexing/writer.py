@@ -23,6 +23,7 @@ from itertools import islice
 
 import numpy as np
 
+from corpusbot.index.engine import pair_sketches as pair_blobs
 from corpusbot.index.engine import sketches as sketch_blobs
 from corpusbot.index.engine import store
 from corpusbot.index.engine.bm25 import average_idf, encode_many
@@ -239,6 +240,7 @@ def _write_passage_arrays_and_statistics(
         [
             (sketch_blobs.SKETCH_BLOB, sketches.astype("<u8").tobytes()),
             (sketch_blobs.DISTINCT_BLOB, distinct.astype("<u4").tobytes()),
+            (pair_blobs.PAIR_SKETCH_BLOB, _pair_sketches(db, update, removed.passage_ids, passage_ids, len(doc_len))),
         ],
     )
     store.write_meta(
@@ -249,6 +251,7 @@ def _write_passage_arrays_and_statistics(
             "average_idf": average_idf(n_docs, all_df),
             "vocabulary": len(all_df),
             sketch_blobs.GENERATION_KEY: update.generation,
+            pair_blobs.GENERATION_KEY: update.generation,
         },
     )
 
@@ -327,6 +330,29 @@ def _passage_sketches(
     sketches[passage_ids] = update.encoded.sketches
     distinct[passage_ids] = update.encoded.distinct
     return sketches, distinct
+
+
+def _pair_sketches(
+    db: store.Connection, update: IndexUpdate, removed_ids: np.ndarray, passage_ids: np.ndarray, size: int
+) -> bytes:
+    """Passage id -> its adjacent-pair sketch (``engine.pair_sketches``), the stored ones updated, as the blob.
+
+    Passages of an index written before the blob existed (or by a corpusbot that did not keep it) get every bit
+    set, so the search service reads their text for every pair, until the next ``--full``.
+    """
+    sketches = np.zeros((size, pair_blobs.BYTES), dtype=np.uint8)
+    if not update.full:
+        row = db.execute("SELECT data FROM blobs WHERE name = ?", (pair_blobs.PAIR_SKETCH_BLOB,)).fetchone()
+        meta = store.read_meta(db)  # the index being updated (this run's metadata is written after)
+        rows = len(row[0]) // pair_blobs.BYTES if row is not None and isinstance(row[0], bytes) else 0
+        stored = pair_blobs.from_blob(row[0], meta, rows) if row is not None else None
+        if stored is not None and rows <= size:
+            sketches[:rows] = stored
+        else:
+            sketches[:] = np.frombuffer(pair_blobs.UNKNOWN, dtype=np.uint8)
+        sketches[removed_ids] = 0
+    sketches[passage_ids] = update.encoded.pair_sketches
+    return sketches.tobytes()
 
 
 def _remove_articles(conn: sqlite3.Connection, article_ids: set[str], title_weight: int) -> RemovedPassages:

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from corpusbot.index.engine import sketches, store
+from corpusbot.index.engine import pair_sketches, sketches, store
 from corpusbot.index.engine.bm25 import BM25Params, Collection, Scorer, decode_postings, idf
 from corpusbot.index.errors import CorpusbotError
 from corpusbot.index.indexing.indexer import DEFAULT_TITLE_WEIGHT
@@ -88,6 +88,14 @@ class CheckReport:
             )
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
+
+
+def _pair_sketch_matches(stored: np.ndarray, passage_id: int, terms: list[str]) -> bool:
+    """Whether the stored pair sketch of a passage is its text's (or unknown, every bit set: from an older index)."""
+    if passage_id >= len(stored):
+        return False
+    row = stored[passage_id].tobytes()
+    return row == pair_sketches.UNKNOWN or row == pair_sketches.pair_sketch_of(terms)
 
 
 class _Stop(Exception):
@@ -378,7 +386,8 @@ class _Checker:
         # Sliced in Python, one article at a time: SQLite's substr() walks a long article's UTF-8 from its start.
         rows.sort(key=lambda row: row[5])
         stored = self.stored_sketches()
-        wrong_sketches = []
+        stored_pairs = self.stored_pair_sketches()
+        wrong_sketches, wrong_pairs = [], []
         article_id, article = None, ""
         for pid, text, length, start, end, owner, title in rows:
             if owner != article_id:
@@ -389,12 +398,20 @@ class _Checker:
                 wrong_terms.append(pid)
             if article[start:end] != text:
                 wrong_text.append(pid)
-            if stored is not None and not _sketch_matches(stored, pid, frozenset(self.tokenizer.terms(text))):
+            text_terms = self.tokenizer.terms(text)
+            if stored is not None and not _sketch_matches(stored, pid, frozenset(text_terms)):
                 wrong_sketches.append(pid)
+            if stored_pairs is not None and not _pair_sketch_matches(stored_pairs, pid, text_terms):
+                wrong_pairs.append(pid)
         if wrong_sketches:
             self.problem(
                 f"{len(wrong_sketches)} of {len(sampled)} sampled passages have another term sketch or distinct-term "
                 f"count stored than their text gives (run `corpusbot index --full`): {_examples(wrong_sketches)}"
+            )
+        if wrong_pairs:
+            self.problem(
+                f"{len(wrong_pairs)} of {len(sampled)} sampled passages have another pair sketch stored than their "
+                f"text gives (run `corpusbot index --full`): {_examples(wrong_pairs)}"
             )
         if wrong_terms:
             self.problem(
@@ -423,6 +440,21 @@ class _Checker:
         stored = sketches.from_blobs(rows.get(sketches.SKETCH_BLOB), rows.get(sketches.DISTINCT_BLOB), self.meta)
         if stored is None:
             self.problem("the term sketches (blobs sketch, distinct_terms) are damaged (run `corpusbot index --full`)")
+        return stored
+
+    def stored_pair_sketches(self) -> np.ndarray | None:
+        """The ``pair_sketch`` blob, a row per passage id (None when the index has none: written before it)."""
+        row = self.conn.execute("SELECT data FROM blobs WHERE name = ?", (pair_sketches.PAIR_SKETCH_BLOB,)).fetchone()
+        if row is None:
+            return None
+        if self.meta.get(pair_sketches.GENERATION_KEY) != self.meta.get("generation"):
+            return None  # another generation's (left by an older corpusbot): the search service does not use it
+        blob = row[0]
+        size = len(blob) // pair_sketches.BYTES if isinstance(blob, bytes) else 0
+        stored = pair_sketches.from_blob(blob, self.meta, size)
+        if stored is None or size != len(self.doc_len):
+            self.problem("the pair sketches (blob pair_sketch) are damaged (run `corpusbot index --full`)")
+            return None
         return stored
 
     def _reference_fits(self) -> bool:

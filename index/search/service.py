@@ -27,9 +27,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from corpusbot.index.engine import pair_sketches as pair_blobs
 from corpusbot.index.engine import sketches as sketch_blobs
 from corpusbot.index.engine import store
 from corpusbot.index.engine.bm25 import BM25Params, Collection, Postings, QueryTerm, Scorer, idf, kernel, raw_idf
+from corpusbot.index.engine.pair_sketches import PAIR_SKETCH_BLOB, pair_bit
 from corpusbot.index.engine.sketches import DISTINCT_BLOB, SKETCH_BLOB, UNKNOWN, jaccard_upper_bound, sketches_of_sets
 from corpusbot.index.errors import CorpusbotError, IndexMissing
 from corpusbot.index.models import (
@@ -264,8 +266,8 @@ def _collapse_near_duplicates(scored: list[_Candidate], pairs: list[tuple[int, i
         return _collapse_pair_by_pair(scored)
     sets = [candidate.term_set or frozenset() for candidate in scored]
     if pairs is None:
-        later, better = np.nonzero(np.tril(_maybe_near(*sketches_of_sets(sets)), k=-1))
-        pairs = list(zip(later.tolist(), better.tolist(), strict=True))
+        laters, betters = np.nonzero(np.tril(_maybe_near(*sketches_of_sets(sets)), k=-1))
+        pairs = list(zip(laters.tolist(), betters.tolist(), strict=True))
     near: dict[int, list[int]] = {}  # later -> the better ones it is a near-duplicate of
     for later, better in pairs:
         if jaccard(sets[later], sets[better]) >= NEAR_DUPLICATE_JACCARD:
@@ -391,6 +393,7 @@ class SearchService:
         self._scorer: Scorer | None = None
         self._articles: _Articles | None = None
         self._sketches: tuple[np.ndarray, np.ndarray] | None = None  # by passage id: term-set sketch, distinct terms
+        self._pair_sketches: np.ndarray | None = None  # by passage id: adjacent-pair sketch (engine.pair_sketches)
         self.compiled_second_stage = True  # False: numpy only (the same results; for tests and comparisons)
         self._examples: dict[int, list[str]] = {}  # per generation: the query scans and sorts every article
         self._published_days: np.ndarray | None = None  # per generation: by article number, its published day
@@ -539,12 +542,18 @@ class SearchService:
         row = db.execute("SELECT data FROM blobs WHERE name = 'article_of'").fetchone()
         self._articles = _Articles.from_arrays(np.frombuffer(row[0], dtype="<u4"), doc_len) if row else None
         rows = dict(
-            db.execute("SELECT name, data FROM blobs WHERE name IN (?, ?)", (SKETCH_BLOB, DISTINCT_BLOB)).fetchall()
+            db.execute(
+                "SELECT name, data FROM blobs WHERE name IN (?, ?, ?)", (SKETCH_BLOB, DISTINCT_BLOB, PAIR_SKETCH_BLOB)
+            ).fetchall()
         )
+        same_terms = meta.get("tokenizer") == self.tokenizer.name  # else their terms are not the ones texts give now
         self._sketches = (
             sketch_blobs.from_blobs(rows.get(SKETCH_BLOB), rows.get(DISTINCT_BLOB), meta, len(doc_len))
-            if meta.get("tokenizer") == self.tokenizer.name  # else their terms are not the ones texts give now
+            if same_terms
             else None
+        )
+        self._pair_sketches = (
+            pair_blobs.from_blob(rows.get(PAIR_SKETCH_BLOB), meta, len(doc_len)) if same_terms else None
         )
         self._postings_cache.clear()
         self._known_articles.clear()
@@ -906,8 +915,8 @@ class SearchService:
 
     def _pairs_held(self, parsed: ParsedQuery, ranking: _Ranking, ids: np.ndarray) -> list[tuple[float, np.ndarray]]:
         """Each adjacent pair of the question's known words: its bonus weight (the smaller idf) and, for each of
-        ``ids``, whether the passage's postings hold both words (its text's words and its title's, so no pair found
-        in its text is missed)."""
+        ``ids``, whether the passage may hold the pair: its postings hold both words (its text's words and its
+        title's, so no pair found in its text is missed) and its stored pair sketch does not rule it out."""
         weights = ranking.term_weights
         pairs = [(a, b) for a, b in _adjacent_pairs(parsed) if a in weights and b in weights]
         held: dict[str, np.ndarray] = {}
@@ -916,7 +925,13 @@ class SearchService:
             wanted = ids.astype(postings.dtype)
             at = np.minimum(np.searchsorted(postings, wanted), len(postings) - 1)
             held[term] = postings[at] == wanted
-        return [(min(weights[a], weights[b]), held[a] & held[b]) for a, b in pairs]
+        sketches = self._pair_sketches
+        if sketches is None or not len(ids) or int(ids.max()) >= len(sketches):
+            return [(min(weights[a], weights[b]), held[a] & held[b]) for a, b in pairs]
+        return [
+            (min(weights[a], weights[b]), held[a] & held[b] & pair_blobs.may_hold(sketches, ids, pair_bit(a, b)))
+            for a, b in pairs
+        ]
 
     def _article_evidence(self, ranking: _Ranking, passage_ids: list[int]) -> dict[int, float]:
         """ARTICLE_WEIGHT × BM25 of each candidate's whole article (its passages' terms together).

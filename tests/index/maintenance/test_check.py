@@ -14,8 +14,10 @@ from click.testing import CliRunner
 import corpusbot.index.maintenance.check as check_module
 from corpusbot.bot.cli import cli
 from corpusbot.index import index_corpus
+from corpusbot.index.engine import pair_sketches
 from corpusbot.index.engine.bm25 import Scorer
 from corpusbot.index.maintenance.check import CheckReport, check_database
+from corpusbot.index.text.tokenizer import default_tokenizer
 
 
 def run_check(runner: CliRunner, db: Path, *extra: str):
@@ -106,6 +108,17 @@ def _raise_distinct_count(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE blobs SET data = ? WHERE name = 'distinct_terms'", (counts.tobytes(),))
 
 
+def _clear_pair_sketch(conn: sqlite3.Connection) -> None:
+    """Passage 3's pair sketch loses the bit of a pair its text holds: the search would miss that pair's bonus."""
+    (blob,) = conn.execute("SELECT data FROM blobs WHERE name = 'pair_sketch'").fetchone()
+    (text,) = conn.execute("SELECT text FROM passages WHERE id = 3").fetchone()
+    first, second = default_tokenizer().terms(text)[:2]
+    bit = pair_sketches.pair_bit(first, second)
+    rows = np.frombuffer(blob, dtype=np.uint8).reshape(-1, pair_sketches.BYTES).copy()
+    rows[3, bit >> 3] &= ~np.uint8(1 << (bit & 7))
+    conn.execute("UPDATE blobs SET data = ? WHERE name = 'pair_sketch'", (rows.tobytes(),))
+
+
 FIRST_ARTICLE = "(SELECT id FROM articles ORDER BY id LIMIT 1)"
 DAMAGE = {
     "orphan passages": (_execute(f"DELETE FROM articles WHERE id = {FIRST_ARTICLE}"), "article does not exist"),
@@ -136,6 +149,8 @@ DAMAGE = {
     "term sketch": (_flip_sketch_bit, "another term sketch"),
     "distinct terms": (_raise_distinct_count, "another term sketch"),
     "truncated sketches": (_execute("UPDATE blobs SET data = zeroblob(13) WHERE name = 'sketch'"), "damaged"),
+    "pair sketch": (_clear_pair_sketch, "another pair sketch"),
+    "truncated pair sketches": (_execute("UPDATE blobs SET data = zeroblob(64) WHERE name = 'pair_sketch'"), "damaged"),
     "schema version": (_execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'"), "corpusbot index --full"),
 }
 

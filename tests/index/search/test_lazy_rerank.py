@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from corpusbot.index import SearchService, index_corpus
-from corpusbot.index.engine import sketches
+from corpusbot.index.engine import pair_sketches, sketches
 from corpusbot.index.search import service as service_module
 from corpusbot.index.text.tokenizer import default_tokenizer
 
@@ -220,3 +220,96 @@ def test_sketches_of_an_index_built_by_another_tokenizer_are_not_used(duplicated
         conn.execute("""UPDATE meta SET value = '"corpusbot-v3 (older)"' WHERE key = 'tokenizer'""")
     conn.close()
     assert SearchService(duplicated_corpus_db)._sketches is None
+
+
+def _typed_and_plain(seed: int) -> list[str]:
+    plain = _questions(30, seed)
+    return plain + [f"{lead} {words}" for lead in ("who", "when", "where") for words in plain[:10]]
+
+
+def test_the_stored_pair_sketches_are_the_passage_texts_pairs(duplicated_corpus_db: Path) -> None:
+    conn = sqlite3.connect(duplicated_corpus_db)
+    stored = dict(conn.execute("SELECT name, data FROM blobs"))[pair_sketches.PAIR_SKETCH_BLOB]
+    tokenizer = default_tokenizer()
+    for passage_id, text in conn.execute("SELECT id, text FROM passages"):
+        row = stored[passage_id * pair_sketches.BYTES : (passage_id + 1) * pair_sketches.BYTES]
+        assert row == pair_sketches.pair_sketch_of(tokenizer.terms(text))  # the text's own terms, not its title's
+    conn.close()
+
+
+def test_pair_sketches_spare_tokenizing_and_change_no_answer(duplicated_corpus_db: Path) -> None:
+    questions = _typed_and_plain(seed=21)
+    tokenized: dict[str, list[bool]] = {"with": [], "without": []}
+
+    def counting(service: SearchService, label: str) -> SearchService:
+        original = service._second_stage
+
+        def counted(*args):
+            tokenized[label].append(args[-1])
+            return original(*args)
+
+        service._second_stage = counted  # type: ignore[method-assign]
+        return service
+
+    with_sketches = counting(SearchService(duplicated_corpus_db), "with")
+    assert with_sketches._pair_sketches is not None
+    without = SearchService(duplicated_corpus_db)
+    without._pair_sketches = None
+    counting(without, "without")
+    answers = _answers(with_sketches, questions)
+    assert answers == _answers(without, questions)
+    assert answers == _answers(_whole_window(SearchService(duplicated_corpus_db)), questions)
+    assert sum(tokenized["with"]) < sum(tokenized["without"])  # the same answers, fewer passages tokenized
+
+
+def test_an_incremental_run_on_an_index_without_pair_sketches_marks_the_old_passages_unknown(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    articles = _articles(seed=9)
+    (corpus / "old.jsonl").write_text("\n".join(json.dumps(a) for a in articles[:30]) + "\n", encoding="utf-8")
+    db = tmp_path / "index.db"
+    index_corpus(db, [str(corpus)])
+    with sqlite3.connect(db) as conn:  # as an index written before the pair sketches were stored
+        conn.execute("DELETE FROM blobs WHERE name = ?", (pair_sketches.PAIR_SKETCH_BLOB,))
+        conn.execute("DELETE FROM meta WHERE key = ?", (pair_sketches.GENERATION_KEY,))
+    conn.close()
+    assert SearchService(db)._pair_sketches is None
+    (corpus / "new.jsonl").write_text("\n".join(json.dumps(a) for a in articles[30:]) + "\n", encoding="utf-8")
+    index_corpus(db, [str(corpus)])
+    conn = sqlite3.connect(db)
+    stored = dict(conn.execute("SELECT name, data FROM blobs"))[pair_sketches.PAIR_SKETCH_BLOB]
+    passages = conn.execute("SELECT id, article_id, text FROM passages").fetchall()
+    conn.close()
+    tokenizer = default_tokenizer()
+    for passage_id, article_id, text in passages:
+        row = stored[passage_id * pair_sketches.BYTES : (passage_id + 1) * pair_sketches.BYTES]
+        new = article_id >= "a30"
+        assert row == (pair_sketches.pair_sketch_of(tokenizer.terms(text)) if new else pair_sketches.UNKNOWN)
+    questions = _typed_and_plain(seed=22)
+    service = SearchService(db)
+    assert service._pair_sketches is not None
+    without = SearchService(db)
+    without._pair_sketches = None
+    assert _answers(service, questions) == _answers(without, questions)
+
+
+def test_pair_sketches_left_by_an_older_writer_or_another_tokenizer_are_not_used(duplicated_corpus_db: Path) -> None:
+    with sqlite3.connect(duplicated_corpus_db) as conn:  # a writer that does not know them moved the generation on
+        generation = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(int(generation) + 1),))
+        conn.execute("UPDATE meta SET value = ? WHERE key = ?", (generation, sketches.GENERATION_KEY))
+        conn.execute("UPDATE meta SET value = '\"moved on\"' WHERE key = 'build_id'")
+    conn.close()
+    assert SearchService(duplicated_corpus_db)._pair_sketches is None
+    with sqlite3.connect(duplicated_corpus_db) as conn:
+        conn.execute(
+            "UPDATE meta SET value = (SELECT value FROM meta WHERE key = 'generation') WHERE key = ?",
+            (pair_sketches.GENERATION_KEY,),
+        )
+        conn.execute("UPDATE meta SET value = '\"back\"' WHERE key = 'build_id'")
+    conn.close()
+    assert SearchService(duplicated_corpus_db)._pair_sketches is not None
+    with sqlite3.connect(duplicated_corpus_db) as conn:
+        conn.execute("""UPDATE meta SET value = '"corpusbot-v3 (older)"' WHERE key = 'tokenizer'""")
+    conn.close()
+    assert SearchService(duplicated_corpus_db)._pair_sketches is None
