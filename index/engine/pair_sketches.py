@@ -93,16 +93,16 @@ def _block(term_ids: np.ndarray, lengths: np.ndarray, skip: np.ndarray, hashes: 
     return np.packbits(flags, axis=1, bitorder="little")
 
 
-def from_blob(blob: object, meta: dict, size: int) -> np.ndarray | None:
+def from_blob(blob: object, meta: dict, size: int) -> bytes | None:
     """The stored sketches (``size`` rows of ``BYTES``), or None when they cannot be trusted: missing, damaged (not
     ``size`` whole rows) or written for another index generation than ``meta``'s."""
     if not isinstance(blob, bytes) or len(blob) != size * BYTES:
         return None
     if meta.get(GENERATION_KEY) is None or meta.get(GENERATION_KEY) != meta.get("generation"):
         return None
-    return np.frombuffer(blob, dtype=np.uint8).reshape(size, BYTES)
+    return blob
 
 
-def may_hold(sketches: np.ndarray, ids: np.ndarray, bit: int) -> np.ndarray:
-    """For each of ``ids`` (rows of ``sketches``), whether its sketch has ``bit``: whether it may hold the pair."""
-    return (sketches[ids, bit >> 3] >> (bit & 7)) & 1 == 1
+def may_hold(sketches: bytes, passage_id: int, bit: int) -> bool:
+    """Whether the sketch of passage ``passage_id`` (a row of ``sketches``) has ``bit``: whether it may hold the pair."""
+    return sketches[passage_id * BYTES + (bit >> 3)] >> (bit & 7) & 1 == 1

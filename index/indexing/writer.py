@@ -347,7 +347,7 @@ def _pair_sketches(
         rows = len(row[0]) // pair_blobs.BYTES if row is not None and isinstance(row[0], bytes) else 0
         stored = pair_blobs.from_blob(row[0], meta, rows) if row is not None else None
         if stored is not None and rows <= size:
-            sketches[:rows] = stored
+            sketches[:rows] = np.frombuffer(stored, dtype=np.uint8).reshape(rows, pair_blobs.BYTES)
         else:
             sketches[:] = np.frombuffer(pair_blobs.UNKNOWN, dtype=np.uint8)
         sketches[removed_ids] = 0

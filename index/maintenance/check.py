@@ -90,11 +90,9 @@ class CheckReport:
         return "\n".join(lines)
 
 
-def _pair_sketch_matches(stored: np.ndarray, passage_id: int, terms: list[str]) -> bool:
+def _pair_sketch_matches(stored: bytes, passage_id: int, terms: list[str]) -> bool:
     """Whether the stored pair sketch of a passage is its text's (or unknown, every bit set: from an older index)."""
-    if passage_id >= len(stored):
-        return False
-    row = stored[passage_id].tobytes()
+    row = stored[passage_id * pair_sketches.BYTES : (passage_id + 1) * pair_sketches.BYTES]
     return row == pair_sketches.UNKNOWN or row == pair_sketches.pair_sketch_of(terms)
 
 
@@ -442,7 +440,7 @@ class _Checker:
             self.problem("the term sketches (blobs sketch, distinct_terms) are damaged (run `corpusbot index --full`)")
         return stored
 
-    def stored_pair_sketches(self) -> np.ndarray | None:
+    def stored_pair_sketches(self) -> bytes | None:
         """The ``pair_sketch`` blob, a row per passage id (None when the index has none: written before it)."""
         row = self.conn.execute("SELECT data FROM blobs WHERE name = ?", (pair_sketches.PAIR_SKETCH_BLOB,)).fetchone()
         if row is None:

@@ -284,24 +284,21 @@ def _collapse_near_duplicates(scored: list[_Candidate], pairs: list[tuple[int, i
     return [candidate for candidate, keep in zip(scored, kept, strict=True) if keep]
 
 
-def _pair_bonus_bounds(held: list[tuple[float, np.ndarray]], count: int) -> list[float]:
+def _pair_bonus_bounds(held: list[tuple[float, set[int]]], count: int) -> list[float]:
     """For each of ``count`` candidates, the most the adjacent-word bonus can give it: ``PAIR_WEIGHT`` × the weight
-    of each question pair its postings hold (``held``: ``SearchService._pairs_held``)."""
-    if not held:
+    of each question pair it may hold (``held``: ``SearchService._pairs_held``)."""
+    if not any(present for _, present in held):
         return [0.0] * count
-    rows = [(weight, present.tolist()) for weight, present in held]
-    return [PAIR_WEIGHT * math.fsum(weight for weight, present in rows if present[i]) for i in range(count)]
+    return [PAIR_WEIGHT * math.fsum(weight for weight, present in held if i in present) for i in range(count)]
 
 
-def _needing_terms(ids: np.ndarray, near: list[tuple[int, int]], held: list[tuple[float, np.ndarray]]) -> set[int]:
-    """The passages of ``ids`` whose terms the second stage needs: those whose postings hold both words of a question
-    pair (``held``), and those of the ``near`` pairs (positions in ``ids``)."""
-    read = {int(ids[at]) for pair in near for at in pair}
-    holding = np.zeros(len(ids), dtype=bool)
+def _needing_terms(ids: np.ndarray, near: list[tuple[int, int]], held: list[tuple[float, set[int]]]) -> set[int]:
+    """The passages of ``ids`` whose terms the second stage needs: those that may hold a question pair (``held``),
+    and those of the ``near`` pairs (positions in ``ids``)."""
+    positions = {at for pair in near for at in pair}
     for _, present in held:
-        holding |= present
-    read.update(ids[holding].tolist())
-    return read
+        positions |= present
+    return {int(ids[at]) for at in positions}
 
 
 def _in_order(
@@ -393,7 +390,7 @@ class SearchService:
         self._scorer: Scorer | None = None
         self._articles: _Articles | None = None
         self._sketches: tuple[np.ndarray, np.ndarray] | None = None  # by passage id: term-set sketch, distinct terms
-        self._pair_sketches: np.ndarray | None = None  # by passage id: adjacent-pair sketch (engine.pair_sketches)
+        self._pair_sketches: bytes | None = None  # by passage id: adjacent-pair sketch (engine.pair_sketches)
         self.compiled_second_stage = True  # False: numpy only (the same results; for tests and comparisons)
         self._examples: dict[int, list[str]] = {}  # per generation: the query scans and sorts every article
         self._published_days: np.ndarray | None = None  # per generation: by article number, its published day
@@ -913,24 +910,43 @@ class SearchService:
         best = {c.passage_id for c in scored[:reach]}
         return [c for c in kept if c.passage_id in best]
 
-    def _pairs_held(self, parsed: ParsedQuery, ranking: _Ranking, ids: np.ndarray) -> list[tuple[float, np.ndarray]]:
-        """Each adjacent pair of the question's known words: its bonus weight (the smaller idf) and, for each of
-        ``ids``, whether the passage may hold the pair: its postings hold both words (its text's words and its
-        title's, so no pair found in its text is missed) and its stored pair sketch does not rule it out."""
+    def _pairs_held(self, parsed: ParsedQuery, ranking: _Ranking, ids: np.ndarray) -> list[tuple[float, set[int]]]:
+        """Each adjacent pair of the question's known words: its bonus weight (the smaller idf) and the positions in
+        ``ids`` of the passages that may hold the pair: their stored pair sketch does not rule it out, and their
+        postings hold both words (their text's words and their title's, so no pair found in a text is missed).
+
+        The sketches first: a word's postings (a binary search in a long array) are looked up only for the passages
+        some pair of that word may be in. Plain Python over the window's ~30 ids: less work than numpy's calls.
+        """
         weights = ranking.term_weights
         pairs = [(a, b) for a, b in _adjacent_pairs(parsed) if a in weights and b in weights]
-        held: dict[str, np.ndarray] = {}
-        for term in {word for pair in pairs for word in pair}:
+        if not pairs:
+            return []
+        id_list = ids.tolist()
+        sketches, size = self._pair_sketches, pair_blobs.BYTES
+        everywhere = set(range(len(id_list)))
+        if sketches is None or not id_list or max(id_list) >= len(sketches) // size:
+            maybe = [everywhere for _ in pairs]
+        else:
+            maybe = []
+            for a, b in pairs:
+                bit = pair_bit(a, b)
+                at, mask = bit >> 3, 1 << (bit & 7)
+                maybe.append({i for i, pid in enumerate(id_list) if sketches[pid * size + at] & mask})
+        wanted: dict[str, set[int]] = {}
+        for (a, b), positions in zip(pairs, maybe, strict=True):
+            wanted.setdefault(a, set()).update(positions)
+            wanted.setdefault(b, set()).update(positions)
+        holding: dict[str, set[int]] = {}
+        for term, positions in wanted.items():
+            order = sorted(positions)
             postings = ranking.postings[term][1]
-            wanted = ids.astype(postings.dtype)
-            at = np.minimum(np.searchsorted(postings, wanted), len(postings) - 1)
-            held[term] = postings[at] == wanted
-        sketches = self._pair_sketches
-        if sketches is None or not len(ids) or int(ids.max()) >= len(sketches):
-            return [(min(weights[a], weights[b]), held[a] & held[b]) for a, b in pairs]
+            looked_up = np.array([id_list[i] for i in order], dtype=postings.dtype)
+            at = np.minimum(np.searchsorted(postings, looked_up), len(postings) - 1)
+            holding[term] = {i for i, hit in zip(order, (postings[at] == looked_up).tolist(), strict=True) if hit}
         return [
-            (min(weights[a], weights[b]), held[a] & held[b] & pair_blobs.may_hold(sketches, ids, pair_bit(a, b)))
-            for a, b in pairs
+            (min(weights[a], weights[b]), positions & holding[a] & holding[b])
+            for (a, b), positions in zip(pairs, maybe, strict=True)
         ]
 
     def _article_evidence(self, ranking: _Ranking, passage_ids: list[int]) -> dict[int, float]:
