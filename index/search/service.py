@@ -930,9 +930,9 @@ class SearchService:
         else:
             maybe = []
             for a, b in pairs:
-                bit = pair_bit(a, b)
-                at, mask = bit >> 3, 1 << (bit & 7)
-                maybe.append({i for i, pid in enumerate(id_list) if sketches[pid * size + at] & mask})
+                bit = pair_bit(a, b)  # pair_sketches.may_hold, written out: ~30 passages for each pair
+                byte, mask = bit >> 3, 1 << (bit & 7)
+                maybe.append({i for i, pid in enumerate(id_list) if sketches[pid * size + byte] & mask})
         wanted: dict[str, set[int]] = {}
         for (a, b), positions in zip(pairs, maybe, strict=True):
             wanted.setdefault(a, set()).update(positions)
