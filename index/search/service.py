@@ -745,7 +745,9 @@ class SearchService:
         ranking.candidates = reranked + [_Candidate(pid, score, score) for pid, score in tail]
         if reranked:
             answered = parsed.answer_type is not None and reranked[0].answer is not None
-            ranking.confident = self._is_confident(parsed, self._term_set(ranking, reranked[0]), raw, answered)
+            ranking.confident = self._is_confident(
+                parsed, self._words_held(parsed, ranking, reranked[0]), raw, answered
+            )
         return ranking
 
     @staticmethod
@@ -795,11 +797,13 @@ class SearchService:
         ordered = _answers_first(scored)
         return _collapse_near_duplicates(ordered, None if near is None else _in_order(near, head, ordered))
 
-    def _term_set(self, ranking: _Ranking, candidate: _Candidate) -> frozenset[str]:
-        """The candidate's text's terms, tokenized now if the second stage did not need them."""
-        if candidate.term_set is None:
-            candidate.term_set = frozenset(self.tokenizer.terms(ranking.window[candidate.passage_id].text))
-        return candidate.term_set
+    def _words_held(self, parsed: ParsedQuery, ranking: _Ranking, candidate: _Candidate) -> AbstractSet[str]:
+        """The question's words (its own, an earlier question's, their synonyms) that the candidate's text holds, for
+        ``_is_confident``: from its terms when the second stage tokenized it, else found in its text now."""
+        if candidate.term_set is not None:
+            return candidate.term_set
+        wanted = set(parsed.asked_terms) | {term.term for term in parsed.terms}
+        return {token.term for token in self.tokenizer.tokens_of(ranking.window[candidate.passage_id].text, wanted)}
 
     def _second_stage(
         self,
@@ -981,7 +985,7 @@ class SearchService:
         return {pid: per_article[number] for pid, number in zip(passage_ids, numbers, strict=True)}
 
     def _is_confident(
-        self, parsed: ParsedQuery, present: frozenset[str], raw: dict[str, float], answered: bool = False
+        self, parsed: ParsedQuery, present: AbstractSet[str], raw: dict[str, float], answered: bool = False
     ) -> bool:
         """Whether the best passage (``present``: its text's terms) covers at least half of the question's
         informative weight.
