@@ -1258,10 +1258,11 @@ class SearchService:
         return self._published_days
 
     def _outside(self, allowed: np.ndarray, id_lists: list[np.ndarray]) -> list[np.ndarray]:
-        """The passages among ``id_lists`` whose article ``allowed`` (by article number) leaves out."""
+        """The passages among ``id_lists`` whose article ``allowed`` (by article number) leaves out (a passage in
+        several lists comes back as often: the scorer takes excluded ids in any order, repeated or not)."""
         articles = self._articles
         assert articles is not None
-        ids = np.unique(np.concatenate(id_lists)) if id_lists else np.zeros(0, dtype=np.intp)
+        ids = np.concatenate(id_lists) if id_lists else np.zeros(0, dtype=np.intp)
         ids = ids[ids < len(articles.of)]
         return [ids[~allowed[articles.of[ids]]]]
 
