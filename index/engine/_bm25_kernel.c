@@ -10,18 +10,22 @@
  * numbers bit for bit (the build turns floating-point contraction off).
  *
  * The caller (index/engine/bm25.py) owns the arrays and guarantees their types:
- * a float64 score buffer of BLOCK zeros, one uint16 length per passage,
- * float64 factor tables indexed by length, native uint32 ids or uint8/16/32
- * gaps between ids (as the postings blobs store them: reading them here saves
- * decoding them into ids first), uint8/16/32 tfs, sorted intp excluded ids,
- * and a uint32 work array of more than BLOCK items.
- * Sizes, lengths and ids (ascending, below the number of passages) are still
- * checked here, so a damaged index cannot make it read or write out of bounds.
+ * a float64 score buffer of BLOCK zeros, one uint8 or uint16 length per
+ * passage, non-negative float64 factor tables indexed by length, native uint32
+ * ids or uint8/16/32 gaps between ids (as the postings blobs store them:
+ * reading them here saves decoding them into ids first), uint8/16/32 tfs,
+ * sorted intp excluded ids, and a uint32 work array of more than BLOCK items.
+ * Sizes, lengths, tables and ids (ascending, below the number of passages) are
+ * still checked here, so a damaged index cannot make it read or write out of
+ * bounds: the ids of a term at every call, or once for all calls when it comes
+ * as a CheckedPostings (check_postings), which only this file can make.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     double score;
@@ -64,12 +68,21 @@ static int best_first(const void *pa, const void *pb) {
 }
 
 /* Item i of an array of 1, 2 or 4-byte unsigned integers (tfs, gaps). Called with a constant width in the
- * loops compiled per width, where the switch folds away. */
+ * loops compiled per width, where the switch folds away. memcpy: gaps and tfs read straight from a postings
+ * blob need not be aligned (on x86 it is the same single load). */
 static inline __attribute__((always_inline)) uint32_t unsigned_at(const void *values, int width, Py_ssize_t i) {
     switch (width) {
         case 1: return ((const uint8_t *)values)[i];
-        case 2: return ((const uint16_t *)values)[i];
-        default: return ((const uint32_t *)values)[i];
+        case 2: {
+            uint16_t v;
+            memcpy(&v, (const char *)values + 2 * i, 2);
+            return v;
+        }
+        default: {
+            uint32_t v;
+            memcpy(&v, (const char *)values + 4 * i, 4);
+            return v;
+        }
     }
 }
 
@@ -143,12 +156,153 @@ bad:
     return -1;
 }
 
+/*
+ * Postings checked once (check_postings), for every query that reads them after: their gaps are read from a
+ * bytes object, which nothing can change, and their ids were found ascending and below `passages`. Only this
+ * file makes these objects, so a term given as one needs no check. The tfs need none (any value is safe to
+ * read) but are copied: an array they were read from could be resized (numpy's resize(refcheck=False)) and
+ * its memory freed.
+ */
+typedef struct {
+    PyObject_HEAD
+    PyObject *blob; /* the bytes holding the gaps */
+    void *tfs;      /* our copy, NULL when every tf is 1 */
+    const void *gaps;
+    int gap_width, tf_width;
+    uint64_t first;
+    Py_ssize_t count, passages;
+} Checked;
+
+static void checked_dealloc(Checked *self) {
+    PyMem_Free(self->tfs);
+    Py_XDECREF(self->blob);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef checked_members[] = {
+    {"count", T_PYSSIZET, offsetof(Checked, count), READONLY, "postings"},
+    {"passages", T_PYSSIZET, offsetof(Checked, passages), READONLY, "every id is below this"},
+    {NULL},
+};
+
+static PyTypeObject CheckedType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "corpusbot.index.engine._bm25_kernel.CheckedPostings",
+    .tp_doc = "A term's postings, checked once by check_postings (made only there).",
+    .tp_basicsize = sizeof(Checked),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)checked_dealloc,
+    .tp_members = checked_members,
+};
+
+PyDoc_STRVAR(check_postings_doc,
+             "check_postings(blob, offset, gap_width, count, first, tfs, tf_width, passages) -> CheckedPostings\n\n"
+             "A term's postings for top_positive, checked once: the count - 1 gaps of gap_width (1, 2 or 4) bytes\n"
+             "at offset of blob (bytes; little-endian on a little-endian machine) after the first id, and tfs (one\n"
+             "of tf_width bytes per posting) or None when all are 1. Raises ValueError unless the gaps lie within\n"
+             "the blob and the ids ascend strictly below passages.");
+
+static PyObject *check_postings(PyObject *self, PyObject *args) {
+    PyObject *blob, *tfs_obj, *first_obj;
+    Py_ssize_t offset, count, passages;
+    int gap_width, tf_width;
+    if (!PyArg_ParseTuple(args, "O!ninOOin", &PyBytes_Type, &blob, &offset, &gap_width, &count, &first_obj, &tfs_obj,
+                          &tf_width, &passages))
+        return NULL;
+    if (!PyBytes_CheckExact(blob)) { /* a subclass could export other memory than its bytes */
+        PyErr_SetString(PyExc_TypeError, "blob must be bytes");
+        return NULL;
+    }
+    if (gap_width != 1 && gap_width != 2 && gap_width != 4) {
+        PyErr_Format(PyExc_ValueError, "gap width must be 1, 2 or 4, not %d", gap_width);
+        return NULL;
+    }
+    if (tf_width != 1 && tf_width != 2 && tf_width != 4) {
+        PyErr_Format(PyExc_ValueError, "tf width must be 1, 2 or 4, not %d", tf_width);
+        return NULL;
+    }
+    Py_ssize_t size = PyBytes_GET_SIZE(blob);
+    if (count < 1 || offset < 0 || offset > size || count - 1 > (size - offset) / gap_width) {
+        PyErr_Format(PyExc_ValueError, "%zd postings from byte %zd do not fit in a %zd-byte blob", count, offset, size);
+        return NULL;
+    }
+    unsigned long long first = PyLong_AsUnsignedLongLong(first_obj);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_ValueError, "the first passage id must be a non-negative integer below 2**64");
+        return NULL;
+    }
+    Term term = {0};
+    term.gaps = PyBytes_AS_STRING(blob) + offset;
+    term.gap_width = gap_width;
+    term.count = count;
+    term.next = first;
+    if (passages < 0 || check_ids(&term, passages) < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "passages must be non-negative");
+        return NULL;
+    }
+    Checked *checked = PyObject_New(Checked, &CheckedType);
+    if (checked == NULL) return NULL;
+    checked->tfs = NULL;
+    checked->blob = Py_NewRef(blob);
+    if (tfs_obj != Py_None) {
+        Py_buffer tfs;
+        if (get_buffer(tfs_obj, &tfs, 0, tf_width, "tfs") < 0) goto fail;
+        if (tfs.len / tf_width != count) {
+            PyErr_SetString(PyExc_ValueError, "ids and tfs differ in length");
+            PyBuffer_Release(&tfs);
+            goto fail;
+        }
+        checked->tfs = PyMem_Malloc((size_t)tfs.len);
+        if (checked->tfs == NULL) {
+            PyErr_NoMemory();
+            PyBuffer_Release(&tfs);
+            goto fail;
+        }
+        memcpy(checked->tfs, tfs.buf, (size_t)tfs.len);
+        PyBuffer_Release(&tfs);
+    }
+    checked->gaps = term.gaps;
+    checked->gap_width = gap_width;
+    checked->tf_width = tf_width;
+    checked->first = first;
+    checked->count = count;
+    checked->passages = passages;
+    return (PyObject *)checked;
+fail:
+    Py_DECREF(checked);
+    return NULL;
+}
+
+/* A term given as (weight, CheckedPostings, bound): no check but that it was checked against no more passages. */
+static int read_checked_term(PyObject *item, Term *term, Py_ssize_t n) {
+    Checked *checked;
+    if (!PyArg_ParseTuple(item, "dO!d", &term->weight, &CheckedType, &checked, &term->bound)) return -1;
+    if (!(term->weight >= 0.0)) {
+        PyErr_SetString(PyExc_ValueError, "term weights must be non-negative");
+        return -1;
+    }
+    if (checked->passages > n) {
+        PyErr_Format(PyExc_ValueError, "postings checked against %zd passages, not the %zd of the index",
+                     checked->passages, n);
+        return -1;
+    }
+    /* The item (a tuple, kept by the caller's tuple of terms) holds `checked`, which holds the memory. */
+    term->gaps = checked->gaps;
+    term->gap_width = checked->gap_width;
+    term->count = checked->count;
+    term->next = checked->first;
+    term->tfs = checked->tfs;
+    term->width = checked->tf_width;
+    return 0;
+}
+
 static int read_term(PyObject *item, Term *term, Py_ssize_t n) {
     PyObject *ids_obj, *tfs_obj, *first_obj;
     if (!PyTuple_Check(item)) {
         PyErr_SetString(PyExc_TypeError, "each term must be a tuple");
         return -1;
     }
+    if (PyTuple_GET_SIZE(item) == 3) return read_checked_term(item, term, n);
     if (!PyArg_ParseTuple(item, "dOiOOid", &term->weight, &ids_obj, &term->gap_width, &first_obj, &tfs_obj,
                           &term->width, &term->bound))
         return -1;
@@ -219,15 +373,19 @@ static int read_term(PyObject *item, Term *term, Py_ssize_t n) {
 #define SLACK 1e-9 /* relative margin on the floor: bounds summed in another order may differ in their last bits */
 #define LOOKUP_COST 8 /* a binary-search step against a sequential posting, roughly */
 
-static inline double contribution(const Term *term, Py_ssize_t i, uint32_t id, const uint16_t *lengths,
-                                  const double *unit, const double *norm, double k1_plus_1) {
+/* Term's posting i (passage `id`, a candidate: its length was checked when it was first scored, and is kept
+ * within the tables all the same, in case a caller's buffer was not zeros). */
+static inline double contribution(const Term *term, Py_ssize_t i, uint32_t id, const void *lengths, int lw,
+                                  const double *unit, const double *norm, uint16_t longest, double k1_plus_1) {
     uint32_t tf = term->tfs ? unsigned_at(term->tfs, term->width, i) : 1;
+    uint32_t length = unsigned_at(lengths, lw, id);
+    length = length > longest ? longest : length;
     double factor;
     if (tf == 1) {
-        factor = unit[lengths[id]];
+        factor = unit[length];
     } else {
         double f = (double)tf;
-        factor = f * k1_plus_1 / (f + norm[lengths[id]]);
+        factor = f * k1_plus_1 / (f + norm[length]);
     }
     return factor * term->weight;
 }
@@ -271,15 +429,15 @@ static inline void offer(Entry *heap, Py_ssize_t *size, Py_ssize_t k, Entry entr
  * reading the gaps here saves decoding them into ids first.
  */
 static inline __attribute__((always_inline)) Py_ssize_t
-score_postings(Term *term, uint32_t start, uint32_t end, double *scores, const uint16_t *lengths, const double *unit,
+score_postings(Term *term, uint32_t start, uint32_t end, double *scores, const void *lengths, const double *unit,
                const double *norm, uint16_t longest, double k1_plus_1, uint32_t *touched, Py_ssize_t n_touched,
-               uint32_t *bad, const int gw, const int tw) {
+               uint32_t *bad, const int gw, const int tw, const int lw) {
     const Py_ssize_t count = term->count;
     const double weight = term->weight;
     Py_ssize_t i = term->at;
     uint64_t id = term->next;
     while (i < count && id < end) {
-        uint16_t length = lengths[id];
+        uint32_t length = unsigned_at(lengths, lw, id);
         if (length > longest) {
             *bad = (uint32_t)id;
             return -1;
@@ -307,15 +465,18 @@ score_postings(Term *term, uint32_t start, uint32_t end, double *scores, const u
     return n_touched;
 }
 
-#define SCORE_WITH_TFS(gw)                                                                                         \
-    switch (tw) {                                                                                                  \
-        case 0: return score_postings(term, start, end, scores, lengths, unit, norm, longest, k1p1, touched, nt, bad, gw, 0); \
-        case 1: return score_postings(term, start, end, scores, lengths, unit, norm, longest, k1p1, touched, nt, bad, gw, 1); \
-        case 2: return score_postings(term, start, end, scores, lengths, unit, norm, longest, k1p1, touched, nt, bad, gw, 2); \
-        default: return score_postings(term, start, end, scores, lengths, unit, norm, longest, k1p1, touched, nt, bad, gw, 4); \
+#define SCORE_WITH_LENGTHS(gw, tw)                                                                                     \
+    return lw == 1 ? score_postings(term, start, end, scores, lengths, unit, norm, longest, k1p1, touched, nt, bad, gw, tw, 1) \
+                   : score_postings(term, start, end, scores, lengths, unit, norm, longest, k1p1, touched, nt, bad, gw, tw, 2);
+#define SCORE_WITH_TFS(gw)                  \
+    switch (tw) {                           \
+        case 0: SCORE_WITH_LENGTHS(gw, 0)   \
+        case 1: SCORE_WITH_LENGTHS(gw, 1)   \
+        case 2: SCORE_WITH_LENGTHS(gw, 2)   \
+        default: SCORE_WITH_LENGTHS(gw, 4)  \
     }
 
-static Py_ssize_t score_term(Term *term, uint32_t start, uint32_t end, double *scores, const uint16_t *lengths, const double *unit,
+static Py_ssize_t score_term(Term *term, uint32_t start, uint32_t end, double *scores, const void *lengths, int lw, const double *unit,
                              const double *norm, uint16_t longest, double k1p1, uint32_t *touched, Py_ssize_t nt,
                              uint32_t *bad) {
     int tw = term->tfs ? term->width : 0;
@@ -324,6 +485,130 @@ static Py_ssize_t score_term(Term *term, uint32_t start, uint32_t end, double *s
         case 1: SCORE_WITH_TFS(1)
         case 2: SCORE_WITH_TFS(2)
         default: SCORE_WITH_TFS(4)
+    }
+}
+
+/*
+ * Adds the term's postings below `end` to the passages of the block that already have a score (an optional
+ * term's, for the candidates: the other passages' scores were set back to 0.0), reading the gaps in place.
+ * Their lengths were checked when they were first scored; kept within the tables all the same, in case a
+ * caller's buffer was not zeros.
+ */
+static inline __attribute__((always_inline)) void
+add_to_scored(Term *term, uint32_t start, uint32_t end, double *scores, const void *lengths, const double *unit,
+              const double *norm, uint16_t longest, double k1_plus_1, const int gw, const int tw, const int lw) {
+    const Py_ssize_t count = term->count;
+    const double weight = term->weight;
+    Py_ssize_t i = term->at;
+    uint64_t id = term->next;
+    while (i < count && id < end) {
+        double old = scores[id - start];
+        if (old != 0.0) {
+            uint32_t length = unsigned_at(lengths, lw, id);
+            length = length > longest ? longest : length;
+            uint32_t tf = tw == 0 ? 1 : unsigned_at(term->tfs, tw, i);
+            double factor;
+            if (tf == 1) {
+                factor = unit[length];
+            } else {
+                double f = (double)tf;
+                factor = f * k1_plus_1 / (f + norm[length]);
+            }
+            scores[id - start] = old + factor * weight;
+        }
+        i++;
+        if (i < count) {
+            id = gw == 0 ? term->ids[i] : id + unsigned_at(term->gaps, gw, i - 1);
+        }
+    }
+    term->at = i;
+    term->next = id;
+}
+
+#define ADD_WITH_LENGTHS(gw, tw)                                                                                      \
+    if (lw == 1) add_to_scored(term, start, end, scores, lengths, unit, norm, longest, k1p1, gw, tw, 1);              \
+    else add_to_scored(term, start, end, scores, lengths, unit, norm, longest, k1p1, gw, tw, 2);                      \
+    return;
+#define ADD_WITH_TFS(gw)                  \
+    switch (tw) {                         \
+        case 0: ADD_WITH_LENGTHS(gw, 0)   \
+        case 1: ADD_WITH_LENGTHS(gw, 1)   \
+        case 2: ADD_WITH_LENGTHS(gw, 2)   \
+        default: ADD_WITH_LENGTHS(gw, 4)  \
+    }
+
+static void add_term(Term *term, uint32_t start, uint32_t end, double *scores, const void *lengths, int lw,
+                     const double *unit, const double *norm, uint16_t longest, double k1p1) {
+    int tw = term->tfs ? term->width : 0;
+    switch (term->gap_width) {
+        case 0: ADD_WITH_TFS(0)
+        case 1: ADD_WITH_TFS(1)
+        case 2: ADD_WITH_TFS(2)
+        default: ADD_WITH_TFS(4)
+    }
+}
+
+/*
+ * The top k of a query of one term: each passage gets one contribution, so its score is known at once and goes
+ * straight to the heap (no score array, touched list or blocks). The same operations as the block loop: the
+ * score is 0.0 plus the contribution, excluded passages and scores not above 0 are left out. Returns the heap's
+ * size, or -1 (with *bad set) on a passage longer than the tables.
+ */
+static inline __attribute__((always_inline)) Py_ssize_t
+score_alone(Term *term, const void *lengths, const double *unit, const double *norm, uint16_t longest,
+            double k1_plus_1, const Py_ssize_t *excluded, Py_ssize_t n_excluded, Entry *heap, Py_ssize_t k,
+            uint32_t *bad, const int gw, const int tw, const int lw) {
+    const Py_ssize_t count = term->count;
+    const double weight = term->weight;
+    Py_ssize_t size = 0, next_excluded = 0;
+    double lowest = 0.0; /* the heap's lowest score once it is full */
+    uint64_t id = term->next;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (i > 0) id = gw == 0 ? term->ids[i] : id + unsigned_at(term->gaps, gw, i - 1);
+        uint32_t length = unsigned_at(lengths, lw, id);
+        if (length > longest) {
+            *bad = (uint32_t)id;
+            return -1;
+        }
+        uint32_t tf = tw == 0 ? 1 : unsigned_at(term->tfs, tw, i);
+        double factor;
+        if (tf == 1) {
+            factor = unit[length];
+        } else {
+            double f = (double)tf;
+            factor = f * k1_plus_1 / (f + norm[length]);
+        }
+        double score = 0.0 + factor * weight;
+        if (!(score > 0.0) || score < lowest) continue;
+        while (next_excluded < n_excluded && excluded[next_excluded] < (Py_ssize_t)id) next_excluded++;
+        if (next_excluded < n_excluded && excluded[next_excluded] == (Py_ssize_t)id) continue;
+        Entry entry = {score, (uint32_t)id};
+        offer(heap, &size, k, entry);
+        if (size == k && k > 0) lowest = heap[0].score;
+    }
+    return size;
+}
+
+#define ALONE_WITH_LENGTHS(gw, tw)                                                                                    \
+    return lw == 1 ? score_alone(term, lengths, unit, norm, longest, k1p1, excluded, n_excluded, heap, k, bad, gw, tw, 1) \
+                   : score_alone(term, lengths, unit, norm, longest, k1p1, excluded, n_excluded, heap, k, bad, gw, tw, 2);
+#define ALONE_WITH_TFS(gw)                  \
+    switch (tw) {                           \
+        case 0: ALONE_WITH_LENGTHS(gw, 0)   \
+        case 1: ALONE_WITH_LENGTHS(gw, 1)   \
+        case 2: ALONE_WITH_LENGTHS(gw, 2)   \
+        default: ALONE_WITH_LENGTHS(gw, 4)  \
+    }
+
+static Py_ssize_t score_one_term(Term *term, const void *lengths, int lw, const double *unit, const double *norm,
+                                 uint16_t longest, double k1p1, const Py_ssize_t *excluded, Py_ssize_t n_excluded,
+                                 Entry *heap, Py_ssize_t k, uint32_t *bad) {
+    int tw = term->tfs ? term->width : 0;
+    switch (term->gap_width) {
+        case 0: ALONE_WITH_TFS(0)
+        case 1: ALONE_WITH_TFS(1)
+        case 2: ALONE_WITH_TFS(2)
+        default: ALONE_WITH_TFS(4)
     }
 }
 
@@ -363,12 +648,18 @@ static void skip_block(Term *term, uint32_t end, uint32_t *scratch) {
     term->to = term->at;
 }
 
-static Py_ssize_t score_blocks(double *scores, const uint16_t *lengths, const double *unit, const double *norm,
+static Py_ssize_t score_blocks(double *scores, const void *lengths, int lw, const double *unit, const double *norm,
                                uint16_t longest, Py_ssize_t n, double k1_plus_1, Term *terms, Py_ssize_t n_terms,
                                const double *bound_after, const Py_ssize_t *excluded, Py_ssize_t n_excluded,
                                uint32_t *touched, uint32_t **scratch, Entry *heap, Py_ssize_t k, uint32_t *bad,
                                Py_ssize_t *skipped) {
     Py_ssize_t size = 0, next_excluded = 0;
+    if (n_terms == 1) {
+        size = score_one_term(&terms[0], lengths, lw, unit, norm, longest, k1_plus_1, excluded, n_excluded, heap, k, bad);
+        if (size < 0) return -1;
+        qsort(heap, (size_t)size, sizeof(Entry), best_first);
+        return size;
+    }
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         uint32_t end = (uint32_t)(start + BLOCK < n ? start + BLOCK : n);
         double floor = size == k && k > 0 ? heap[0].score : 0.0;
@@ -378,13 +669,9 @@ static Py_ssize_t score_blocks(double *scores, const uint16_t *lengths, const do
         while (floor > 0.0 && first_optional > 0 && bound_after[first_optional - 1] < reachable) first_optional--;
 
         Py_ssize_t n_touched = 0;
-        for (Py_ssize_t t = 0; t < n_terms; t++) {
+        for (Py_ssize_t t = 0; t < first_optional; t++) {
             Term *term = &terms[t];
-            if (t >= first_optional) {
-                skip_block(term, end, scratch[t]);
-                continue;
-            }
-            n_touched = score_term(term, (uint32_t)start, end, scores, lengths, unit, norm, longest, k1_plus_1, touched, n_touched, bad);
+            n_touched = score_term(term, (uint32_t)start, end, scores, lengths, lw, unit, norm, longest, k1_plus_1, touched, n_touched, bad);
             if (n_touched < 0) {
                 for (Py_ssize_t j = 0; j < BLOCK; j++) scores[j] = 0.0; /* zeros again on return */
                 return -1;
@@ -407,11 +694,20 @@ static Py_ssize_t score_blocks(double *scores, const uint16_t *lengths, const do
                     scores[id - start] = 0.0;
             }
             n_touched = candidates;
+            /* Looked up or scanned: decided on the postings each optional term can be expected to have in the
+             * block (spread evenly over the passages left), as gaps must be decoded to be counted. */
             for (Py_ssize_t t = first_optional; t < n_terms; t++) {
-                optional_postings += terms[t].to - terms[t].from;
-                lookup_steps += log2_ceil(terms[t].to - terms[t].from + 1);
+                Py_ssize_t expected = (Py_ssize_t)((double)(terms[t].count - terms[t].at) * (double)(end - start) /
+                                                   (double)(n - start));
+                optional_postings += expected;
+                lookup_steps += log2_ceil(expected + 1);
             }
             if (candidates * lookup_steps * LOOKUP_COST < optional_postings) {
+                optional_postings = 0;
+                for (Py_ssize_t t = first_optional; t < n_terms; t++) {
+                    skip_block(&terms[t], end, scratch[t]);
+                    optional_postings += terms[t].to - terms[t].from;
+                }
                 for (Py_ssize_t j = 0; j < n_touched; j++) {
                     uint32_t id = touched[j];
                     double total = scores[id - start];
@@ -424,27 +720,33 @@ static Py_ssize_t score_blocks(double *scores, const uint16_t *lengths, const do
                         Py_ssize_t in_block = term->to - term->from;
                         Py_ssize_t at = lower_bound(term->block, 0, in_block, id);
                         if (at < in_block && term->block[at] == id)
-                            total = total + contribution(term, term->from + at, id, lengths, unit, norm, k1_plus_1);
+                            total = total + contribution(term, term->from + at, id, lengths, lw, unit, norm, longest, k1_plus_1);
                     }
                     scores[id - start] = total;
                 }
                 *skipped += optional_postings;
             } else {
-                for (Py_ssize_t t = first_optional; t < n_terms; t++) {
-                    const Term *term = &terms[t];
-                    for (Py_ssize_t i = term->from; i < term->to; i++) {
-                        uint32_t id = term->block[i - term->from];
-                        double *score = &scores[id - start];
-                        if (*score != 0.0) *score = *score + contribution(term, i, id, lengths, unit, norm, k1_plus_1);
-                    }
-                }
+                for (Py_ssize_t t = first_optional; t < n_terms; t++)
+                    add_term(&terms[t], (uint32_t)start, end, scores, lengths, lw, unit, norm, longest, k1_plus_1);
             }
         }
-        for (Py_ssize_t j = 0; j < n_touched; j++) {
+        /* Until the heap is full every passage with a score enters it; then only one not below its lowest. */
+        Py_ssize_t j = 0;
+        for (; j < n_touched && size < k; j++) {
             uint32_t id = touched[j];
             Entry entry = {scores[id - start], id};
             scores[id - start] = 0.0;
             if (entry.score > 0.0) offer(heap, &size, k, entry);
+        }
+        double lowest = size > 0 ? heap[0].score : 0.0;
+        for (; j < n_touched; j++) {
+            uint32_t id = touched[j];
+            Entry entry = {scores[id - start], id};
+            scores[id - start] = 0.0;
+            if (entry.score >= lowest && entry.score > 0.0) {
+                offer(heap, &size, k, entry);
+                lowest = heap[0].score;
+            }
         }
     }
     qsort(heap, (size_t)size, sizeof(Entry), best_first);
@@ -455,11 +757,11 @@ PyDoc_STRVAR(top_positive_doc,
              "top_positive(buffer, lengths, unit, norm, k1_plus_1, terms, exclude, k, touched)\n"
              "-> (list[(id, score)], postings skipped)\n\n"
              "Exact BM25 top k (score desc, id asc; scores > 0) for terms with positive weights.\n"
-             "buffer: float64 zeros, BLOCK of them (zeros again on return); lengths: uint16, one per passage;\n"
-             "unit/norm: float64 factor at tf 1 and length norm, by length; terms: (weight, ids or gaps, gap width\n"
-             "(0: uint32 ascending ids; 1, 2 or 4: the gaps between them, in bytes), first id (with gaps),\n"
-             "tfs or None, tf width in bytes, upper bound of its score), largest bound first; exclude: sorted\n"
-             "intp ids or None; "
+             "buffer: float64 zeros, BLOCK of them (zeros again on return); lengths: uint8/16, one per passage;\n"
+             "unit/norm: float64 factor at tf 1 and length norm, by length (none negative); terms: (weight, ids or\n"
+             "gaps, gap width (0: uint32 ascending ids; 1, 2 or 4: the gaps between them, in bytes), first id (with\n"
+             "gaps), tfs or None, tf width in bytes, upper bound of its score) or (weight, CheckedPostings, upper\n"
+             "bound), largest bound first; exclude: sorted intp ids or None; "
              "touched: uint32 work array of more than BLOCK items.");
 
 static PyObject *top_positive(PyObject *self, PyObject *args) {
@@ -478,18 +780,32 @@ static PyObject *top_positive(PyObject *self, PyObject *args) {
     Py_ssize_t n_terms = 0, size = 0;
 
     if (get_buffer(buffer_obj, &buffer, 1, sizeof(double), "buffer") < 0) goto done;
-    if (get_buffer(lengths_obj, &lengths, 0, sizeof(uint16_t), "lengths") < 0) goto done;
+    if (PyObject_GetBuffer(lengths_obj, &lengths, PyBUF_C_CONTIGUOUS) < 0) goto done;
+    /* uint8 when every passage is shorter than 256 tokens: half the memory to fetch lengths from. */
+    int lw = (int)lengths.itemsize;
+    if ((lw != 1 && lw != 2) || lengths.len % lw != 0) {
+        PyErr_SetString(PyExc_ValueError, "lengths must be uint8 or uint16");
+        goto done;
+    }
     if (get_buffer(unit_obj, &unit, 0, sizeof(double), "unit") < 0) goto done;
     if (get_buffer(norm_obj, &norm, 0, sizeof(double), "norm") < 0) goto done;
     if (get_buffer(touched_obj, &touched, 1, sizeof(uint32_t), "touched") < 0) goto done;
-    Py_ssize_t n = lengths.len / (Py_ssize_t)sizeof(uint16_t);
+    Py_ssize_t n = lengths.len / lw;
     if (buffer.len / (Py_ssize_t)sizeof(double) < BLOCK || touched.len / (Py_ssize_t)sizeof(uint32_t) <= BLOCK ||
         unit.len != norm.len || unit.len < (Py_ssize_t)sizeof(double)) {
         PyErr_SetString(PyExc_ValueError, "buffer needs BLOCK items, touched more, unit and norm all lengths");
         goto done;
     }
-    const uint16_t *length_of = lengths.buf;
     Py_ssize_t tables = unit.len / (Py_ssize_t)sizeof(double);
+    /* A negative contribution could take a score back to 0.0, and the touched array would count its passage
+     * twice (and overflow): no factor may be negative, so neither may these (NaN is harmless). */
+    const double *unit_of = unit.buf, *norm_of = norm.buf;
+    int negative = k1_plus_1 < 0.0;
+    for (Py_ssize_t i = 0; i < tables; i++) negative |= (unit_of[i] < 0.0) | (norm_of[i] < 0.0);
+    if (negative) {
+        PyErr_SetString(PyExc_ValueError, "k1_plus_1, unit and norm must be non-negative");
+        goto done;
+    }
     uint16_t longest = (uint16_t)(tables > 65536 ? 65535 : tables - 1);
     /* A tuple of its own: converting an item (a weight's __float__) runs Python code that could empty a list. */
     sequence = PySequence_Tuple(terms_obj);
@@ -556,7 +872,7 @@ static PyObject *top_positive(PyObject *self, PyObject *args) {
     uint32_t bad = 0;
     Py_ssize_t skipped = 0;
     Py_BEGIN_ALLOW_THREADS
-    size = score_blocks(buffer.buf, length_of, unit.buf, norm.buf, longest, n, k1_plus_1, terms, n_terms, bound_after,
+    size = score_blocks(buffer.buf, lengths.buf, lw, unit.buf, norm.buf, longest, n, k1_plus_1, terms, n_terms, bound_after,
                         excluded, n_excluded, touched.buf, scratch, heap, k, &bad, &skipped);
     Py_END_ALLOW_THREADS
     if (size < 0) { /* ids were checked in read_term: only a length can be out of range here */
@@ -832,6 +1148,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"top_positive", top_positive, METH_VARARGS, top_positive_doc},
+    {"check_postings", check_postings, METH_VARARGS, check_postings_doc},
     {"near_pairs", near_pairs, METH_VARARGS, near_pairs_doc},
     {"article_scores", article_scores, METH_VARARGS, article_scores_doc},
     {"passage_sketches", passage_sketches, METH_VARARGS, passage_sketches_doc},
@@ -843,7 +1160,10 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__bm25_kernel(void) {
+    if (PyType_Ready(&CheckedType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
-    if (m != NULL && PyModule_AddIntConstant(m, "BLOCK", BLOCK) < 0) Py_CLEAR(m);
+    if (m == NULL) return NULL;
+    if (PyModule_AddIntConstant(m, "BLOCK", BLOCK) < 0 || PyModule_AddObjectRef(m, "CheckedPostings", (PyObject *)&CheckedType) < 0)
+        Py_CLEAR(m);
     return m;
 }

@@ -7,19 +7,52 @@ arrays are what bm25.py passes. Under Python 3.11 typeshed gives ndarray no
 """
 
 from collections.abc import Iterable
-from typing import Final, TypeAlias
+from typing import Final, TypeAlias, final
 
 import numpy as np
 from typing_extensions import Buffer
 
 _Array: TypeAlias = Buffer | np.ndarray
 
+@final
+class CheckedPostings:
+    """A term's postings checked once by :func:`check_postings` (the only way to make one)."""
+
+    @property
+    def count(self) -> int:
+        """Postings."""
+
+    @property
+    def passages(self) -> int:
+        """Every id is below this."""
+
 # One query term: (weight, uint32 ids or the uint8/16/32 gaps between them, gap width in bytes (0: ids),
-# first id (with gaps), tfs or None when all are 1, tf width in bytes, upper bound of its score).
-_Term: TypeAlias = tuple[float, _Array, int, int, _Array | None, int, float]
+# first id (with gaps), tfs or None when all are 1, tf width in bytes, upper bound of its score), checked at
+# each call; or (weight, CheckedPostings, upper bound of its score), checked once.
+_Term: TypeAlias = tuple[float, _Array, int, int, _Array | None, int, float] | tuple[float, CheckedPostings, float]
 
 BLOCK: Final[int]
 """Passages scored per block: ``buffer`` holds this many float64s, ``touched`` more uint32s."""
+
+def check_postings(
+    blob: bytes,
+    offset: int,
+    gap_width: int,
+    count: int,
+    first: int,
+    tfs: _Array | None,
+    tf_width: int,
+    passages: int,
+    /,
+) -> CheckedPostings:
+    """A term's postings for :func:`top_positive`, their ids checked once for all its calls.
+
+    ``count - 1`` gaps of ``gap_width`` (1, 2 or 4) bytes at ``offset`` of ``blob`` (bytes itself: nothing can
+    change them after the check; little-endian on a little-endian machine) follow the ``first`` id; ``tfs``: one
+    of ``tf_width`` bytes per posting, or None when all are 1 (copied, not checked: any value is safe). Raises
+    TypeError unless ``blob`` is bytes, ValueError unless the gaps lie within it and the ids ascend strictly below
+    ``passages``.
+    """
 
 def top_positive(
     buffer: _Array,
@@ -35,10 +68,11 @@ def top_positive(
 ) -> tuple[list[tuple[int, float]], int]:
     """Exact BM25 top ``k`` as ``(passage id, score)`` (score desc, id asc; scores > 0), and the postings skipped.
 
-    ``buffer``: float64 zeros, ``BLOCK`` of them (zeros again on return); ``lengths``: uint16, one per passage;
-    ``unit``/``norm``: float64 factor at tf 1 and length norm, by length; ``terms``: largest bound first;
-    ``exclude``: sorted intp ids; ``touched``: uint32 work array of more than ``BLOCK`` items.
-    Raises ValueError on arrays of the wrong size or postings out of order or range.
+    ``buffer``: float64 zeros, ``BLOCK`` of them (zeros again on return); ``lengths``: uint8 or uint16, one per
+    passage; ``unit``/``norm``: float64 factor at tf 1 and length norm, by length, none negative; ``terms``:
+    largest bound first; ``exclude``: sorted intp ids; ``touched``: uint32 work array of more than ``BLOCK`` items.
+    Raises ValueError on arrays of the wrong size or sign, postings out of order or range, or postings checked
+    against more passages than ``lengths`` holds.
     """
 
 def near_pairs(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -54,10 +56,11 @@ def scores_are_zero(scorer: Scorer) -> bool:
     return not scorer._buffer.any() and (scorer._tables is None or not scorer._tables.scores.any())
 
 
+@pytest.mark.parametrize("max_len", [300, 256], ids=["uint16 lengths", "uint8 lengths"])
 @pytest.mark.parametrize("from_index", [False, True], ids=["ids", "gaps"])
 @pytest.mark.parametrize("n_docs", [7, 1_000, 70_000])  # one block, several blocks, a partial last block
-def test_compiled_and_numpy_scores_are_identical(n_docs: int, from_index: bool) -> None:
-    collection, postings = random_index(n_docs, n_docs)
+def test_compiled_and_numpy_scores_are_identical(n_docs: int, from_index: bool, max_len: int) -> None:
+    collection, postings = random_index(n_docs, n_docs, max_len)
     if from_index:
         postings = [stored(p, collection.doc_len) for p in postings]
         assert {p.gaps.dtype.itemsize for p in postings if p.gaps is not None} >= (
@@ -65,6 +68,8 @@ def test_compiled_and_numpy_scores_are_identical(n_docs: int, from_index: bool) 
         )
     compiled, plain = Scorer(collection), Scorer(collection, compiled=False)
     assert compiled.compiled and not plain.compiled
+    assert compiled._tables is not None
+    assert compiled._tables.lengths.dtype == (np.uint8 if collection.doc_len.max() < 256 else np.uint16)
     rng = np.random.default_rng(5)
     for _ in range(30):
         chosen = rng.choice(len(postings), size=rng.integers(1, len(postings) + 1), replace=False)
@@ -73,6 +78,8 @@ def test_compiled_and_numpy_scores_are_identical(n_docs: int, from_index: bool) 
         for k in (1, 10, n_docs + 5):
             assert compiled.top(terms, k, exclude) == plain.top(terms, k, exclude)
     assert scores_are_zero(compiled)
+    # Postings read from a blob went to the loop checked once (the other kind is checked at every call).
+    assert all((p.checked is not None) == from_index for p in postings if p.count)
 
 
 def test_the_compiled_loop_reads_stored_postings_without_decoding_their_ids() -> None:
@@ -84,6 +91,85 @@ def test_the_compiled_loop_reads_stored_postings_without_decoding_their_ids() ->
     assert all(t.postings._ids is not None for t in terms)
     for term, original in zip(terms, postings, strict=True):
         assert term.postings.ids.tolist() == original.ids.tolist()
+
+
+def test_stored_postings_are_checked_once_for_all_queries(monkeypatch: pytest.MonkeyPatch) -> None:
+    collection, postings = random_index(4, 40_000)
+    terms = [QueryTerm(1.0 + i, stored(p, collection.doc_len)) for i, p in enumerate(postings)]
+    kernel = bm25.kernel
+    assert kernel is not None
+    checks: list[int] = []
+
+    def counted(*args: object) -> object:
+        checks.append(1)
+        return kernel.check_postings(*args)  # type: ignore[arg-type]
+
+    counting = SimpleNamespace(check_postings=counted, top_positive=kernel.top_positive, BLOCK=kernel.BLOCK)
+    monkeypatch.setattr(bm25, "kernel", counting)
+    scorer, plain = Scorer(collection), Scorer(collection, compiled=False)
+    for k in (3, 10, 30):
+        assert scorer.top(terms, k) == plain.top(terms, k)
+    assert len(checks) == len(terms)
+    assert Scorer(collection).top(terms, 10) == plain.top(terms, 10)  # another scorer of the same index
+    assert len(checks) == len(terms)
+
+
+def damaged_blob(blob: bytes, gaps_at: int, gap: int) -> bytes:
+    """``blob`` with its first gap (1 byte wide) replaced."""
+    return blob[:gaps_at] + bytes([gap]) + blob[gaps_at + 1 :]
+
+
+@pytest.mark.parametrize("gap", [0, 250], ids=["a repeated id", "beyond the last passage"])
+def test_damaged_stored_gaps_are_refused_at_every_query(gap: int) -> None:
+    doc_len = np.full(200, 5, dtype="<u4")
+    collection = Collection(200, 5.0, 1.0, doc_len, BM25Params())
+    ids = np.array([3, 9, 12, 40], dtype=np.uint32)
+    good = decode(encode_postings(ids, np.ones(4), doc_len[ids]))
+    bad = decode(damaged_blob(good.blob, good.gaps_at, gap))  # type: ignore[arg-type]
+    scorer = Scorer(collection)
+    for _ in range(2):  # a refused check is not remembered as done
+        with pytest.raises(ValueError, match="passage"):
+            scorer.top([QueryTerm(1.0, good), QueryTerm(2.0, bad)], 3)
+        assert scores_are_zero(scorer)
+    assert [pid for pid, _ in scorer.top([QueryTerm(1.0, good)], 3)] == [3, 9, 12]
+
+
+def test_postings_checked_for_a_larger_index_are_checked_again_for_a_smaller_one() -> None:
+    ids = np.array([3, 9, 150], dtype=np.uint32)
+    postings = decode(encode_postings(ids, np.ones(3), np.full(3, 5)))
+    large = Collection(200, 5.0, 1.0, np.full(200, 5, dtype="<u4"), BM25Params())
+    small = Collection(100, 5.0, 1.0, np.full(100, 5, dtype="<u4"), BM25Params())
+    assert [pid for pid, _ in Scorer(large).top([QueryTerm(1.0, postings)], 3)] == [3, 9, 150]
+    with pytest.raises(ValueError, match="passage"):
+        Scorer(small).top([QueryTerm(1.0, postings)], 3)
+    # The loop itself refuses postings checked against more passages than its lengths.
+    kernel = bm25.kernel
+    assert kernel is not None and postings.checked is not None
+    scores = np.zeros(kernel.BLOCK, dtype=np.float64)
+    touched = np.zeros(kernel.BLOCK + 1, dtype=np.uint32)
+    unit, norm = np.full(6, 0.5), np.full(6, 1.0)
+    term = (1.0, postings.checked, 1.0)
+    with pytest.raises(ValueError, match="checked against 200 passages"):
+        kernel.top_positive(scores, np.full(100, 5, dtype=np.uint8), unit, norm, 2.5, [term], None, 3, touched)
+    assert not scores.any()
+
+
+@pytest.mark.parametrize("from_index", [False, True], ids=["ids", "gaps"])
+def test_excluded_passages_may_come_in_any_order_repeated_or_strided(from_index: bool) -> None:
+    collection, postings = random_index(6, 40_000)
+    if from_index:
+        postings = [stored(p, collection.doc_len) for p in postings]
+    terms = [QueryTerm(1.0 + i, p) for i, p in enumerate(postings)]
+    compiled, plain = Scorer(collection), Scorer(collection, compiled=False)
+    best = [pid for pid, _ in plain.top(terms, 50)]
+    sorted_ids = np.array(sorted(best[::3]), dtype=np.uint32)  # in order (one term's postings usually are)
+    shuffled = np.array(best[::-1] + best[:5], dtype=np.int64)  # out of order, repeated
+    strided = np.arange(40_000, dtype=np.int64)[::7]  # a view the loop cannot read as it is
+    for exclude in (sorted_ids, shuffled, strided, np.array(best[:1])):
+        for query in (terms, terms[:1], terms[-1:]):  # one term alone is scored without blocks
+            got = compiled.top(query, 10, exclude)
+            assert got == plain.top(query, 10, exclude)
+            assert not set(exclude.tolist()) & {pid for pid, _ in got}
 
 
 def test_repeated_terms_and_ties_break_by_passage_id() -> None:
