@@ -402,6 +402,18 @@ static inline Py_ssize_t lower_bound(const uint32_t *ids, Py_ssize_t lo, Py_ssiz
     return lo;
 }
 
+/* lower_bound(ids, lo, count, value) for a `lo` below which every id is < value, in steps that grow from `lo`:
+ * a value a few postings on costs a few reads instead of a search over the whole array. */
+static inline Py_ssize_t gallop(const uint32_t *ids, Py_ssize_t lo, Py_ssize_t count, uint32_t value) {
+    Py_ssize_t hi = lo, step = 1;
+    while (hi < count && ids[hi] < value) {
+        lo = hi + 1;
+        hi += step;
+        step <<= 1;
+    }
+    return lower_bound(ids, lo, hi < count ? hi : count, value);
+}
+
 static inline Py_ssize_t log2_ceil(Py_ssize_t n) {
     Py_ssize_t bits = 1;
     while (n > 1) {
@@ -1035,11 +1047,17 @@ static PyObject *article_scores(PyObject *self, PyObject *args) {
             goto done;
         }
         const uint32_t *id_at = ids.buf;
+        /* Articles come in passage order (the service's do): each search starts where the previous one ended, and
+         * an article's run ends a few postings after it starts. Out of order, a search starts at 0. */
+        Py_ssize_t previous_last = -1, after_previous = 0;
         for (Py_ssize_t i = 0; i < n; i++) {
             double tf = 0.0;
             if (from[i] <= to[i] && to[i] >= 0) {
-                Py_ssize_t at = from[i] <= 0 ? 0 : from[i] > UINT32_MAX ? count : lower_bound(id_at, 0, count, (uint32_t)from[i]);
-                Py_ssize_t end = to[i] >= UINT32_MAX ? count : lower_bound(id_at, 0, count, (uint32_t)(to[i] + 1));
+                Py_ssize_t lo = previous_last >= 0 && from[i] > previous_last ? after_previous : 0;
+                Py_ssize_t at = from[i] <= 0 ? 0 : from[i] > UINT32_MAX ? count : gallop(id_at, lo, count, (uint32_t)from[i]);
+                Py_ssize_t end = to[i] >= UINT32_MAX ? count : gallop(id_at, at, count, (uint32_t)(to[i] + 1));
+                previous_last = to[i];
+                after_previous = end;
                 if (tfs.obj)
                     for (; at < end; at++) tf += (double)unsigned_at(tfs.buf, width, at);
                 else
@@ -1146,12 +1164,81 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(pair_sketches_doc,
+             "pair_sketches(term_ids, lengths, skip, hashes, mix, sketches)\n\n"
+             "Each passage's adjacent-pair sketch (index/engine/pair_sketches.py): passage i has the next lengths[i]\n"
+             "of term_ids (int32), of which the first skip[i] (its title's) are left out; each two neighbouring ones\n"
+             "(a, b) set bit ((hashes[a] << 32 | hashes[b]) * mix) >> 56 (mod 2**64) of its 32-byte row of sketches\n"
+             "(uint8, written; bit k of a row is bit k % 8 of byte k / 8). hashes: uint64 below 2**32, one per term id;\n"
+             "lengths, skip: int64.");
+
+static PyObject *pair_sketches(PyObject *self, PyObject *args) {
+    PyObject *ids_obj, *lengths_obj, *skip_obj, *hashes_obj, *sketches_obj;
+    unsigned long long mix;
+    if (!PyArg_ParseTuple(args, "OOOOKO", &ids_obj, &lengths_obj, &skip_obj, &hashes_obj, &mix, &sketches_obj))
+        return NULL;
+    Py_buffer ids = {0}, lengths = {0}, skip = {0}, hashes = {0}, sketches = {0};
+    PyObject *result = NULL;
+    if (get_buffer(ids_obj, &ids, 0, sizeof(int32_t), "term_ids") < 0) goto done;
+    if (get_buffer(lengths_obj, &lengths, 0, sizeof(int64_t), "lengths") < 0) goto done;
+    if (get_buffer(skip_obj, &skip, 0, sizeof(int64_t), "skip") < 0) goto done;
+    if (get_buffer(hashes_obj, &hashes, 0, sizeof(uint64_t), "hashes") < 0) goto done;
+    if (get_buffer(sketches_obj, &sketches, 1, 1, "sketches") < 0) goto done;
+    Py_ssize_t n = lengths.len / (Py_ssize_t)sizeof(int64_t);
+    Py_ssize_t count = ids.len / (Py_ssize_t)sizeof(int32_t);
+    Py_ssize_t vocabulary = hashes.len / (Py_ssize_t)sizeof(uint64_t);
+    if (skip.len != lengths.len || sketches.len != n * 32) {
+        PyErr_SetString(PyExc_ValueError, "lengths and skip need one item per passage, sketches 32 bytes per passage");
+        goto done;
+    }
+    const int64_t *length = lengths.buf, *skipped = skip.buf;
+    const int32_t *term = ids.buf;
+    const uint64_t *hash = hashes.buf;
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (length[i] < 0 || skipped[i] < 0 || length[i] > count - total) {
+            PyErr_SetString(PyExc_ValueError, "passage lengths must be non-negative and within term_ids");
+            goto done;
+        }
+        total += length[i];
+    }
+    for (Py_ssize_t t = 0; t < total; t++) {
+        if (term[t] < 0 || term[t] >= vocabulary || hash[term[t]] > UINT32_MAX) {
+            PyErr_Format(PyExc_ValueError, "term id %d has no 32-bit hash (hashes holds %zd)", term[t], vocabulary);
+            goto done;
+        }
+    }
+    uint8_t *row = sketches.buf;
+    memset(row, 0, (size_t)sketches.len);
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < n; i++, row += 32) {
+        Py_ssize_t end = at + length[i];
+        Py_ssize_t first = at + (skipped[i] < length[i] ? skipped[i] : length[i]);
+        for (Py_ssize_t t = first + 1; t < end; t++) {
+            uint64_t bit = ((hash[term[t - 1]] << 32 | hash[term[t]]) * (uint64_t)mix) >> 56;
+            row[bit >> 3] |= (uint8_t)(1u << (bit & 7));
+        }
+        at = end;
+    }
+    result = Py_None;
+    Py_INCREF(result);
+
+done:
+    if (ids.obj) PyBuffer_Release(&ids);
+    if (lengths.obj) PyBuffer_Release(&lengths);
+    if (skip.obj) PyBuffer_Release(&skip);
+    if (hashes.obj) PyBuffer_Release(&hashes);
+    if (sketches.obj) PyBuffer_Release(&sketches);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"top_positive", top_positive, METH_VARARGS, top_positive_doc},
     {"check_postings", check_postings, METH_VARARGS, check_postings_doc},
     {"near_pairs", near_pairs, METH_VARARGS, near_pairs_doc},
     {"article_scores", article_scores, METH_VARARGS, article_scores_doc},
     {"passage_sketches", passage_sketches, METH_VARARGS, passage_sketches_doc},
+    {"pair_sketches", pair_sketches, METH_VARARGS, pair_sketches_doc},
     {NULL, NULL, 0, NULL},
 };
 

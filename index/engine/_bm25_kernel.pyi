@@ -108,3 +108,11 @@ def passage_sketches(
     ``bits``: uint64, each term id's sketch bit; ``lengths``/``skip``: int64. Raises ValueError on a term id
     without a bit or lengths beyond ``term_ids``.
     """
+
+def pair_sketches(term_ids: _Array, lengths: _Array, skip: _Array, hashes: _Array, mix: int, sketches: _Array, /) -> None:
+    """Each passage's adjacent-pair sketch into ``sketches`` (uint8, 32 bytes a passage; ``engine.pair_sketches``).
+
+    Passage ``i`` has the next ``lengths[i]`` of ``term_ids`` (int32), the first ``skip[i]`` of them left out; two
+    neighbours ``(a, b)`` set bit ``((hashes[a] << 32 | hashes[b]) * mix) >> 56`` (mod 2**64). ``hashes``: uint64
+    below 2**32, one per term id. Raises ValueError on a term id without one or lengths beyond ``term_ids``.
+    """

@@ -21,6 +21,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from corpusbot.index.engine.bm25 import kernel
+
 PAIR_SKETCH_BLOB = "pair_sketch"
 # meta: the index generation the blob was written for. A writer that does not know it (a corpusbot from before it,
 # still indexing during an upgrade) leaves it as it was while passage ids are reused; then it is not used.
@@ -58,15 +60,26 @@ def pair_sketch_of(terms: Sequence[str]) -> bytes:
 
 
 def passage_pair_sketches(
-    term_ids: np.ndarray, lengths: np.ndarray, skip: np.ndarray, hashes: np.ndarray
+    term_ids: np.ndarray, lengths: np.ndarray, skip: np.ndarray, hashes: np.ndarray, compiled: bool = True
 ) -> np.ndarray:
     """The sketch of each passage, one row of ``BYTES`` uint8; passage ``i`` has the next ``lengths[i]`` of
     ``term_ids``, of which the first ``skip[i]`` (its title's terms) are left out. ``hashes``: ``term_hashes`` of
-    every term id. ``BLOCK_TERMS`` terms at a time (a passage longer than that on its own)."""
+    every term id. By the compiled module when it is built (``compiled``: one pass); else with numpy,
+    ``BLOCK_TERMS`` terms at a time (a passage longer than that on its own), ~10× slower."""
     n = len(lengths)
     sketches = np.zeros((n, BYTES), dtype=np.uint8)
     lengths = np.asarray(lengths, dtype=np.int64)
     skip = np.asarray(skip, dtype=np.int64)
+    if compiled and kernel is not None and hasattr(kernel, "pair_sketches"):
+        kernel.pair_sketches(
+            np.ascontiguousarray(term_ids, dtype=np.int32),
+            lengths,
+            np.ascontiguousarray(skip),
+            np.ascontiguousarray(hashes, dtype=np.uint64),
+            _MIX,
+            sketches,
+        )
+        return sketches
     ends = np.cumsum(lengths)
     first = 0
     while first < n:

@@ -13,6 +13,8 @@ import textwrap
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from corpusbot.index.engine.bm25 import kernel
 from corpusbot.index.engine.sketches import UNKNOWN
@@ -167,3 +169,31 @@ def test_article_scores_survives_the_terms_being_emptied_while_it_reads_them(whe
     assert finished.returncode == 0, (finished.returncode, finished.stderr[-2000:])
     # read as given (tf 1+2+3+4 over passages 0-3: 1.0 * 10 * 2.2 / (10 + 1)), or refused
     assert finished.stdout.split() in (["2.0"], ["0.0"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(0, 300), min_size=0, max_size=60, unique=True),
+    st.lists(st.tuples(st.integers(-3, 310), st.integers(0, 12)), min_size=1, max_size=12),
+    st.booleans(),
+    st.booleans(),
+)
+def test_article_scores_are_the_sums_over_each_range_in_any_order(
+    passages: list[int], ranges: list[tuple[int, int]], in_order: bool, with_tfs: bool
+) -> None:
+    """Articles in passage order search on from where the previous one ended; any order gives the same sums."""
+    ids = np.array(sorted(passages), dtype=np.uint32)
+    tfs = np.arange(1, len(ids) + 1, dtype=np.uint32) % 7 + 1
+    spans = sorted(ranges) if in_order else ranges
+    first = np.array([start for start, _ in spans], dtype=np.intp)
+    last = np.array([start + size - 1 for start, size in spans], dtype=np.intp)
+    norm = np.linspace(0.5, 2.0, len(spans))
+    out = np.zeros(len(spans))
+    kernel.article_scores([(1.25, ids, tfs if with_tfs else None, 4)], first, last, norm, 2.5, out)
+    for i, (start, end) in enumerate(zip(first.tolist(), last.tolist(), strict=True)):
+        tf = 0.0
+        for at, passage in enumerate(ids.tolist()):
+            if start <= passage <= end:
+                tf += float(tfs[at]) if with_tfs else 1.0
+        expected = 1.25 * tf * 2.5 / (tf + norm[i])
+        assert out[i] == expected

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corpusbot.index.engine import pair_sketches
+from corpusbot.index.engine.bm25 import kernel
 
 VOCABULARY = [f"term{i}" for i in range(40)]
 
@@ -25,10 +26,10 @@ def test_each_passage_gets_the_sketch_of_its_own_texts_pairs(passages: list[tupl
     skip = np.array([min(title, len(ids)) for title, ids in passages], dtype=np.int64)  # the title's terms first
     term_ids = np.array([i for _, ids in passages for i in ids], dtype=np.int32)
     hashes = pair_sketches.term_hashes(VOCABULARY)
-    whole = pair_sketches.passage_pair_sketches(term_ids, lengths, skip, hashes)
+    whole = pair_sketches.passage_pair_sketches(term_ids, lengths, skip, hashes)  # compiled
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(pair_sketches, "BLOCK_TERMS", block)  # blocks that cut anywhere, passages longer than one
-        blocked = pair_sketches.passage_pair_sketches(term_ids, lengths, skip, hashes)
+        blocked = pair_sketches.passage_pair_sketches(term_ids, lengths, skip, hashes, compiled=False)
     assert whole.shape == (len(passages), pair_sketches.BYTES)
     for (_, ids), title, row, other in zip(passages, skip.tolist(), whole, blocked, strict=True):
         own = [VOCABULARY[i] for i in ids[title:]]  # not a pair across the title and the text, nor two passages
@@ -68,3 +69,24 @@ def test_stored_sketches_are_used_only_whole_and_of_the_index_generation() -> No
     assert pair_sketches.from_blob(None, meta, 3) is None
     assert pair_sketches.from_blob(blob, {"generation": 5, pair_sketches.GENERATION_KEY: 4}, 3) is None  # older writer
     assert pair_sketches.from_blob(blob, {"generation": 4}, 3) is None
+
+
+def test_the_compiled_pair_sketches_are_built_and_refuse_what_they_cannot_read() -> None:
+    assert kernel is not None and hasattr(kernel, "pair_sketches")  # the C compiler is there in development and CI
+    hashes = pair_sketches.term_hashes(VOCABULARY[:3])
+    one, none = np.ones(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    row = np.zeros((1, pair_sketches.BYTES), dtype=np.uint8)
+    with pytest.raises(ValueError, match="no 32-bit hash"):
+        kernel.pair_sketches(np.array([5], dtype=np.int32), one, none, hashes, 3, row)
+    with pytest.raises(ValueError, match="no 32-bit hash"):
+        kernel.pair_sketches(np.array([-1], dtype=np.int32), one, none, hashes, 3, row)
+    with pytest.raises(ValueError, match="no 32-bit hash"):
+        kernel.pair_sketches(np.array([0], dtype=np.int32), one, none, np.array([2**40], dtype=np.uint64), 3, row)
+    with pytest.raises(ValueError, match="within term_ids"):
+        kernel.pair_sketches(np.array([1], dtype=np.int32), one * 2, none, hashes, 3, row)
+    with pytest.raises(ValueError, match="within term_ids"):
+        kernel.pair_sketches(np.array([1], dtype=np.int32), -one, none, hashes, 3, row)
+    with pytest.raises(ValueError, match="32 bytes per passage"):
+        kernel.pair_sketches(np.array([1], dtype=np.int32), one, none, hashes, 3, row[:, :31].copy())
+    with pytest.raises(ValueError, match="one item per passage"):
+        kernel.pair_sketches(np.array([1], dtype=np.int32), one, np.zeros(2, dtype=np.int64), hashes, 3, row)
