@@ -1164,6 +1164,49 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(contains_doc,
+             "contains(ids, wanted) -> list[bool]\n\n"
+             "For each passage id of wanted (ints, best ascending), whether the ascending uint32 ids hold it: each\n"
+             "search starts where the previous one ended when the ids come in order.");
+
+static PyObject *contains(PyObject *self, PyObject *args) {
+    PyObject *ids_obj, *wanted_obj;
+    if (!PyArg_ParseTuple(args, "OO", &ids_obj, &wanted_obj)) return NULL;
+    Py_buffer ids = {0};
+    PyObject *result = NULL, *wanted = NULL;
+    if (get_buffer(ids_obj, &ids, 0, sizeof(uint32_t), "ids") < 0) goto done;
+    /* A tuple of its own: an item's __index__ runs Python code that could empty a list. */
+    wanted = PySequence_Tuple(wanted_obj);
+    if (wanted == NULL) goto done;
+    const uint32_t *id = ids.buf;
+    Py_ssize_t count = ids.len / (Py_ssize_t)sizeof(uint32_t), n = PyTuple_GET_SIZE(wanted), lo = 0;
+    long long previous = -1;
+    PyObject *found = PyList_New(n);
+    if (found == NULL) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long long value = PyLong_AsLongLong(PyTuple_GET_ITEM(wanted, i));
+        if (value == -1 && PyErr_Occurred()) {
+            Py_DECREF(found);
+            goto done;
+        }
+        int holds = 0;
+        if (value >= 0 && value <= (long long)UINT32_MAX) {
+            /* below lo every id is < previous, so < value when value > previous */
+            Py_ssize_t at = gallop(id, value > previous ? lo : 0, count, (uint32_t)value);
+            holds = at < count && id[at] == (uint32_t)value;
+            lo = at;
+            previous = value;
+        }
+        PyList_SET_ITEM(found, i, PyBool_FromLong(holds));
+    }
+    result = found;
+
+done:
+    Py_XDECREF(wanted);
+    if (ids.obj) PyBuffer_Release(&ids);
+    return result;
+}
+
 PyDoc_STRVAR(pair_sketches_doc,
              "pair_sketches(term_ids, lengths, skip, hashes, mix, sketches)\n\n"
              "Each passage's adjacent-pair sketch (index/engine/pair_sketches.py): passage i has the next lengths[i]\n"
@@ -1239,6 +1282,7 @@ static PyMethodDef methods[] = {
     {"article_scores", article_scores, METH_VARARGS, article_scores_doc},
     {"passage_sketches", passage_sketches, METH_VARARGS, passage_sketches_doc},
     {"pair_sketches", pair_sketches, METH_VARARGS, pair_sketches_doc},
+    {"contains", contains, METH_VARARGS, contains_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -6,7 +6,7 @@ arrays are what bm25.py passes. Under Python 3.11 typeshed gives ndarray no
 ``__buffer__``, hence the union.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final, TypeAlias, final
 
 import numpy as np
@@ -116,3 +116,6 @@ def pair_sketches(term_ids: _Array, lengths: _Array, skip: _Array, hashes: _Arra
     neighbours ``(a, b)`` set bit ``((hashes[a] << 32 | hashes[b]) * mix) >> 56`` (mod 2**64). ``hashes``: uint64
     below 2**32, one per term id. Raises ValueError on a term id without one or lengths beyond ``term_ids``.
     """
+
+def contains(ids: _Array, wanted: Sequence[int], /) -> list[bool]:
+    """For each of ``wanted`` (passage ids, best ascending), whether the ascending uint32 ``ids`` hold it."""

@@ -82,6 +82,7 @@ _T = TypeVar("_T")
 # The compiled second-stage helpers; None without the compiled module (or with one built before them).
 _article_scores = getattr(kernel, "article_scores", None)
 _near_pairs = getattr(kernel, "near_pairs", None)
+_contains = getattr(kernel, "contains", None)
 
 
 def _busy(error: sqlite3.Error) -> bool:
@@ -943,15 +944,21 @@ class SearchService:
             wanted.setdefault(b, set()).update(positions)
         holding: dict[str, set[int]] = {}
         for term, positions in wanted.items():
-            order = sorted(positions)
-            postings = ranking.postings[term][1]
-            looked_up = np.array([id_list[i] for i in order], dtype=postings.dtype)
-            at = np.minimum(np.searchsorted(postings, looked_up), len(postings) - 1)
-            holding[term] = {i for i, hit in zip(order, (postings[at] == looked_up).tolist(), strict=True) if hit}
+            order = sorted(positions, key=id_list.__getitem__)
+            holds = self._postings_hold(ranking.postings[term][1], [id_list[i] for i in order])
+            holding[term] = {i for i, hit in zip(order, holds, strict=True) if hit}
         return [
             (min(weights[a], weights[b]), positions & holding[a] & holding[b])
             for (a, b), positions in zip(pairs, maybe, strict=True)
         ]
+
+    def _postings_hold(self, postings: np.ndarray, passage_ids: list[int]) -> list[bool]:
+        """For each of ``passage_ids`` (ascending), whether the ascending ``postings`` hold it."""
+        if self.compiled_second_stage and _contains is not None and postings.dtype == np.uint32:
+            return _contains(postings, passage_ids)
+        looked_up = np.array(passage_ids, dtype=postings.dtype)
+        at = np.minimum(np.searchsorted(postings, looked_up), len(postings) - 1)
+        return (postings[at] == looked_up).tolist()
 
     def _article_evidence(self, ranking: _Ranking, passage_ids: list[int]) -> dict[int, float]:
         """ARTICLE_WEIGHT × BM25 of each candidate's whole article (its passages' terms together).

@@ -197,3 +197,41 @@ def test_article_scores_are_the_sums_over_each_range_in_any_order(
                 tf += float(tfs[at]) if with_tfs else 1.0
         expected = 1.25 * tf * 2.5 / (tf + norm[i])
         assert out[i] == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(0, 400), max_size=80, unique=True),
+    st.lists(st.integers(-5, 410), max_size=40),
+    st.booleans(),
+)
+def test_contains_says_which_passages_the_postings_hold_in_any_order(
+    passages: list[int], wanted: list[int], in_order: bool
+) -> None:
+    ids = np.array(sorted(passages), dtype=np.uint32)
+    asked = sorted(wanted) if in_order else wanted
+    assert kernel.contains(ids, asked) == [value in set(passages) for value in asked]
+
+
+class _Emptying(int):
+    """An id whose conversion empties the list it is in."""
+
+    def __index__(self) -> int:
+        HELD.clear()
+        return int(self)
+
+
+HELD: list[object] = []
+
+
+def test_contains_refuses_what_is_not_an_id_and_survives_its_list_being_emptied() -> None:
+    ids = np.array([1, 3], dtype=np.uint32)
+    with pytest.raises(TypeError):
+        kernel.contains(ids, ["3"])
+    with pytest.raises(ValueError, match="whole number"):
+        kernel.contains(np.array([1, 3, 5], dtype=np.uint16), [3])
+    with pytest.raises(OverflowError):
+        kernel.contains(ids, [2**70])
+    assert kernel.contains(ids, [2**40, 3, -1]) == [False, True, False]  # beyond any passage id: not held
+    HELD[:] = [_Emptying(1), 3, 5]
+    assert kernel.contains(ids, HELD) == [True, True, False]
