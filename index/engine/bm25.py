@@ -84,7 +84,19 @@ class Postings:
     compiled loop checks them there once, see ``Scorer._checked``).
     """
 
-    __slots__ = ("_ids", "blob", "bounds", "checked", "count", "first", "gaps", "gaps_at", "largest_factor", "tfs")
+    __slots__ = (
+        "_ids",
+        "_ones",
+        "blob",
+        "bounds",
+        "checked",
+        "count",
+        "first",
+        "gaps",
+        "gaps_at",
+        "largest_factor",
+        "tfs",
+    )
 
     def __init__(
         self,
@@ -100,6 +112,7 @@ class Postings:
         if ids is None and gaps is None:
             raise ValueError("postings need ids or gaps")
         self._ids = ids
+        self._ones: np.ndarray | None = None
         self.tfs = tfs
         self.bounds = bounds  # (n, 2) uint32 rows of (tf, shortest passage length)
         self.gaps = gaps
@@ -124,8 +137,12 @@ class Postings:
         return self._ids
 
     def term_frequencies(self) -> np.ndarray:
-        """The tfs; all ones as a read-only view of a single 1 (no array of ``count`` ones is made every query)."""
-        return np.broadcast_to(_ONE, (self.count,)) if self.tfs is None else self.tfs
+        """The tfs; all ones as a read-only view of a single 1 (no array of ``count`` ones), made once."""
+        if self.tfs is not None:
+            return self.tfs
+        if self._ones is None:
+            self._ones = np.broadcast_to(_ONE, (self.count,))
+        return self._ones
 
     @property
     def nbytes(self) -> int:

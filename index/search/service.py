@@ -97,9 +97,26 @@ class _Candidate:
     score: float
     bm25: float
     duplicates: int = 0
-    boosts: tuple[str, ...] = ()
     term_set: frozenset[str] | None = frozenset()  # its text's terms; None: not tokenized (not needed so far)
     answer: FoundAnswer | None = None  # who/when/where/how-many: the answer it holds (answer_line.find_answer)
+    answer_type: str | None = None  # the type asked, when it holds an answer of it
+    article: float = 0.0  # what its score got from its article's evidence
+    proximity: float = 0.0  # … from the question's words found side by side
+    lift: float = 0.0  # … to put it above the passages that hold no answer (``_answers_first``)
+
+    @property
+    def boosts(self) -> tuple[str, ...]:
+        """What raised its score above BM25, as answers show it (written only for the passages shown)."""
+        shown = []
+        if self.article > 0:
+            shown.append(f"article match +{self.article:.3f}")
+        if self.proximity > 0:
+            shown.append(f"adjacent query words +{self.proximity:.3f}")
+        if self.answer_type is not None:
+            shown.append(f"answer type {self.answer_type} ×{1 + ANSWER_TYPE_BOOST:g}")
+        if self.lift > 0:
+            shown.append(f"holds an answer: +{self.lift:.3f} (above passages without one)")
+        return tuple(shown)
 
 
 @dataclass
@@ -227,7 +244,7 @@ def _answers_first(scored: list[_Candidate]) -> list[_Candidate]:
     if lift > 0:
         for candidate in promoted:
             candidate.score = max(candidate.score + lift, best_other)  # never a rounding error below it
-            candidate.boosts += (f"holds an answer: +{lift:.3f} (above passages without one)",)
+            candidate.lift += lift
     return promoted + others
 
 
@@ -828,29 +845,30 @@ class SearchService:
         terms = self.tokenizer.terms(text) if tokenize else []
         if parsed.phrases and not all(contains_phrase(terms, phrase) for phrase in parsed.phrases):
             return None
-        boosts: list[str] = []
-        if article > 0:
-            boosts.append(f"article match +{article:.3f}")
         term_set = frozenset(terms) if tokenize else None
-        # a question's pair is looked for (a scan in C) only in passages holding both of its words
-        found_pairs = [
-            (a, b)
-            for a, b in pairs
-            if term_set is not None and a in term_set and b in term_set and (a, b) in itertools.pairwise(terms)
-        ]
-        # fsum: the same in any order (a set's order, and so a plain sum's last bit, varies between processes)
-        proximity = PAIR_WEIGHT * math.fsum(min(weights[a], weights[b]) for a, b in found_pairs)
-        if proximity > 0:
-            boosts.append(f"adjacent query words +{proximity:.3f}")
-        multiplier = 1.0
+        proximity = 0.0
+        if term_set is not None and pairs:
+            # a question's pair is looked for (a scan in C) only in passages holding both of its words
+            found_pairs = [
+                (a, b) for a, b in pairs if a in term_set and b in term_set and (a, b) in itertools.pairwise(terms)
+            ]
+            if found_pairs:
+                # fsum: the same in any order (a set's order, and so a plain sum's last bit, varies between processes)
+                proximity = PAIR_WEIGHT * math.fsum(min(weights[a], weights[b]) for a, b in found_pairs)
         found = (
             find_answer(parsed.answer_type, text, asked, self.tokenizer, parsed.text) if parsed.answer_type else None
         )
-        if found is not None:
-            boosts.append(f"answer type {parsed.answer_type} ×{1 + ANSWER_TYPE_BOOST:g}")
-            multiplier += ANSWER_TYPE_BOOST
-        final = (score + article + proximity) * multiplier
-        return _Candidate(pid, final, score, boosts=tuple(boosts), term_set=term_set, answer=found)
+        final = (score + article + proximity) * (1.0 + ANSWER_TYPE_BOOST if found is not None else 1.0)
+        return _Candidate(
+            pid,
+            final,
+            score,
+            term_set=term_set,
+            answer=found,
+            answer_type=parsed.answer_type if found is not None else None,
+            article=article,
+            proximity=proximity,
+        )
 
     def _maybe_near_pairs(self, passage_ids: list[int] | np.ndarray) -> list[tuple[int, int]] | None:
         """The pairs ``(i, j)``, ``i > j``, of positions in ``passage_ids`` that may be near-duplicates, by the stored
