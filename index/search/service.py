@@ -147,6 +147,14 @@ class _Articles:
     count: int
     average_length: float
     df: dict[str, int] = field(default_factory=dict)  # by term: how many articles hold it (cached)
+    norms: dict[tuple[float, float], np.ndarray] = field(default_factory=dict)  # by (k1, b): ``length_norm``
+
+    def length_norm(self, k1: float, b: float) -> np.ndarray:
+        """BM25's length normalisation of every article, ``k1 × (1 − b + b × length / average length)`` (once)."""
+        norm = self.norms.get((k1, b))
+        if norm is None:
+            norm = self.norms[(k1, b)] = k1 * (1 - b + b * self.length / self.average_length)
+        return norm
 
     @classmethod
     def from_arrays(cls, article_of: np.ndarray, doc_len: np.ndarray) -> _Articles:
@@ -799,7 +807,7 @@ class SearchService:
         (or none stored), and later the confidence of the best.
         """
         ids = np.fromiter((pid for pid, _ in head), dtype=np.intp, count=len(head))
-        articles = self._article_evidence(ranking, ids.tolist())
+        articles = self._article_evidence(ranking, ids)
         near = None if parsed.phrases else self._maybe_near_pairs(ids)
         read = None if near is None else _needing_terms(ids, near, self._pairs_held(parsed, ranking, ids))
         adjacent = _adjacent_pairs(parsed)
@@ -909,7 +917,7 @@ class SearchService:
         reach = depth + len(involved)
         if reach >= len(head):
             return None
-        articles = self._article_evidence(ranking, ids.tolist())
+        articles = self._article_evidence(ranking, ids)
         lower = [score + articles.get(pid, 0.0) for pid, score in head]
         held = self._pairs_held(parsed, ranking, ids)
         upper = [low + extra for low, extra in zip(lower, _pair_bonus_bounds(held, len(ids)), strict=True)]
@@ -978,7 +986,7 @@ class SearchService:
         at = np.minimum(np.searchsorted(postings, looked_up), len(postings) - 1)
         return (postings[at] == looked_up).tolist()
 
-    def _article_evidence(self, ranking: _Ranking, passage_ids: list[int]) -> dict[int, float]:
+    def _article_evidence(self, ranking: _Ranking, passage_ids: np.ndarray) -> dict[int, float]:
         """ARTICLE_WEIGHT × BM25 of each candidate's whole article (its passages' terms together).
 
         An article's passages have consecutive ids, so in a term's postings each
@@ -986,13 +994,13 @@ class SearchService:
         runs, and its term frequency in an article the sum over that run.
         """
         articles = self._articles
-        if articles is None or not passage_ids or articles.count == 0:
+        if articles is None or not len(passage_ids) or articles.count == 0:
             return {}
         p = self._scorer.collection.params if self._scorer else BM25Params()
         numbers = articles.of[passage_ids].tolist()
         wanted = np.array(sorted(set(numbers)), dtype=np.intp)
         totals = np.zeros(len(wanted))
-        norm = p.k1 * (1 - p.b + p.b * articles.length[wanted] / articles.average_length)
+        norm = articles.length_norm(p.k1, p.b)[wanted]
         weighted = []  # (weight × article idf, ids, tfs) of each term found in some article
         for term, _ in ranking.scored_terms:
             _, ids, tfs = ranking.postings[term.term]
@@ -1007,7 +1015,7 @@ class SearchService:
                 tf = articles.term_frequencies(ids, tfs, wanted)
                 totals += weight * tf * (p.k1 + 1) / (tf + norm)
         per_article = dict(zip(wanted.tolist(), (ARTICLE_WEIGHT * totals).tolist(), strict=True))
-        return {pid: per_article[number] for pid, number in zip(passage_ids, numbers, strict=True)}
+        return {pid: per_article[number] for pid, number in zip(passage_ids.tolist(), numbers, strict=True)}
 
     def _is_confident(
         self, parsed: ParsedQuery, present: AbstractSet[str], raw: dict[str, float], answered: bool = False
