@@ -313,3 +313,34 @@ def test_pair_sketches_left_by_an_older_writer_or_another_tokenizer_are_not_used
         conn.execute("""UPDATE meta SET value = '"corpusbot-v3 (older)"' WHERE key = 'tokenizer'""")
     conn.close()
     assert SearchService(duplicated_corpus_db)._pair_sketches is None
+
+
+def test_pair_sketches_follow_removed_changed_and_added_articles(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    articles = _articles(seed=10)
+    for name, part in (("a", articles[:16]), ("b", articles[16:32]), ("c", articles[32:])):
+        (corpus / f"{name}.jsonl").write_text("\n".join(json.dumps(a) for a in part) + "\n", encoding="utf-8")
+    db = tmp_path / "index.db"
+    index_corpus(db, [str(corpus)])
+    (corpus / "a.jsonl").unlink()  # removed
+    changed = [dict(article, text=article["text"].upper()) for article in articles[16:32]]
+    (corpus / "b.jsonl").write_text("\n".join(json.dumps(a) for a in changed) + "\n", encoding="utf-8")
+    extra = _articles(seed=11)[:5]
+    (corpus / "d.jsonl").write_text(
+        "\n".join(json.dumps(dict(a, id=f"x{a['id']}")) for a in extra) + "\n", encoding="utf-8"
+    )
+    index_corpus(db, [str(corpus)])
+    conn = sqlite3.connect(db)
+    stored = dict(conn.execute("SELECT name, data FROM blobs"))[pair_sketches.PAIR_SKETCH_BLOB]
+    passages = conn.execute("SELECT id, text FROM passages").fetchall()
+    conn.close()
+    tokenizer = default_tokenizer()
+    assert len(stored) == (max(pid for pid, _ in passages) + 1) * pair_sketches.BYTES
+    for passage_id, text in passages:
+        row = stored[passage_id * pair_sketches.BYTES : (passage_id + 1) * pair_sketches.BYTES]
+        assert row == pair_sketches.pair_sketch_of(tokenizer.terms(text))
+    questions = _typed_and_plain(seed=23)
+    without = SearchService(db)
+    without._pair_sketches = None
+    assert _answers(SearchService(db), questions) == _answers(without, questions)
