@@ -149,12 +149,18 @@ def _word_chunks(text: str, start: int, end: int, max_words: int) -> list[tuple[
 
 def sentence_spans(text: str) -> list[Span]:
     """Sentences of a passage (used to pick the sentence to highlight)."""
+    if "\n" not in text:  # one line (most passages): no scan for lines
+        return _line_sentences(text, 0, text) if text else []
     spans: list[Span] = []
     for line in _LINE_RE.finditer(text):
-        content = line.group()
-        end = line.start() + len(content.rstrip())
-        if end == line.start():  # a blank line
-            continue
-        start = line.start() + (len(content) - len(content.lstrip()))
-        spans.extend(Span(s, e) for s, e in _sentences(text, start, end))
+        spans.extend(_line_sentences(text, line.start(), line.group()))
     return spans
+
+
+def _line_sentences(text: str, at: int, content: str) -> list[Span]:
+    """The sentences of the line ``content``, found at ``at`` in ``text`` (none when it is blank)."""
+    end = at + len(content.rstrip())
+    if end == at:
+        return []
+    start = at + (len(content) - len(content.lstrip()))
+    return [Span(s, e) for s, e in _sentences(text, start, end)]

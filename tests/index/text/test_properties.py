@@ -125,3 +125,11 @@ def test_word_before_is_the_last_word_of_the_range(text: str, data: st.DataObjec
     floor = data.draw(st.integers(0, len(text)))
     position = data.draw(st.integers(floor, len(text)))
     assert _word_before(text, floor, position) == (text[floor:position].split() or [""])[-1]
+
+
+@SETTINGS
+@given(st.one_of(newsy_text, any_text))
+def test_a_passage_of_one_line_has_the_sentences_the_line_scan_finds(text: str) -> None:
+    """One line skips the scan for lines; a newline after it takes the scan, and must change nothing."""
+    line = text.replace("\n", " ")
+    assert sentence_spans(line) == sentence_spans(line + "\n")
