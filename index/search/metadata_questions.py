@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from corpusbot.index.search.query import hint_words
+
 FIELDS = ("url", "source", "author", "published", "title")  # the order they are shown in
 
 _ARTICLE_WORDS = r"article|articles|story|stories|piece|report|post|item|news|it|this|that"
@@ -39,6 +41,16 @@ _WITH_AN_ARTICLE = {
     "source": re.compile(r"\b(?:sources?|outlet)\b", re.IGNORECASE),
     "title": re.compile(r"\b(?:title|titled|called)\b", re.IGNORECASE),
 }
+# For each group of patterns, a word every match of one of them has (see ``hint_words``): a question with none of a
+# group's words matches none of its patterns, so most questions are told apart without running any.
+_ALWAYS_HINTS = frozenset(
+    "link links url urls permalink web webaddress author authors authored byline written published publish "
+    "publication outlet newspaper paper site website sources source headline headlines".split()
+)
+_WITH_AN_ARTICLE_HINTS = frozenset(
+    "original wrote writer reporter journalist posted dated date sources source outlet title titled called".split()
+)
+_ARTICLE_HINTS = frozenset(_ARTICLE_WORDS.split("|"))
 _WHERE = re.compile(r"\bwhere\b|\bin\s+(?:what|which)\b", re.IGNORECASE)
 # Removed from the question to leave what it says about the article (the rest the articles are found by).
 _ASKING_WORDS = re.compile(
@@ -58,6 +70,11 @@ class MetadataQuestion:
 
 def parse_metadata_question(question: str) -> MetadataQuestion | None:
     """The article fields ``question`` asks for and what is left to find the article by; None for other questions."""
+    words = hint_words(question)
+    if _ALWAYS_HINTS.isdisjoint(words) and (
+        _WITH_AN_ARTICLE_HINTS.isdisjoint(words) or _ARTICLE_HINTS.isdisjoint(words)
+    ):
+        return None
     asked = {name for name, pattern in _ALWAYS.items() if pattern.search(question)}
     if _ARTICLE.search(question):
         asked |= {name for name, pattern in _WITH_AN_ARTICLE.items() if pattern.search(question)}

@@ -51,32 +51,40 @@ _ASKER_WANTS = re.compile(
     r"\b(?:i|we)(?:['’]d)?(?:\s+(?:just|really|also|would|do|did))*\s+(?:want|wanted|wanna|like)\b", re.IGNORECASE
 )
 _IDLE = (_TAKE_PLACE, _ASKER_WANTS)
+# A word every match of an _IDLE pattern has (see ``hint_words``): without one, no pattern is looked for.
+_IDLE_HINTS = frozenset({"place", "want", "wanted", "wanna", "like"})
 _LEAD = r"^\W*(?:(?:and|but|so|also|then|ok|okay)\W+)*"  # a follow-up's opening: "and who's going?", "so when?"
-_PEOPLE = (
-    r"(?:members|officials|leaders|names|personnel|participants|delegates|negotiators|executives|ministers|"
-    r"representatives|candidates|winners|speakers)\b"
-)
+_PEOPLE_WORDS = (
+    "members officials leaders names personnel participants delegates negotiators executives ministers "
+    "representatives candidates winners speakers"
+).split()
+_PEOPLE = rf"(?:{'|'.join(_PEOPLE_WORDS)})\b"
 _ASKING = r"(?:what|which|why|how|when|where|who|whom|whose|did|does|do|is|are|was|were|can|could|will|would)"
-_ANSWER_TYPES = (
-    ("person", re.compile(_LEAD + r"(?:who|whom|whose)\b", re.IGNORECASE)),
-    ("number", re.compile(_LEAD + r"how\s+(?:many|much|long|far|old|big|large)\b", re.IGNORECASE)),
-    (
-        "date",
-        re.compile(
-            _LEAD + r"(?:when\b|what\s+(?:time|date|day|year|month)\b|which\s+(?:day|date|year|month)\b)",
-            re.IGNORECASE,
-        ),
-    ),
-    ("place", re.compile(_LEAD + r"where\b", re.IGNORECASE)),
-    # People asked for by a noun: "which officials …", or a fragment naming them ("delegation members?").
-    (
-        "person",
-        re.compile(
-            rf"{_LEAD}(?:which|what)\s+(?:(?!{_ASKING}\b)\w+\s+)?{_PEOPLE}|^(?!.*\b{_ASKING}\b).*\b{_PEOPLE}",
-            re.IGNORECASE,
-        ),
-    ),
+# The answer types a question word asks for, each with what follows the follow-up's opening (_LEAD).
+_BY_QUESTION_WORD = (
+    ("person", r"(?:who|whom|whose)\b"),
+    ("number", r"how\s+(?:many|much|long|far|old|big|large)\b"),
+    ("date", r"(?:when\b|what\s+(?:time|date|day|year|month)\b|which\s+(?:day|date|year|month)\b)"),
+    ("place", r"where\b"),
 )
+# People asked for by a noun ("which officials …", or a fragment naming them: "delegation members?"): a person.
+_BY_PEOPLE_NOUN = re.compile(
+    rf"{_LEAD}(?:which|what)\s+(?:(?!{_ASKING}\b)\w+\s+)?{_PEOPLE}|^(?!.*\b{_ASKING}\b).*\b{_PEOPLE}",
+    re.IGNORECASE,
+)
+# The answer type is that of the first pattern (_LEAD + a _BY_QUESTION_WORD, then _BY_PEOPLE_NOUN) that matches at
+# the start. The question words are tried as one alternation after one opening: no opening word begins as a
+# question word does, so none matches where a shorter opening ends, and where the longest ends the first group that
+# matches (named by its type) is the first pattern that would. The people-noun pattern, costly (it reads the whole
+# question for a question word), is tried only when the question has a people noun.
+_QUESTION_WORD = re.compile(
+    _LEAD + "(?:" + "|".join(f"(?P<{name}>{words})" for name, words in _BY_QUESTION_WORD) + ")", re.IGNORECASE
+)
+_PEOPLE_HINTS = frozenset(word.lower() for word in _PEOPLE_WORDS)
+# Letters other than A-Z that a case-insensitive pattern letter matches (besides the Kelvin sign, which
+# str.lower() makes "k"): İ and ı match "i", ſ matches "s".
+_PATTERN_FOLDS = str.maketrans({"İ": "i", "ı": "i", "ſ": "s"})
+_ASCII_LETTERS = re.compile("[a-z]+")
 
 
 @dataclass(frozen=True)
@@ -124,9 +132,32 @@ class Synonyms:
             for form in forms:
                 self._alternatives.setdefault(form, set()).update(other for other in alternatives if other != form)
         self.longest = max((len(form) for form in self._alternatives), default=0)
+        # The forms with alternatives by their first word, each with its alternatives sorted: a question's words
+        # are each looked up once, instead of every run of up to `longest` of them.
+        self._by_first_word: dict[str, list[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]]] = {}
+        for form, others in self._alternatives.items():
+            if form and others:
+                self._by_first_word.setdefault(form[0], []).append((form, tuple(sorted(others))))
 
     def alternatives(self, form: tuple[str, ...]) -> set[tuple[str, ...]]:
         return self._alternatives.get(form, set())
+
+    def found_in(self, words: list[str]) -> list[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]]:
+        """The forms with alternatives that are runs of ``words``, each with its alternatives sorted.
+
+        Shorter forms first, and forms of one length in the order they occur (as reading every run of one word,
+        then of two, … would find them); a form occurring twice is there twice.
+        """
+        if self._by_first_word.keys().isdisjoint(words):  # most questions: no word starts a form
+            return []
+        found = []
+        for start, word in enumerate(words):
+            for form, others in self._by_first_word.get(word, ()):
+                if len(form) == 1 or tuple(words[start : start + len(form)]) == form:
+                    found.append((len(form), start, form, others))
+        if len(found) > 1:
+            found.sort(key=lambda hit: (hit[0], hit[1]))
+        return [(form, others) for _, _, form, others in found]
 
     @classmethod
     def load(cls, tokenizer: Tokenizer, extra: str | os.PathLike[str] | None = None) -> Synonyms:
@@ -170,26 +201,34 @@ def parse_query(
     text: str, tokenizer: Tokenizer, synonyms: Synonyms | None = None, context: str | None = None
 ) -> ParsedQuery:
     """What ``text`` asks; with ``context`` (an earlier question), its other words join at CONTEXT_WEIGHT."""
-    phrases = []
-    for match in _QUOTED.finditer(text):
-        phrase = tuple(tokenizer.terms(match.group(1)))
-        if len(phrase) > 1:
-            phrases.append(phrase)
-    excluded = frozenset(term for match in _EXCLUDED.finditer(text) for term in tokenizer.terms(match.group(1)))
-    positive_text = _EXCLUDED.sub(" ", text)
-    tokens = tokenizer.tokens(positive_text)
-    surface = {t.term: positive_text[t.start : t.end] for t in tokens}
-    words = [t.term for t in tokens if t.term not in excluded]
+    # Each optional part (quotes, minus words, idle phrases, people nouns) is looked for only when the characters
+    # or words it needs are in the question: most questions have none of them.
+    phrases = _phrases(text, tokenizer) if '"' in text or "“" in text or "”" in text else ()
+    if "-" in text:
+        excluded = frozenset(term for match in _EXCLUDED.finditer(text) for term in tokenizer.terms(match.group(1)))
+        positive_text = _EXCLUDED.sub(" ", text)
+    else:
+        excluded, positive_text = _NOTHING_EXCLUDED, text
+    hints = hint_words(text)
+    idle_hints = hints if positive_text is text else hint_words(positive_text)
+    idle = _idle_characters(positive_text) if not _IDLE_HINTS.isdisjoint(idle_hints) else _NO_CHARACTERS
     filler = _filler_terms(tokenizer)
-    idle = {start for pattern in _IDLE for match in pattern.finditer(positive_text) for start in range(*match.span())}
-    content = [t.term for t in tokens if t.term not in excluded and t.term not in filler and t.start not in idle]
+    surface = {}
+    words = []
+    content = []
+    for term, start, end in tokenizer.tokens(positive_text):
+        surface[term] = positive_text[start:end]
+        if term not in excluded:
+            words.append(term)
+            if term not in filler and start not in idle:
+                content.append(term)
     context_text = " ".join(context.split()) if context else ""
     if content:
         words = content
     elif context_text and tokenizer.terms(context_text):
         words = []  # filler only ("and who's going?"), after a question: the earlier question says what is asked
     terms = [WeightedTerm(w, 1.0, "query") for w in words]
-    if synonyms is not None:
+    if synonyms is not None and words:
         terms.extend(_expansions(words, synonyms))
     if context_text:
         # A follow-up with no words of its own ("and when?", "who's going?") is asked with the earlier question's
@@ -203,8 +242,46 @@ def parse_query(
             terms.extend(
                 WeightedTerm(t.term, t.weight * weight, t.origin, t.source) for t in extra if t.term not in present
             )
-    answer_type = next((name for name, pattern in _ANSWER_TYPES if pattern.search(text)), None)
-    return ParsedQuery(text, tuple(terms), tuple(phrases), excluded, answer_type, surface, context_text or None)
+    return ParsedQuery(text, tuple(terms), phrases, excluded, _answer_type(text, hints), surface, context_text or None)
+
+
+def hint_words(text: str) -> list[str]:
+    """The runs of letters a case-insensitive pattern of ASCII words can match in ``text``, as lowercase ASCII.
+
+    A match of such a pattern's word (``\\bplace\\b``) is one of these runs: each character a pattern letter matches
+    becomes that letter (``_PATTERN_FOLDS``, then ``str.lower``), and no character outside ``\\w`` becomes one. So a
+    question none of whose runs is among a pattern's words cannot match it, and the pattern need not be run.
+    """
+    return _ASCII_LETTERS.findall((text if text.isascii() else text.translate(_PATTERN_FOLDS)).lower())
+
+
+_NOTHING_EXCLUDED: frozenset[str] = frozenset()
+_NO_CHARACTERS: frozenset[int] = frozenset()
+
+
+def _phrases(text: str, tokenizer: Tokenizer) -> tuple[tuple[str, ...], ...]:
+    """The quoted phrases of ``text`` of more than one term."""
+    phrases = []
+    for match in _QUOTED.finditer(text):
+        phrase = tuple(tokenizer.terms(match.group(1)))
+        if len(phrase) > 1:
+            phrases.append(phrase)
+    return tuple(phrases)
+
+
+def _idle_characters(text: str) -> set[int]:
+    """Where in ``text`` the phrases that say nothing of what is asked are ("taking place", "I want")."""
+    return {start for pattern in _IDLE for match in pattern.finditer(text) for start in range(*match.span())}
+
+
+def _answer_type(text: str, hints: list[str]) -> str | None:
+    """The type of answer ``text`` asks for (see _QUESTION_WORD); ``hints`` are its ``hint_words``."""
+    match = _QUESTION_WORD.match(text)
+    if match:
+        return match.lastgroup
+    if not _PEOPLE_HINTS.isdisjoint(hints) and _BY_PEOPLE_NOUN.match(text):
+        return "person"
+    return None
 
 
 _FOLLOW_UP_START = re.compile(
@@ -232,9 +309,10 @@ def is_follow_up(text: str, tokenizer: Tokenizer) -> bool:
 
 def _context_terms(context: str, present: set[str], tokenizer: Tokenizer, weight: float) -> list[WeightedTerm]:
     """The earlier question's content words the follow-up does not already have, each once at ``weight``."""
-    text = _EXCLUDED.sub(" ", context)
-    for pattern in _IDLE:
-        text = pattern.sub(" ", text)
+    text = _EXCLUDED.sub(" ", context) if "-" in context else context
+    if not _IDLE_HINTS.isdisjoint(hint_words(text)):
+        for pattern in _IDLE:
+            text = pattern.sub(" ", text)
     words = tokenizer.terms(text)
     filler = _filler_terms(tokenizer)
     content = [w for w in words if w not in filler] or words
@@ -253,18 +331,19 @@ def _filler_terms(tokenizer: Tokenizer) -> frozenset[str]:
 
 def _expansions(words: list[str], synonyms: Synonyms) -> list[WeightedTerm]:
     """Synonym terms not already in the query, each once at its highest weight."""
+    found = synonyms.found_in(words)
+    if not found:
+        return []
     present = set(words)
     best: dict[str, WeightedTerm] = {}
     seen: set[tuple[str, ...]] = set()
-    for size in range(1, synonyms.longest + 1):
-        for start in range(len(words) - size + 1):
-            form = tuple(words[start : start + size])
-            for alternative in sorted(synonyms.alternatives(form)):
-                if alternative in seen or set(alternative) <= present:
-                    continue
-                seen.add(alternative)
-                weight = SYNONYM_WEIGHT / len(alternative)
-                for term in alternative:
-                    if term not in present and (term not in best or best[term].weight < weight):
-                        best[term] = WeightedTerm(term, weight, "synonym", " ".join(form))
+    for form, alternatives in found:
+        for alternative in alternatives:
+            if alternative in seen or set(alternative) <= present:
+                continue
+            seen.add(alternative)
+            weight = SYNONYM_WEIGHT / len(alternative)
+            for term in alternative:
+                if term not in present and (term not in best or best[term].weight < weight):
+                    best[term] = WeightedTerm(term, weight, "synonym", " ".join(form))
     return list(best.values())

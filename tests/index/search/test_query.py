@@ -7,12 +7,29 @@ Expected terms are Snowball stems written out ("tariffs" -> "tariff", "United St
 
 from __future__ import annotations
 
+import json
+import re
+import string
+import sys
+from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from corpusbot.index.errors import CorpusbotError
-from corpusbot.index.search.query import SYNONYM_WEIGHT, ParsedQuery, Synonyms, WeightedTerm, parse_query
+from corpusbot.index.search.query import (
+    CONTEXT_WEIGHT,
+    SYNONYM_WEIGHT,
+    ParsedQuery,
+    Synonyms,
+    WeightedTerm,
+    _expansions,
+    hint_words,
+    parse_query,
+)
 from corpusbot.index.text.tokenizer import Tokenizer
 
 
@@ -387,3 +404,267 @@ def test_the_question_word_sets_the_expected_answer_type(
 @pytest.mark.parametrize("question", ["", "   ", '"', '""', "“", "-", "- -", "?!", "the of and"])
 def test_a_question_without_words_parses_to_nothing(tokenizer: Tokenizer, question: str) -> None:
     assert parse_query(question, tokenizer) == ParsedQuery(question, ())
+
+
+# -- the fast paths give what reading every pattern gave -------------------------------------------------------------
+# The reference: the patterns and functions of query.py at c79fdf5, before the analysis looked for each optional part
+# only when its characters or words are there (copied as they were, comments and docstrings left out; they must not
+# be edited). ``parse_query`` must give the same ParsedQuery, field for field and in the same order, for any text.
+
+REFERENCE_QUOTED = re.compile(r"[\"“”]([^\"“”]+)[\"“”]")
+REFERENCE_EXCLUDED = re.compile(r"(?:(?<=\s)|^)-([^\W_][\w'’.]*)")
+REFERENCE_FILLER_WORDS = (
+    "tell please know explain describe information info anything something thing things wonder anyone "
+    "somebody anybody give show find many much happen occur go going"
+)
+REFERENCE_TAKE_PLACE = re.compile(r"\b(?:take|takes|taking|took|taken)\s+place\b", re.IGNORECASE)
+REFERENCE_ASKER_WANTS = re.compile(
+    r"\b(?:i|we)(?:['’]d)?(?:\s+(?:just|really|also|would|do|did))*\s+(?:want|wanted|wanna|like)\b", re.IGNORECASE
+)
+REFERENCE_IDLE = (REFERENCE_TAKE_PLACE, REFERENCE_ASKER_WANTS)
+REFERENCE_LEAD = r"^\W*(?:(?:and|but|so|also|then|ok|okay)\W+)*"
+REFERENCE_PEOPLE = (
+    r"(?:members|officials|leaders|names|personnel|participants|delegates|negotiators|executives|ministers|"
+    r"representatives|candidates|winners|speakers)\b"
+)
+REFERENCE_ASKING = r"(?:what|which|why|how|when|where|who|whom|whose|did|does|do|is|are|was|were|can|could|will|would)"
+REFERENCE_ANSWER_TYPES = (
+    ("person", re.compile(REFERENCE_LEAD + r"(?:who|whom|whose)\b", re.IGNORECASE)),
+    ("number", re.compile(REFERENCE_LEAD + r"how\s+(?:many|much|long|far|old|big|large)\b", re.IGNORECASE)),
+    (
+        "date",
+        re.compile(
+            REFERENCE_LEAD + r"(?:when\b|what\s+(?:time|date|day|year|month)\b|which\s+(?:day|date|year|month)\b)",
+            re.IGNORECASE,
+        ),
+    ),
+    ("place", re.compile(REFERENCE_LEAD + r"where\b", re.IGNORECASE)),
+    (
+        "person",
+        re.compile(
+            rf"{REFERENCE_LEAD}(?:which|what)\s+(?:(?!{REFERENCE_ASKING}\b)\w+\s+)?{REFERENCE_PEOPLE}"
+            rf"|^(?!.*\b{REFERENCE_ASKING}\b).*\b{REFERENCE_PEOPLE}",
+            re.IGNORECASE,
+        ),
+    ),
+)
+
+
+def reference_parse_query(
+    text: str, tokenizer: Tokenizer, synonyms: Synonyms | None = None, context: str | None = None
+) -> ParsedQuery:
+    phrases = []
+    for match in REFERENCE_QUOTED.finditer(text):
+        phrase = tuple(tokenizer.terms(match.group(1)))
+        if len(phrase) > 1:
+            phrases.append(phrase)
+    excluded = frozenset(
+        term for match in REFERENCE_EXCLUDED.finditer(text) for term in tokenizer.terms(match.group(1))
+    )
+    positive_text = REFERENCE_EXCLUDED.sub(" ", text)
+    tokens = tokenizer.tokens(positive_text)
+    surface = {t.term: positive_text[t.start : t.end] for t in tokens}
+    words = [t.term for t in tokens if t.term not in excluded]
+    filler = frozenset(tokenizer.terms(REFERENCE_FILLER_WORDS))
+    idle = {
+        start
+        for pattern in REFERENCE_IDLE
+        for match in pattern.finditer(positive_text)
+        for start in range(*match.span())
+    }
+    content = [t.term for t in tokens if t.term not in excluded and t.term not in filler and t.start not in idle]
+    context_text = " ".join(context.split()) if context else ""
+    if content:
+        words = content
+    elif context_text and tokenizer.terms(context_text):
+        words = []
+    terms = [WeightedTerm(w, 1.0, "query") for w in words]
+    if synonyms is not None:
+        terms.extend(reference_expansions(words, synonyms))
+    if context_text:
+        weight = CONTEXT_WEIGHT if words else 1.0
+        earlier = reference_context_terms(context_text, {t.term for t in terms} | excluded, tokenizer, weight)
+        terms.extend(earlier)
+        if synonyms is not None:
+            present = {t.term for t in terms} | excluded
+            extra = reference_expansions([t.term for t in earlier], synonyms)
+            terms.extend(
+                WeightedTerm(t.term, t.weight * weight, t.origin, t.source) for t in extra if t.term not in present
+            )
+    answer_type = next((name for name, pattern in REFERENCE_ANSWER_TYPES if pattern.search(text)), None)
+    return ParsedQuery(text, tuple(terms), tuple(phrases), excluded, answer_type, surface, context_text or None)
+
+
+def reference_context_terms(context: str, present: set[str], tokenizer: Tokenizer, weight: float) -> list[WeightedTerm]:
+    text = REFERENCE_EXCLUDED.sub(" ", context)
+    for pattern in REFERENCE_IDLE:
+        text = pattern.sub(" ", text)
+    words = tokenizer.terms(text)
+    filler = frozenset(tokenizer.terms(REFERENCE_FILLER_WORDS))
+    content = [w for w in words if w not in filler] or words
+    return [WeightedTerm(w, weight, "context", context) for w in dict.fromkeys(content) if w not in present]
+
+
+def reference_expansions(words: list[str], synonyms: Synonyms) -> list[WeightedTerm]:
+    present = set(words)
+    best: dict[str, WeightedTerm] = {}
+    seen: set[tuple[str, ...]] = set()
+    for size in range(1, synonyms.longest + 1):
+        for start in range(len(words) - size + 1):
+            form = tuple(words[start : start + size])
+            for alternative in sorted(synonyms.alternatives(form)):
+                if alternative in seen or set(alternative) <= present:
+                    continue
+                seen.add(alternative)
+                weight = SYNONYM_WEIGHT / len(alternative)
+                for term in alternative:
+                    if term not in present and (term not in best or best[term].weight < weight):
+                        best[term] = WeightedTerm(term, weight, "synonym", " ".join(form))
+    return list(best.values())
+
+
+def assert_parsed_as_the_reference(
+    question: str, tokenizer: Tokenizer, synonyms: Synonyms | None, context: str | None
+) -> None:
+    parsed = parse_query(question, tokenizer, synonyms, context)
+    expected = reference_parse_query(question, tokenizer, synonyms, context)
+    assert parsed == expected
+    assert repr(parsed) == repr(expected)  # also the order of `surface`, and 1.0 is not 1
+    assert [vars(term) for term in parsed.terms] == [vars(term) for term in expected.terms]
+    assert vars(parsed) == vars(expected)
+
+
+def bundled_synonym_forms() -> list[str]:
+    """Every alternative of the bundled synonyms file as written ("United States", "talk on the phone")."""
+    text = (files("corpusbot.index.search") / "synonyms.txt").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [form.strip() for line in lines for form in line.replace("=>", ",").split(",") if form.strip()]
+
+
+# What the optional parts look for (quotes, minus words, question words and openings, people nouns, filler and
+# idle phrases, synonyms), in several cases, with the characters a case-insensitive pattern also reads as a letter
+# (İ ı ſ and the Kelvin sign), combining marks, curly quotes and apostrophes, and full-width letters.
+QUESTION_PIECES = [
+    *bundled_synonym_forms(),
+    *"who Who WHO whom whose when When where how many How much how long what time what year which day which what".split(),
+    *"why did is are do will and And so But ok okay also then what about".split(),
+    *"members officials Leaders names negotiators speakers delegation members? senior".split(),
+    "tell me", "please", "explain", "information", "going", "go", "happened", "taking place", "take place",
+    "took  place", "TAKES\tplace", "I want", "we'd like", "i just wanted", "We’d really like", "i wanna", "want",
+    "like", "place", '"', "“", "”", "-", "-steel", "- ", "--x", "-U.S.", "-’s", "tariffs", "steel", "China's",
+    "China’s", "rare-earth", "the", "of", "İ", "ı", "ſ", "\u212a", "WHİCH", "offıcials", "ſpeakers", "taKe",
+    "\u0307", "e\u0301", "ＷＨＯ", "日本", "_", "2", "link", "author", "wrote", "published", "article", "it",
+]  # fmt: skip
+SEPARATORS = [" ", " ", "  ", ", ", "? ", "\t", "\n", "", "-", "'", "’", ".", "(", "_", "\xa0"]
+questions = st.one_of(
+    st.lists(st.one_of(st.sampled_from(QUESTION_PIECES), st.sampled_from(SEPARATORS)), max_size=24).map("".join),
+    st.text(max_size=80),
+    st.text(alphabet=st.sampled_from("whoplacekmbrsİıſ\u212a -\"“”’'?\u0307"), max_size=30),
+)
+EXACT = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@EXACT
+@given(questions, st.one_of(st.none(), questions), st.booleans())
+@example("and who's going?", "who is on the US delegation?", True)
+@example("where are the -US talks taking place", "I want the phone call date", True)
+@example("WHİCH offıcials ſpeak", None, False)
+@example("so, and then whom", None, False)
+@example("”rare earth” magnets", None, False)
+@example("and when?", "-steel tariffs, we'd like the take place", True)
+@example('“steel tariffs" -iron', None, False)
+def test_parse_query_gives_what_the_reference_gives(
+    tokenizer: Tokenizer, bundled_synonyms: Synonyms, question: str, context: str | None, with_synonyms: bool
+) -> None:
+    assert_parsed_as_the_reference(question, tokenizer, bundled_synonyms if with_synonyms else None, context)
+
+
+def evaluation_questions() -> list[dict[str, Any]]:
+    """Every question of the evaluation sets in tests/data, with its earlier question ("after") when it has one."""
+    data = Path(__file__).resolve().parents[2] / "data"
+    paths = [*sorted(data.glob("*.json")), data / "news2" / "questions.json"]
+    return [question for path in paths for question in json.loads(path.read_text(encoding="utf-8"))]
+
+
+def test_every_evaluation_question_parses_as_the_reference(tokenizer: Tokenizer, bundled_synonyms: Synonyms) -> None:
+    asked = evaluation_questions()
+    assert len(asked) > 200
+    previous = None
+    for question in asked:
+        for context in (None, question.get("after"), previous):
+            for synonyms in (bundled_synonyms, None):
+                assert_parsed_as_the_reference(question["q"], tokenizer, synonyms, context)
+        previous = question["q"]
+
+
+# Hand-made synonyms over a few words, so that forms of one, two and three words overlap, repeat and nest.
+synonym_words = st.sampled_from("a b c d".split())
+synonym_forms = st.lists(synonym_words, min_size=1, max_size=3).map(tuple)
+
+
+@EXACT
+@given(
+    st.lists(st.lists(synonym_forms, min_size=1, max_size=4), max_size=4),
+    st.lists(st.tuples(st.lists(synonym_forms, max_size=3), st.lists(synonym_forms, max_size=3)), max_size=2),
+    st.lists(synonym_words, max_size=12),
+)
+def test_synonyms_are_found_as_reading_every_run_of_words_finds_them(
+    groups: list[list[tuple[str, ...]]],
+    one_way: list[tuple[list[tuple[str, ...]], list[tuple[str, ...]]]],
+    words: list[str],
+) -> None:
+    synonyms = Synonyms(groups, one_way)
+    every_run = [
+        (form, tuple(sorted(synonyms.alternatives(form))))
+        for size in range(1, synonyms.longest + 1)
+        for start in range(len(words) - size + 1)
+        if synonyms.alternatives(form := tuple(words[start : start + size]))
+    ]
+    assert synonyms.found_in(words) == every_run
+    assert _expansions(words, synonyms) == reference_expansions(words, synonyms)
+
+
+# -- hint words --------------------------------------------------------------------------------------------------
+
+
+EVERY_CHARACTER = "".join(chr(code) for code in range(sys.maxunicode + 1) if not 0xD800 <= code <= 0xDFFF)
+
+
+def test_a_letter_of_a_case_insensitive_pattern_matches_only_characters_hint_words_read_as_it() -> None:
+    for letter in string.ascii_lowercase:
+        matched = set(re.compile(letter, re.IGNORECASE).findall(EVERY_CHARACTER))
+        assert {character: hint_words(character) for character in matched} == {
+            character: [letter] for character in matched
+        }
+
+
+def test_no_character_outside_a_word_becomes_a_hint_letter() -> None:
+    # so a pattern's word between \b's is a whole run of hint letters (str.lower maps each character on its own)
+    outside = "".join(re.findall(r"\W", EVERY_CHARACTER))
+    assert hint_words(outside) == []
+    assert hint_words(outside.translate(str.maketrans({"İ": "i", "ı": "i", "ſ": "s"}))) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("Who's taking PLACE?", ["who", "s", "taking", "place"]),
+        ("WHİCH offıcials ſpeak \u212aing", ["which", "officials", "speak", "king"]),
+        ("e\u0301te\u0301 x_y 2b", ["e", "te", "x", "y", "b"]),
+        ("", []),
+    ],
+)
+def test_hint_words(text: str, words: list[str]) -> None:
+    assert hint_words(text) == words
+
+
+PEOPLE_NOUNS = (
+    "members officials leaders names personnel participants delegates negotiators executives ministers "
+    "representatives candidates winners speakers"
+).split()
+
+
+@pytest.mark.parametrize("piece", [*QUESTION_PIECES, *PEOPLE_NOUNS, "wanted"])
+def test_each_piece_parses_as_the_reference(tokenizer: Tokenizer, bundled_synonyms: Synonyms, piece: str) -> None:
+    for question in (piece, f"delegation {piece}?", f"which senior {piece.upper()}", f"we'd {piece}", f"took {piece}"):
+        assert_parsed_as_the_reference(question, tokenizer, bundled_synonyms, None)
