@@ -380,7 +380,8 @@ def _clean_question(question: str) -> tuple[str, list[str]]:
     """NFC (as the corpus is read), whitespace collapsed, control characters dropped, length capped."""
     notices = []
     composed = unicodedata.normalize("NFC", question)
-    query = " ".join("".join(ch if ch.isprintable() else " " for ch in composed).split())
+    printable = composed if composed.isprintable() else "".join(ch if ch.isprintable() else " " for ch in composed)
+    query = " ".join(printable.split())
     if len(query) > MAX_QUERY_CHARS:
         query = query[:MAX_QUERY_CHARS]
         notices.append(f"The question was shortened to its first {MAX_QUERY_CHARS} characters.")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from corpusbot.index import SearchService, index_corpus
 from corpusbot.index.errors import CorpusbotError
@@ -364,3 +367,12 @@ def test_a_passage_whose_article_row_is_gone_is_still_answered_and_cited_by_id(s
     assert all(hit.article.url is None for hit in orphans)
     assert any(not hit.passage.article_id.startswith("000-") and hit.article.title != hit.article.id for hit in hits)
     service.close()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=60))
+def test_a_question_is_cleaned_character_by_character_whatever_it_holds(question: str) -> None:
+    """NFC, every character that does not print a space, whitespace collapsed (a printable question skips the walk)."""
+    composed = unicodedata.normalize("NFC", question)
+    expected = " ".join("".join(ch if ch.isprintable() else " " for ch in composed).split())
+    assert service_module._clean_question(question)[0] == expected[: service_module.MAX_QUERY_CHARS]
