@@ -45,6 +45,7 @@ from corpusbot.index.models import (
     Passage,
     Span,
     Stats,
+    Token,
 )
 from corpusbot.index.search import watch
 from corpusbot.index.search.answer_line import FoundAnswer, find_answer, shown_as_line
@@ -129,6 +130,12 @@ class _Ranking:
     confident: bool = False
     phrase_miss: bool = False
     window: dict[int, Passage] = field(default_factory=dict)  # the rerank window's passages (not their articles)
+    # The best candidate's tokens of the question's words (every one of them), when confidence looked for them.
+    best_tokens: tuple[int, list[Token]] | None = None
+
+    def tokens_of(self, candidate: _Candidate) -> list[Token] | None:
+        """``best_tokens`` when they are this candidate's."""
+        return self.best_tokens[1] if self.best_tokens and self.best_tokens[0] == candidate.passage_id else None
 
 
 @dataclass(frozen=True)
@@ -664,7 +671,7 @@ class SearchService:
                 boosts=c.boosts,
             )
             for rank, c in enumerate(page, start=1)
-            for matches, highlight in [self._highlights(passages[c.passage_id].text, weights)]
+            for matches, highlight in [self._highlights(passages[c.passage_id].text, weights, ranking.tokens_of(c))]
         )
         return Answer(
             query,
@@ -830,7 +837,9 @@ class SearchService:
         if candidate.term_set is not None:
             return candidate.term_set
         wanted = set(parsed.asked_terms) | {term.term for term in parsed.terms}
-        return {token.term for token in self.tokenizer.tokens_of(ranking.window[candidate.passage_id].text, wanted)}
+        found = self.tokenizer.tokens_of(ranking.window[candidate.passage_id].text, wanted)
+        ranking.best_tokens = (candidate.passage_id, found)  # its highlights need no second scan
+        return {token.term for token in found}
 
     def _second_stage(
         self,
@@ -1059,7 +1068,9 @@ class SearchService:
             parts.append(Contribution(term.term, term.weight, term_idf / term.weight, tf, score, term.origin))
         return tuple(parts)
 
-    def _highlights(self, text: str, weights: dict[str, float]) -> tuple[tuple[Span, ...], Span | None]:
+    def _highlights(
+        self, text: str, weights: dict[str, float], found: list[Token] | None = None
+    ) -> tuple[tuple[Span, ...], Span | None]:
         """Where the question's words are in ``text``, and the sentence holding the most weight of them; of equal
         ones, the first (None when no sentence holds any).
 
@@ -1068,7 +1079,10 @@ class SearchService:
         order, could differ in the last bit from process to process (the order follows the string hashes), and so
         could which of two equal sentences is highlighted.
         """
-        found = self.tokenizer.tokens_of(text, weights)
+        if found is None:
+            found = self.tokenizer.tokens_of(text, weights)
+        else:  # the tokens of more words than these: the ones of these, in the same order
+            found = [token for token in found if token.term in weights]
         matches = tuple(Span(token.start, token.end) for token in found)
         best: tuple[float, Span] | None = None
         at = 0
