@@ -997,54 +997,35 @@ PyDoc_STRVAR(article_scores_doc,
              "k1_plus_1 / (tf + norm[i]) (these operations in this order, as the numpy path does them). ids:\n"
              "ascending uint32; first, last: intp; norm, out: float64, one per article.");
 
-static PyObject *article_scores(PyObject *self, PyObject *args) {
-    PyObject *terms_obj, *first_obj, *last_obj, *norm_obj, *out_obj;
-    double k1_plus_1;
-    if (!PyArg_ParseTuple(args, "OOOOdO", &terms_obj, &first_obj, &last_obj, &norm_obj, &k1_plus_1, &out_obj))
-        return NULL;
-    Py_buffer first = {0}, last = {0}, norm = {0}, out = {0};
-    PyObject *result = NULL, *sequence = NULL;
-    if (get_buffer(first_obj, &first, 0, sizeof(Py_ssize_t), "first") < 0) goto done;
-    if (get_buffer(last_obj, &last, 0, sizeof(Py_ssize_t), "last") < 0) goto done;
-    if (get_buffer(norm_obj, &norm, 0, sizeof(double), "norm") < 0) goto done;
-    if (get_buffer(out_obj, &out, 1, sizeof(double), "out") < 0) goto done;
-    Py_ssize_t n = first.len / (Py_ssize_t)sizeof(Py_ssize_t);
-    if (last.len != first.len || norm.len / (Py_ssize_t)sizeof(double) != n ||
-        out.len / (Py_ssize_t)sizeof(double) != n) {
-        PyErr_SetString(PyExc_ValueError, "first, last, norm and out need the same number of items");
-        goto done;
-    }
-    /* A tuple of its own: converting an item (a weight's __float__) runs Python code that could empty a list. */
-    sequence = PySequence_Tuple(terms_obj);
-    if (sequence == NULL) goto done;
-    const Py_ssize_t *from = first.buf, *to = last.buf;
-    const double *norm_of = norm.buf;
-    double *totals = out.buf;
+/* Adds each term's article BM25 to totals[i] for the articles i of first/last/norm (the loop of article_scores;
+ * -1 with an exception set on a term it cannot read). */
+static int add_article_scores(PyObject *sequence, const Py_ssize_t *from, const Py_ssize_t *to, const double *norm_of,
+                              Py_ssize_t n, double k1_plus_1, double *totals) {
     for (Py_ssize_t t = 0; t < PyTuple_GET_SIZE(sequence); t++) {
         PyObject *ids_obj, *tfs_obj, *item = PyTuple_GET_ITEM(sequence, t);
         double weight;
         int width;
         if (!PyTuple_Check(item)) {
             PyErr_SetString(PyExc_TypeError, "each term must be a tuple (weight, ids, tfs or None, tf width)");
-            goto done;
+            return -1;
         }
-        if (!PyArg_ParseTuple(item, "dOOi", &weight, &ids_obj, &tfs_obj, &width)) goto done;
+        if (!PyArg_ParseTuple(item, "dOOi", &weight, &ids_obj, &tfs_obj, &width)) return -1;
         if (width != 1 && width != 2 && width != 4) {
             PyErr_SetString(PyExc_ValueError, "tf width must be 1, 2 or 4");
-            goto done;
+            return -1;
         }
         Py_buffer ids = {0}, tfs = {0};
-        if (get_buffer(ids_obj, &ids, 0, sizeof(uint32_t), "ids") < 0) goto done;
+        if (get_buffer(ids_obj, &ids, 0, sizeof(uint32_t), "ids") < 0) return -1;
         if (tfs_obj != Py_None && get_buffer(tfs_obj, &tfs, 0, width, "tfs") < 0) {
             PyBuffer_Release(&ids);
-            goto done;
+            return -1;
         }
         Py_ssize_t count = ids.len / (Py_ssize_t)sizeof(uint32_t);
         if (tfs.obj && tfs.len / width != count) {
             PyErr_SetString(PyExc_ValueError, "tfs needs one item per id");
             PyBuffer_Release(&ids);
             PyBuffer_Release(&tfs);
-            goto done;
+            return -1;
         }
         const uint32_t *id_at = ids.buf;
         /* Articles come in passage order (the service's do): each search starts where the previous one ended, and
@@ -1071,6 +1052,30 @@ static PyObject *article_scores(PyObject *self, PyObject *args) {
         PyBuffer_Release(&ids);
         if (tfs.obj) PyBuffer_Release(&tfs);
     }
+    return 0;
+}
+
+static PyObject *article_scores(PyObject *self, PyObject *args) {
+    PyObject *terms_obj, *first_obj, *last_obj, *norm_obj, *out_obj;
+    double k1_plus_1;
+    if (!PyArg_ParseTuple(args, "OOOOdO", &terms_obj, &first_obj, &last_obj, &norm_obj, &k1_plus_1, &out_obj))
+        return NULL;
+    Py_buffer first = {0}, last = {0}, norm = {0}, out = {0};
+    PyObject *result = NULL, *sequence = NULL;
+    if (get_buffer(first_obj, &first, 0, sizeof(Py_ssize_t), "first") < 0) goto done;
+    if (get_buffer(last_obj, &last, 0, sizeof(Py_ssize_t), "last") < 0) goto done;
+    if (get_buffer(norm_obj, &norm, 0, sizeof(double), "norm") < 0) goto done;
+    if (get_buffer(out_obj, &out, 1, sizeof(double), "out") < 0) goto done;
+    Py_ssize_t n = first.len / (Py_ssize_t)sizeof(Py_ssize_t);
+    if (last.len != first.len || norm.len / (Py_ssize_t)sizeof(double) != n ||
+        out.len / (Py_ssize_t)sizeof(double) != n) {
+        PyErr_SetString(PyExc_ValueError, "first, last, norm and out need the same number of items");
+        goto done;
+    }
+    /* A tuple of its own: converting an item (a weight's __float__) runs Python code that could empty a list. */
+    sequence = PySequence_Tuple(terms_obj);
+    if (sequence == NULL) goto done;
+    if (add_article_scores(sequence, first.buf, last.buf, norm.buf, n, k1_plus_1, out.buf) < 0) goto done;
     result = Py_None;
     Py_INCREF(result);
 
@@ -1080,6 +1085,107 @@ done:
     if (last.obj) PyBuffer_Release(&last);
     if (norm.obj) PyBuffer_Release(&norm);
     if (out.obj) PyBuffer_Release(&out);
+    return result;
+}
+
+PyDoc_STRVAR(article_scores_of_doc,
+             "article_scores_of(terms, of, first, last, norm, k1_plus_1, scale, passages) -> list[float]\n\n"
+             "For each passage id of passages (intp), scale x the article_scores total of its article: of (intp) gives\n"
+             "a passage's article number, first, last (intp) and norm (float64) are by article number. Each article\n"
+             "is scored once, in article order, with the operations of article_scores.");
+
+static int by_value(const void *a, const void *b) {
+    Py_ssize_t x = *(const Py_ssize_t *)a, y = *(const Py_ssize_t *)b;
+    return (x > y) - (x < y);
+}
+
+static PyObject *article_scores_of(PyObject *self, PyObject *args) {
+    PyObject *terms_obj, *of_obj, *first_obj, *last_obj, *norm_obj, *passages_obj;
+    double k1_plus_1, scale;
+    if (!PyArg_ParseTuple(args, "OOOOOddO", &terms_obj, &of_obj, &first_obj, &last_obj, &norm_obj, &k1_plus_1, &scale,
+                          &passages_obj))
+        return NULL;
+    Py_buffer of = {0}, first = {0}, last = {0}, norm = {0}, passages = {0};
+    PyObject *result = NULL, *sequence = NULL;
+    Py_ssize_t *numbers = NULL, *articles = NULL, *from = NULL, *to = NULL;
+    double *norms = NULL, *totals = NULL;
+    if (get_buffer(of_obj, &of, 0, sizeof(Py_ssize_t), "of") < 0) goto done;
+    if (get_buffer(first_obj, &first, 0, sizeof(Py_ssize_t), "first") < 0) goto done;
+    if (get_buffer(last_obj, &last, 0, sizeof(Py_ssize_t), "last") < 0) goto done;
+    if (get_buffer(norm_obj, &norm, 0, sizeof(double), "norm") < 0) goto done;
+    if (get_buffer(passages_obj, &passages, 0, sizeof(Py_ssize_t), "passages") < 0) goto done;
+    Py_ssize_t n_articles = first.len / (Py_ssize_t)sizeof(Py_ssize_t);
+    Py_ssize_t n_of = of.len / (Py_ssize_t)sizeof(Py_ssize_t), m = passages.len / (Py_ssize_t)sizeof(Py_ssize_t);
+    if (last.len != first.len || norm.len / (Py_ssize_t)sizeof(double) != n_articles) {
+        PyErr_SetString(PyExc_ValueError, "first, last and norm need one item per article number");
+        goto done;
+    }
+    size_t size = (size_t)(m > 0 ? m : 1);
+    numbers = PyMem_Malloc(size * sizeof(Py_ssize_t));
+    articles = PyMem_Malloc(size * sizeof(Py_ssize_t));
+    from = PyMem_Malloc(size * sizeof(Py_ssize_t));
+    to = PyMem_Malloc(size * sizeof(Py_ssize_t));
+    norms = PyMem_Malloc(size * sizeof(double));
+    totals = PyMem_Calloc(size, sizeof(double));
+    if (!numbers || !articles || !from || !to || !norms || !totals) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const Py_ssize_t *passage = passages.buf, *number_of = of.buf;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        Py_ssize_t number = passage[i] >= 0 && passage[i] < n_of ? number_of[passage[i]] : -1;
+        if (number < 0 || number >= n_articles) {
+            PyErr_Format(PyExc_ValueError, "passage %zd has no article number below %zd", passage[i], n_articles);
+            goto done;
+        }
+        numbers[i] = articles[i] = number;
+    }
+    qsort(articles, (size_t)m, sizeof(Py_ssize_t), by_value);
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < m; i++)
+        if (k == 0 || articles[i] != articles[k - 1]) articles[k++] = articles[i];
+    const Py_ssize_t *first_of = first.buf, *last_of = last.buf;
+    const double *norm_of = norm.buf;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        from[j] = first_of[articles[j]];
+        to[j] = last_of[articles[j]];
+        norms[j] = norm_of[articles[j]];
+    }
+    /* A tuple of its own: converting an item (a weight's __float__) runs Python code that could empty a list. */
+    sequence = PySequence_Tuple(terms_obj);
+    if (sequence == NULL) goto done;
+    if (add_article_scores(sequence, from, to, norms, k, k1_plus_1, totals) < 0) goto done;
+    PyObject *scores = PyList_New(m);
+    if (scores == NULL) goto done;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        Py_ssize_t lo = 0, hi = k; /* the position of its article among the distinct ones */
+        while (lo < hi) {
+            Py_ssize_t mid = lo + (hi - lo) / 2;
+            if (articles[mid] < numbers[i]) lo = mid + 1;
+            else hi = mid;
+        }
+        PyObject *value = PyFloat_FromDouble(scale * totals[lo]);
+        if (value == NULL) {
+            Py_DECREF(scores);
+            goto done;
+        }
+        PyList_SET_ITEM(scores, i, value);
+    }
+    result = scores;
+
+done:
+    Py_XDECREF(sequence);
+    PyMem_Free(numbers);
+    PyMem_Free(articles);
+    PyMem_Free(from);
+    PyMem_Free(to);
+    PyMem_Free(norms);
+    PyMem_Free(totals);
+    if (of.obj) PyBuffer_Release(&of);
+    if (first.obj) PyBuffer_Release(&first);
+    if (last.obj) PyBuffer_Release(&last);
+    if (norm.obj) PyBuffer_Release(&norm);
+    if (passages.obj) PyBuffer_Release(&passages);
     return result;
 }
 
@@ -1283,6 +1389,7 @@ static PyMethodDef methods[] = {
     {"passage_sketches", passage_sketches, METH_VARARGS, passage_sketches_doc},
     {"pair_sketches", pair_sketches, METH_VARARGS, pair_sketches_doc},
     {"contains", contains, METH_VARARGS, contains_doc},
+    {"article_scores_of", article_scores_of, METH_VARARGS, article_scores_of_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -119,3 +119,18 @@ def pair_sketches(term_ids: _Array, lengths: _Array, skip: _Array, hashes: _Arra
 
 def contains(ids: _Array, wanted: Sequence[int], /) -> list[bool]:
     """For each of ``wanted`` (passage ids, best ascending), whether the ascending uint32 ``ids`` hold it."""
+
+def article_scores_of(
+    terms: Iterable[tuple[float, _Array, _Array | None, int]],
+    of: _Array,
+    first: _Array,
+    last: _Array,
+    norm: _Array,
+    k1_plus_1: float,
+    scale: float,
+    passages: _Array,
+    /,
+) -> list[float]:
+    """For each of ``passages`` (intp ids), ``scale`` × the ``article_scores`` total of its article ``of[id]`` (intp);
+    ``first``, ``last`` (intp) and ``norm`` (float64) are by article number. Each article is scored once. Raises
+    ValueError on a passage without an article number within the tables."""

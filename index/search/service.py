@@ -81,7 +81,7 @@ _WHICH_ARTICLE = (
 
 _T = TypeVar("_T")
 # The compiled second-stage helpers; None without the compiled module (or with one built before them).
-_article_scores = getattr(kernel, "article_scores", None)
+_article_scores_of = getattr(kernel, "article_scores_of", None)
 _near_pairs = getattr(kernel, "near_pairs", None)
 _contains = getattr(kernel, "contains", None)
 
@@ -1007,23 +1007,27 @@ class SearchService:
         if articles is None or not len(passage_ids) or articles.count == 0:
             return {}
         p = self._scorer.collection.params if self._scorer else BM25Params()
-        numbers = articles.of[passage_ids].tolist()
-        wanted = np.array(sorted(set(numbers)), dtype=np.intp)
-        totals = np.zeros(len(wanted))
-        norm = articles.length_norm(p.k1, p.b)[wanted]
         weighted = []  # (weight × article idf, ids, tfs) of each term found in some article
         for term, _ in ranking.scored_terms:
             _, ids, tfs = ranking.postings[term.term]
             df = articles.document_frequency(term.term, ids)
             if df > 0:
                 weighted.append((term.weight * math.log(1 + (articles.count - df + 0.5) / (df + 0.5)), ids, tfs))
-        if self.compiled_second_stage and _article_scores is not None and all(_native(i, t) for _, i, t in weighted):
+        norms = articles.length_norm(p.k1, p.b)
+        if self.compiled_second_stage and _article_scores_of is not None and all(_native(i, t) for _, i, t in weighted):
             compiled = [(w, ids, None if tfs.strides == (0,) else tfs, tfs.itemsize) for w, ids, tfs in weighted]
-            _article_scores(compiled, articles.first[wanted], articles.last[wanted], norm, p.k1 + 1, totals)
-        else:
-            for weight, ids, tfs in weighted:
-                tf = articles.term_frequencies(ids, tfs, wanted)
-                totals += weight * tf * (p.k1 + 1) / (tf + norm)
+            window = np.ascontiguousarray(passage_ids, dtype=np.intp)
+            scores = _article_scores_of(
+                compiled, articles.of, articles.first, articles.last, norms, p.k1 + 1, ARTICLE_WEIGHT, window
+            )
+            return dict(zip(window.tolist(), scores, strict=True))
+        numbers = articles.of[passage_ids].tolist()
+        wanted = np.array(sorted(set(numbers)), dtype=np.intp)
+        totals = np.zeros(len(wanted))
+        norm = norms[wanted]
+        for weight, ids, tfs in weighted:
+            tf = articles.term_frequencies(ids, tfs, wanted)
+            totals += weight * tf * (p.k1 + 1) / (tf + norm)
         per_article = dict(zip(wanted.tolist(), (ARTICLE_WEIGHT * totals).tolist(), strict=True))
         return {pid: per_article[number] for pid, number in zip(passage_ids.tolist(), numbers, strict=True)}
 

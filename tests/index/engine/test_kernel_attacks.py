@@ -235,3 +235,34 @@ def test_contains_refuses_what_is_not_an_id_and_survives_its_list_being_emptied(
     assert kernel.contains(ids, [2**40, 3, -1]) == [False, True, False]  # beyond any passage id: not held
     HELD[:] = [_Emptying(1), 3, 5]
     assert kernel.contains(ids, HELD) == [True, True, False]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 59), min_size=0, max_size=30), st.booleans())
+def test_article_scores_of_passages_are_their_articles_scores(window: list[int], with_tfs: bool) -> None:
+    """Each passage gets its article's score (every article once, in article order), scaled."""
+    of = np.repeat(np.arange(1, 16, dtype=np.intp), 4)  # 15 articles of 4 passages, numbered from 1
+    first = np.concatenate([[len(of)], np.arange(0, 60, 4)]).astype(np.intp)  # number 0: no passages
+    last = np.concatenate([[-1], np.arange(3, 60, 4)]).astype(np.intp)
+    norm = np.linspace(0.5, 2.0, 16)
+    ids = np.array([1, 2, 5, 9, 10, 11, 30, 31, 58], dtype=np.uint32)
+    tfs = np.array([1, 3, 2, 1, 1, 4, 2, 2, 1], dtype=np.uint32)
+    terms = [(1.25, ids, tfs if with_tfs else None, 4), (0.5, ids[::2].copy(), None, 4)]
+    scores = kernel.article_scores_of(terms, of, first, last, norm, 2.5, 1.5, np.array(window, dtype=np.intp))
+    totals = np.zeros(16)
+    kernel.article_scores(terms, first, last, norm, 2.5, totals)
+    assert scores == [1.5 * totals[of[pid]] for pid in window]
+
+
+def test_article_scores_of_refuses_passages_without_an_article_number() -> None:
+    of = np.array([1, 1, 2], dtype=np.intp)
+    first, last = np.array([3, 0, 2], dtype=np.intp), np.array([-1, 1, 2], dtype=np.intp)
+    args = ([(1.0, IDS, None, 4)], of, first, last, np.ones(3), 2.2, 1.0)
+    assert len(kernel.article_scores_of(*args, np.array([0, 2], dtype=np.intp))) == 2
+    for window in ([3], [-1]):
+        with pytest.raises(ValueError, match="no article number"):
+            kernel.article_scores_of(*args, np.array(window, dtype=np.intp))
+    with pytest.raises(ValueError, match="no article number"):  # an article number beyond the tables
+        kernel.article_scores_of(args[0], np.array([7], dtype=np.intp), *args[2:], np.array([0], dtype=np.intp))
+    with pytest.raises(ValueError, match="one item per article"):
+        kernel.article_scores_of(args[0], of, first, last[:2].copy(), *args[4:], np.array([0], dtype=np.intp))
