@@ -1313,6 +1313,65 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(with_pair_bit_doc,
+             "with_pair_bit(sketches, ids, bits) -> list[list[int]]\n\n"
+             "For each bit of bits (0-255), the positions in ids (intp passage ids) of the passages whose 32-byte row of\n"
+             "sketches (the pair_sketch blob) has it: the ones that may hold that pair.");
+
+static PyObject *with_pair_bit(PyObject *self, PyObject *args) {
+    PyObject *sketches_obj, *ids_obj, *bits_obj;
+    if (!PyArg_ParseTuple(args, "OOO", &sketches_obj, &ids_obj, &bits_obj)) return NULL;
+    Py_buffer sketches = {0}, ids = {0};
+    PyObject *result = NULL, *bits = NULL, *found = NULL;
+    if (get_buffer(sketches_obj, &sketches, 0, 32, "sketches") < 0) goto done;
+    if (get_buffer(ids_obj, &ids, 0, sizeof(Py_ssize_t), "ids") < 0) goto done;
+    /* A tuple of its own: an item's __index__ runs Python code that could empty a list. */
+    bits = PySequence_Tuple(bits_obj);
+    if (bits == NULL) goto done;
+    const uint8_t *rows = sketches.buf;
+    const Py_ssize_t *id = ids.buf;
+    Py_ssize_t n_rows = sketches.len / 32, n = ids.len / (Py_ssize_t)sizeof(Py_ssize_t);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (id[i] < 0 || id[i] >= n_rows) {
+            PyErr_Format(PyExc_ValueError, "passage %zd has no row in the %zd sketches", id[i], n_rows);
+            goto done;
+        }
+    }
+    found = PyList_New(PyTuple_GET_SIZE(bits));
+    if (found == NULL) goto done;
+    for (Py_ssize_t b = 0; b < PyTuple_GET_SIZE(bits); b++) {
+        long bit = PyLong_AsLong(PyTuple_GET_ITEM(bits, b));
+        if (bit == -1 && PyErr_Occurred()) goto done;
+        if (bit < 0 || bit > 255) {
+            PyErr_Format(PyExc_ValueError, "a pair bit is 0-255, not %ld", bit);
+            goto done;
+        }
+        PyObject *positions = PyList_New(0);
+        if (positions == NULL) goto done;
+        PyList_SET_ITEM(found, b, positions);
+        uint8_t mask = (uint8_t)(1u << (bit & 7));
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (rows[id[i] * 32 + (bit >> 3)] & mask) {
+                PyObject *at = PyLong_FromSsize_t(i);
+                if (at == NULL || PyList_Append(positions, at) < 0) {
+                    Py_XDECREF(at);
+                    goto done;
+                }
+                Py_DECREF(at);
+            }
+        }
+    }
+    result = found;
+    found = NULL;
+
+done:
+    Py_XDECREF(found);
+    Py_XDECREF(bits);
+    if (sketches.obj) PyBuffer_Release(&sketches);
+    if (ids.obj) PyBuffer_Release(&ids);
+    return result;
+}
+
 PyDoc_STRVAR(pair_sketches_doc,
              "pair_sketches(term_ids, lengths, skip, hashes, mix, sketches)\n\n"
              "Each passage's adjacent-pair sketch (index/engine/pair_sketches.py): passage i has the next lengths[i]\n"
@@ -1389,6 +1448,7 @@ static PyMethodDef methods[] = {
     {"passage_sketches", passage_sketches, METH_VARARGS, passage_sketches_doc},
     {"pair_sketches", pair_sketches, METH_VARARGS, pair_sketches_doc},
     {"contains", contains, METH_VARARGS, contains_doc},
+    {"with_pair_bit", with_pair_bit, METH_VARARGS, with_pair_bit_doc},
     {"article_scores_of", article_scores_of, METH_VARARGS, article_scores_of_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -134,3 +134,7 @@ def article_scores_of(
     """For each of ``passages`` (intp ids), ``scale`` × the ``article_scores`` total of its article ``of[id]`` (intp);
     ``first``, ``last`` (intp) and ``norm`` (float64) are by article number. Each article is scored once. Raises
     ValueError on a passage without an article number within the tables."""
+
+def with_pair_bit(sketches: _Array, ids: _Array, bits: Sequence[int], /) -> list[list[int]]:
+    """For each of ``bits`` (0-255), the positions in ``ids`` (intp) of the passages whose 32-byte row of ``sketches``
+    (the ``pair_sketch`` blob) has it. Raises ValueError on an id without a row or a bit out of range."""

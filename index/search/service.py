@@ -84,6 +84,7 @@ _T = TypeVar("_T")
 _article_scores_of = getattr(kernel, "article_scores_of", None)
 _near_pairs = getattr(kernel, "near_pairs", None)
 _contains = getattr(kernel, "contains", None)
+_with_pair_bit = getattr(kernel, "with_pair_bit", None)
 
 
 def _busy(error: sqlite3.Error) -> bool:
@@ -968,12 +969,14 @@ class SearchService:
         everywhere = set(range(len(id_list)))
         if sketches is None or not id_list or max(id_list) >= len(sketches) // size:
             maybe = [everywhere for _ in pairs]
+        elif self.compiled_second_stage and _with_pair_bit is not None:
+            bits = [pair_bit(a, b) for a, b in pairs]
+            maybe = [set(positions) for positions in _with_pair_bit(sketches, ids.astype(np.intp, copy=False), bits)]
         else:
-            maybe = []
-            for a, b in pairs:
-                bit = pair_bit(a, b)  # pair_sketches.may_hold, written out: ~30 passages for each pair
-                byte, mask = bit >> 3, 1 << (bit & 7)
-                maybe.append({i for i, pid in enumerate(id_list) if sketches[pid * size + byte] & mask})
+            maybe = [
+                {i for i, pid in enumerate(id_list) if pair_blobs.may_hold(sketches, pid, pair_bit(a, b))}
+                for a, b in pairs
+            ]
         wanted: dict[str, set[int]] = {}
         for (a, b), positions in zip(pairs, maybe, strict=True):
             wanted.setdefault(a, set()).update(positions)

@@ -90,3 +90,32 @@ def test_the_compiled_pair_sketches_are_built_and_refuse_what_they_cannot_read()
         kernel.pair_sketches(np.array([1], dtype=np.int32), one, none, hashes, 3, row[:, :31].copy())
     with pytest.raises(ValueError, match="one item per passage"):
         kernel.pair_sketches(np.array([1], dtype=np.int32), one, np.zeros(2, dtype=np.int64), hashes, 3, row)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(min_size=pair_sketches.BYTES * 6, max_size=pair_sketches.BYTES * 6),
+    st.lists(st.integers(0, 5), max_size=12),
+    st.lists(st.integers(0, 255), max_size=4),
+)
+def test_the_compiled_scan_lists_the_passages_whose_sketch_has_each_bit(
+    sketches: bytes, ids: list[int], bits: list[int]
+) -> None:
+    assert kernel is not None
+    found = kernel.with_pair_bit(sketches, np.array(ids, dtype=np.intp), bits)
+    assert found == [[at for at, pid in enumerate(ids) if pair_sketches.may_hold(sketches, pid, bit)] for bit in bits]
+
+
+def test_the_compiled_scan_refuses_passages_without_a_row_and_bits_out_of_range() -> None:
+    assert kernel is not None
+    rows = bytes(pair_sketches.BYTES * 2)
+    for ids, bits, message in (
+        ([2], [0], "no row"),
+        ([-1], [0], "no row"),
+        ([0], [256], "0-255"),
+        ([0], [-1], "0-255"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            kernel.with_pair_bit(rows, np.array(ids, dtype=np.intp), bits)
+    with pytest.raises(ValueError, match="whole number"):
+        kernel.with_pair_bit(rows[:-1], np.array([0], dtype=np.intp), [0])
