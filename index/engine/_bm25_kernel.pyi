@@ -109,7 +109,9 @@ def passage_sketches(
     without a bit or lengths beyond ``term_ids``.
     """
 
-def pair_sketches(term_ids: _Array, lengths: _Array, skip: _Array, hashes: _Array, mix: int, sketches: _Array, /) -> None:
+def pair_sketches(
+    term_ids: _Array, lengths: _Array, skip: _Array, hashes: _Array, mix: int, sketches: _Array, /
+) -> None:
     """Each passage's adjacent-pair sketch into ``sketches`` (uint8, 32 bytes a passage; ``engine.pair_sketches``).
 
     Passage ``i`` has the next ``lengths[i]`` of ``term_ids`` (int32), the first ``skip[i]`` of them left out; two
