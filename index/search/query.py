@@ -27,6 +27,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
 
@@ -105,11 +106,12 @@ class ParsedQuery:
     surface: dict[str, str] = field(default_factory=dict)  # term -> the word the user typed
     context: str | None = None  # the earlier question a follow-up was read with
 
-    @property
+    # Worked out once (the fields never change; a frozen dataclass still has the __dict__ cached_property fills).
+    @cached_property
     def query_terms(self) -> tuple[str, ...]:
         return tuple(t.term for t in self.terms if t.origin == "query")
 
-    @property
+    @cached_property
     def asked_terms(self) -> tuple[str, ...]:
         """The words confidence is judged on: the question's own, or the earlier question's when it has none."""
         return self.query_terms or tuple(t.term for t in self.terms if t.origin == "context")

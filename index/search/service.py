@@ -966,8 +966,8 @@ class SearchService:
             return []
         id_list = ids.tolist()
         sketches, size = self._pair_sketches, pair_blobs.BYTES
-        everywhere = set(range(len(id_list)))
         if sketches is None or not id_list or max(id_list) >= len(sketches) // size:
+            everywhere = set(range(len(id_list)))
             maybe = [everywhere for _ in pairs]
         elif self.compiled_second_stage and _with_pair_bit is not None:
             bits = [pair_bit(a, b) for a, b in pairs]
