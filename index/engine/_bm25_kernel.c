@@ -375,19 +375,20 @@ static int read_term(PyObject *item, Term *term, Py_ssize_t n) {
 
 /* Term's posting i (passage `id`, a candidate: its length was checked when it was first scored, and is kept
  * within the tables all the same, in case a caller's buffer was not zeros). */
+/* A posting's BM25 factor at weight 1: from the table at tf 1, else worked out (the numpy path's operations). */
+static inline __attribute__((always_inline)) double tf_factor(uint32_t tf, uint32_t length, const double *unit,
+                                                              const double *norm, double k1_plus_1) {
+    if (tf == 1) return unit[length];
+    double f = (double)tf;
+    return f * k1_plus_1 / (f + norm[length]);
+}
+
 static inline double contribution(const Term *term, Py_ssize_t i, uint32_t id, const void *lengths, int lw,
                                   const double *unit, const double *norm, uint16_t longest, double k1_plus_1) {
     uint32_t tf = term->tfs ? unsigned_at(term->tfs, term->width, i) : 1;
     uint32_t length = unsigned_at(lengths, lw, id);
     length = length > longest ? longest : length;
-    double factor;
-    if (tf == 1) {
-        factor = unit[length];
-    } else {
-        double f = (double)tf;
-        factor = f * k1_plus_1 / (f + norm[length]);
-    }
-    return factor * term->weight;
+    return tf_factor(tf, length, unit, norm, k1_plus_1) * term->weight;
 }
 
 /* The first position in [lo, hi) whose id is >= value (hi when none). */
@@ -455,15 +456,8 @@ score_postings(Term *term, uint32_t start, uint32_t end, double *scores, const v
             return -1;
         }
         uint32_t tf = tw == 0 ? 1 : unsigned_at(term->tfs, tw, i);
-        double factor;
-        if (tf == 1) {
-            factor = unit[length];
-        } else {
-            double f = (double)tf;
-            factor = f * k1_plus_1 / (f + norm[length]);
-        }
         double old = scores[id - start];
-        double now = old + factor * weight;
+        double now = old + tf_factor(tf, length, unit, norm, k1_plus_1) * weight;
         scores[id - start] = now;
         touched[n_touched] = (uint32_t)id; /* kept (counted) only when this is the passage's first score */
         n_touched += (old == 0.0) & (now != 0.0);
@@ -519,14 +513,7 @@ add_to_scored(Term *term, uint32_t start, uint32_t end, double *scores, const vo
             uint32_t length = unsigned_at(lengths, lw, id);
             length = length > longest ? longest : length;
             uint32_t tf = tw == 0 ? 1 : unsigned_at(term->tfs, tw, i);
-            double factor;
-            if (tf == 1) {
-                factor = unit[length];
-            } else {
-                double f = (double)tf;
-                factor = f * k1_plus_1 / (f + norm[length]);
-            }
-            scores[id - start] = old + factor * weight;
+            scores[id - start] = old + tf_factor(tf, length, unit, norm, k1_plus_1) * weight;
         }
         i++;
         if (i < count) {
@@ -583,14 +570,7 @@ score_alone(Term *term, const void *lengths, const double *unit, const double *n
             return -1;
         }
         uint32_t tf = tw == 0 ? 1 : unsigned_at(term->tfs, tw, i);
-        double factor;
-        if (tf == 1) {
-            factor = unit[length];
-        } else {
-            double f = (double)tf;
-            factor = f * k1_plus_1 / (f + norm[length]);
-        }
-        double score = 0.0 + factor * weight;
+        double score = 0.0 + tf_factor(tf, length, unit, norm, k1_plus_1) * weight;
         if (!(score > 0.0) || score < lowest) continue;
         while (next_excluded < n_excluded && excluded[next_excluded] < (Py_ssize_t)id) next_excluded++;
         if (next_excluded < n_excluded && excluded[next_excluded] == (Py_ssize_t)id) continue;
