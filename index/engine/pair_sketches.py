@@ -22,6 +22,7 @@ from functools import lru_cache
 import numpy as np
 
 from corpusbot.index.engine.bm25 import kernel
+from corpusbot.index.engine.sketches import term_blocks, text_terms
 
 PAIR_SKETCH_BLOB = "pair_sketch"
 # meta: the index generation the blob was written for. A writer that does not know it (a corpusbot from before it,
@@ -80,22 +81,15 @@ def passage_pair_sketches(
             sketches,
         )
         return sketches
-    ends = np.cumsum(lengths)
-    first = 0
-    while first < n:
-        start = int(ends[first] - lengths[first])
-        last = max(first + 1, int(np.searchsorted(ends, start + BLOCK_TERMS, side="right")))
-        block = slice(first, last)
-        sketches[block] = _block(term_ids[start : int(ends[last - 1])], lengths[block], skip[block], hashes)
-        first = last
+    for block, start, end in term_blocks(lengths, BLOCK_TERMS):
+        sketches[block] = _block(term_ids[start:end], lengths[block], skip[block], hashes)
     return sketches
 
 
 def _block(term_ids: np.ndarray, lengths: np.ndarray, skip: np.ndarray, hashes: np.ndarray) -> np.ndarray:
     n = len(lengths)
     flags = np.zeros((n, BYTES * 8), dtype=bool)
-    owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    own = np.arange(len(owner), dtype=np.int64) >= np.repeat(np.cumsum(lengths) - lengths + skip, lengths)
+    owner, own = text_terms(lengths, skip)
     # a pair is two neighbouring terms of one passage's text
     pair = own[1:] & own[:-1] & (owner[1:] == owner[:-1])
     if pair.any():
@@ -114,6 +108,11 @@ def from_blob(blob: object, meta: dict, size: int) -> bytes | None:
     if meta.get(GENERATION_KEY) is None or meta.get(GENERATION_KEY) != meta.get("generation"):
         return None
     return blob
+
+
+def row(sketches: bytes, passage_id: int) -> bytes:
+    """The sketch of passage ``passage_id`` in the blob ``sketches`` (empty beyond its end)."""
+    return sketches[passage_id * BYTES : (passage_id + 1) * BYTES]
 
 
 def may_hold(sketches: bytes, passage_id: int, bit: int) -> bool:

@@ -10,7 +10,7 @@ count ``UNKNOWN``; its sketch is worked out from its text when it is needed.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -92,17 +92,31 @@ def passage_sketches(
             distinct,
         )
         return sketches, distinct
+    for block, start, end in term_blocks(lengths, BLOCK_TERMS):
+        sketches[block], distinct[block] = _block_sketches(
+            term_ids[start:end], lengths[block], np.asarray(skip[block], dtype=np.int64), bits
+        )
+    return sketches, distinct
+
+
+def term_blocks(lengths: np.ndarray, block_terms: int) -> Iterator[tuple[slice, int, int]]:
+    """Runs of consecutive passages of about ``block_terms`` terms in all (a longer passage on its own): each as
+    (its passages, the position of its first term, the position after its last)."""
     ends = np.cumsum(lengths)
     first = 0
-    while first < n:
+    while first < len(lengths):
         start = int(ends[first] - lengths[first])
-        last = max(first + 1, int(np.searchsorted(ends, start + BLOCK_TERMS, side="right")))
-        block = slice(first, last)
-        sketches[block], distinct[block] = _block_sketches(
-            term_ids[start : int(ends[last - 1])], lengths[block], np.asarray(skip[block], dtype=np.int64), bits
-        )
+        last = max(first + 1, int(np.searchsorted(ends, start + block_terms, side="right")))
+        yield slice(first, last), start, int(ends[last - 1])
         first = last
-    return sketches, distinct
+
+
+def text_terms(lengths: np.ndarray, skip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each term of passages of ``lengths`` terms whose first ``skip`` are their title's: the passage it is in,
+    and whether it is of the passage's text."""
+    owner = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    own = np.arange(len(owner), dtype=np.int64) >= np.repeat(np.cumsum(lengths) - lengths + skip, lengths)
+    return owner, own
 
 
 def _block_sketches(
@@ -110,8 +124,7 @@ def _block_sketches(
 ) -> tuple[np.ndarray, np.ndarray]:
     n = len(lengths)
     sketches = np.zeros(n, dtype=np.uint64)
-    owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    own = np.arange(len(owner), dtype=np.int64) >= np.repeat(np.cumsum(lengths) - lengths + skip, lengths)
+    owner, own = text_terms(lengths, skip)
     ids, owner = term_ids[own].astype(np.int64), owner[own]
     if len(ids) == 0:
         return sketches, np.zeros(n, dtype=np.uint32)

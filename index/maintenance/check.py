@@ -92,7 +92,7 @@ class CheckReport:
 
 def _pair_sketch_matches(stored: bytes, passage_id: int, terms: list[str]) -> bool:
     """Whether the stored pair sketch of a passage is its text's (or unknown, every bit set: from an older index)."""
-    row = stored[passage_id * pair_sketches.BYTES : (passage_id + 1) * pair_sketches.BYTES]
+    row = pair_sketches.row(stored, passage_id)
     return row == pair_sketches.UNKNOWN or row == pair_sketches.pair_sketch_of(terms)
 
 

@@ -45,12 +45,15 @@ def _articles(seed: int) -> list[dict[str, str]]:
     return articles
 
 
+def _write_articles(corpus: Path, name: str, articles: list[dict[str, str]]) -> None:
+    (corpus / f"{name}.jsonl").write_text("\n".join(json.dumps(a) for a in articles) + "\n", encoding="utf-8")
+
+
 @pytest.fixture
 def duplicated_corpus_db(tmp_path: Path) -> Path:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    lines = (json.dumps(article) for article in _articles(seed=7))
-    (corpus / "articles.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _write_articles(corpus, "articles", _articles(seed=7))
     db = tmp_path / "index.db"
     index_corpus(db, [str(corpus)])
     return db
@@ -125,12 +128,12 @@ def test_an_incremental_run_on_an_index_without_sketches_marks_the_old_passages_
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     articles = _articles(seed=8)
-    (corpus / "old.jsonl").write_text("\n".join(json.dumps(a) for a in articles[:30]) + "\n", encoding="utf-8")
+    _write_articles(corpus, "old", articles[:30])
     db = tmp_path / "index.db"
     index_corpus(db, [str(corpus)])
     with sqlite3.connect(db) as conn:
         conn.execute("DELETE FROM blobs WHERE name IN (?, ?)", (sketches.SKETCH_BLOB, sketches.DISTINCT_BLOB))
-    (corpus / "new.jsonl").write_text("\n".join(json.dumps(a) for a in articles[30:]) + "\n", encoding="utf-8")
+    _write_articles(corpus, "new", articles[30:])
     index_corpus(db, [str(corpus)])
     conn = sqlite3.connect(db)
     counts = np.frombuffer(dict(conn.execute("SELECT name, data FROM blobs"))[sketches.DISTINCT_BLOB], dtype="<u4")
@@ -232,7 +235,7 @@ def test_the_stored_pair_sketches_are_the_passage_texts_pairs(duplicated_corpus_
     stored = dict(conn.execute("SELECT name, data FROM blobs"))[pair_sketches.PAIR_SKETCH_BLOB]
     tokenizer = default_tokenizer()
     for passage_id, text in conn.execute("SELECT id, text FROM passages"):
-        row = stored[passage_id * pair_sketches.BYTES : (passage_id + 1) * pair_sketches.BYTES]
+        row = pair_sketches.row(stored, passage_id)
         assert row == pair_sketches.pair_sketch_of(tokenizer.terms(text))  # the text's own terms, not its title's
     conn.close()
 
@@ -266,7 +269,7 @@ def test_an_incremental_run_on_an_index_without_pair_sketches_marks_the_old_pass
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     articles = _articles(seed=9)
-    (corpus / "old.jsonl").write_text("\n".join(json.dumps(a) for a in articles[:30]) + "\n", encoding="utf-8")
+    _write_articles(corpus, "old", articles[:30])
     db = tmp_path / "index.db"
     index_corpus(db, [str(corpus)])
     with sqlite3.connect(db) as conn:  # as an index written before the pair sketches were stored
@@ -274,7 +277,7 @@ def test_an_incremental_run_on_an_index_without_pair_sketches_marks_the_old_pass
         conn.execute("DELETE FROM meta WHERE key = ?", (pair_sketches.GENERATION_KEY,))
     conn.close()
     assert SearchService(db)._pair_sketches is None
-    (corpus / "new.jsonl").write_text("\n".join(json.dumps(a) for a in articles[30:]) + "\n", encoding="utf-8")
+    _write_articles(corpus, "new", articles[30:])
     index_corpus(db, [str(corpus)])
     conn = sqlite3.connect(db)
     stored = dict(conn.execute("SELECT name, data FROM blobs"))[pair_sketches.PAIR_SKETCH_BLOB]
@@ -282,7 +285,7 @@ def test_an_incremental_run_on_an_index_without_pair_sketches_marks_the_old_pass
     conn.close()
     tokenizer = default_tokenizer()
     for passage_id, article_id, text in passages:
-        row = stored[passage_id * pair_sketches.BYTES : (passage_id + 1) * pair_sketches.BYTES]
+        row = pair_sketches.row(stored, passage_id)
         new = article_id >= "a30"
         assert row == (pair_sketches.pair_sketch_of(tokenizer.terms(text)) if new else pair_sketches.UNKNOWN)
     questions = _typed_and_plain(seed=22)
@@ -320,16 +323,14 @@ def test_pair_sketches_follow_removed_changed_and_added_articles(tmp_path: Path)
     corpus.mkdir()
     articles = _articles(seed=10)
     for name, part in (("a", articles[:16]), ("b", articles[16:32]), ("c", articles[32:])):
-        (corpus / f"{name}.jsonl").write_text("\n".join(json.dumps(a) for a in part) + "\n", encoding="utf-8")
+        _write_articles(corpus, name, part)
     db = tmp_path / "index.db"
     index_corpus(db, [str(corpus)])
     (corpus / "a.jsonl").unlink()  # removed
     changed = [dict(article, text=article["text"].upper()) for article in articles[16:32]]
-    (corpus / "b.jsonl").write_text("\n".join(json.dumps(a) for a in changed) + "\n", encoding="utf-8")
+    _write_articles(corpus, "b", changed)
     extra = _articles(seed=11)[:5]
-    (corpus / "d.jsonl").write_text(
-        "\n".join(json.dumps(dict(a, id=f"x{a['id']}")) for a in extra) + "\n", encoding="utf-8"
-    )
+    _write_articles(corpus, "d", [dict(a, id=f"x{a['id']}") for a in extra])
     index_corpus(db, [str(corpus)])
     conn = sqlite3.connect(db)
     stored = dict(conn.execute("SELECT name, data FROM blobs"))[pair_sketches.PAIR_SKETCH_BLOB]
@@ -338,7 +339,7 @@ def test_pair_sketches_follow_removed_changed_and_added_articles(tmp_path: Path)
     tokenizer = default_tokenizer()
     assert len(stored) == (max(pid for pid, _ in passages) + 1) * pair_sketches.BYTES
     for passage_id, text in passages:
-        row = stored[passage_id * pair_sketches.BYTES : (passage_id + 1) * pair_sketches.BYTES]
+        row = pair_sketches.row(stored, passage_id)
         assert row == pair_sketches.pair_sketch_of(tokenizer.terms(text))
     questions = _typed_and_plain(seed=23)
     without = SearchService(db)
