@@ -1169,6 +1169,20 @@ done:
     return result;
 }
 
+/* The terms passages of `length` terms (the first `skipped` their title's) take in all, or -1 (an exception set)
+ * when a count is negative or they take more than the `count` term ids there are. */
+static Py_ssize_t terms_of_passages(const int64_t *length, const int64_t *skipped, Py_ssize_t n, Py_ssize_t count) {
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (length[i] < 0 || skipped[i] < 0 || length[i] > count - total) {
+            PyErr_SetString(PyExc_ValueError, "passage lengths must be non-negative and within term_ids");
+            return -1;
+        }
+        total += length[i];
+    }
+    return total;
+}
+
 PyDoc_STRVAR(passage_sketches_doc,
              "passage_sketches(term_ids, lengths, skip, bits, sketches, distinct)\n\n"
              "Each passage's term-set sketch and distinct-term count: passage i has the next lengths[i] of term_ids\n"
@@ -1199,14 +1213,8 @@ static PyObject *passage_sketches(PyObject *self, PyObject *args) {
     const int64_t *length = lengths.buf, *skipped = skip.buf;
     const int32_t *term = ids.buf;
     const uint64_t *bit = bits.buf;
-    Py_ssize_t total = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (length[i] < 0 || skipped[i] < 0 || length[i] > count - total) {
-            PyErr_SetString(PyExc_ValueError, "passage lengths must be non-negative and within term_ids");
-            goto done;
-        }
-        total += length[i];
-    }
+    Py_ssize_t total = terms_of_passages(length, skipped, n, count);
+    if (total < 0) goto done;
     seen = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(vocabulary > 0 ? vocabulary : 1));
     if (seen == NULL) {
         PyErr_NoMemory();
@@ -1382,14 +1390,8 @@ static PyObject *pair_sketches(PyObject *self, PyObject *args) {
     const int64_t *length = lengths.buf, *skipped = skip.buf;
     const int32_t *term = ids.buf;
     const uint64_t *hash = hashes.buf;
-    Py_ssize_t total = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (length[i] < 0 || skipped[i] < 0 || length[i] > count - total) {
-            PyErr_SetString(PyExc_ValueError, "passage lengths must be non-negative and within term_ids");
-            goto done;
-        }
-        total += length[i];
-    }
+    Py_ssize_t total = terms_of_passages(length, skipped, n, count);
+    if (total < 0) goto done;
     for (Py_ssize_t t = 0; t < total; t++) {
         if (term[t] < 0 || term[t] >= vocabulary || hash[term[t]] > UINT32_MAX) {
             PyErr_Format(PyExc_ValueError, "term id %d has no 32-bit hash (hashes holds %zd)", term[t], vocabulary);
