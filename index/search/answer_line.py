@@ -64,14 +64,27 @@ def find_answer(
     Names and numbers are looked for only in the sentences holding the question's words (``_keys_first``); dates and
     places, which most sentences are quickly found not to hold, in every sentence first (``_answers_first``).
     """
-    total = _total(weights)
-    if total <= 0:
-        return None
-    counting = answer_type == "number" and _HOW_MANY.search(question) is not None
-    sentences = sentence_spans(text)
-    if answer_type in _SLOW_TO_FIND and len(sentences) > 1:
-        return _keys_first(_Asked(answer_type, weights, total, tokenizer, counting), text, sentences)
-    return _answers_first(text, sentences, answer_type, weights, total, tokenizer, counting)
+    return AnswerFinder(answer_type, weights, tokenizer, question)(text)
+
+
+class AnswerFinder:
+    """``find_answer`` for one question, called with each candidate passage's text: what depends only on the
+    question (its words' total weight, whether it asks "how many") is worked out once."""
+
+    def __init__(
+        self, answer_type: str, weights: Mapping[str, float], tokenizer: Tokenizer, question: str = ""
+    ) -> None:
+        counting = answer_type == "number" and _HOW_MANY.search(question) is not None
+        self._asked = _Asked(answer_type, weights, _total(weights), tokenizer, counting)
+
+    def __call__(self, text: str) -> FoundAnswer | None:
+        asked = self._asked
+        if asked.total <= 0:
+            return None
+        sentences = sentence_spans(text)
+        if asked.answer_type in _SLOW_TO_FIND and len(sentences) > 1:
+            return _keys_first(asked, text, sentences)
+        return _answers_first(text, sentences, *asked)
 
 
 class _Asked(NamedTuple):

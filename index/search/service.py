@@ -48,7 +48,7 @@ from corpusbot.index.models import (
     Token,
 )
 from corpusbot.index.search import watch
-from corpusbot.index.search.answer_line import FoundAnswer, find_answer, shown_as_line
+from corpusbot.index.search.answer_line import AnswerFinder, FoundAnswer, shown_as_line
 from corpusbot.index.search.dates import published_date
 from corpusbot.index.search.metadata_questions import parse_metadata_question
 from corpusbot.index.search.query import SYNONYM_WEIGHT, ParsedQuery, Synonyms, WeightedTerm, parse_query
@@ -321,9 +321,14 @@ def _collapse_near_duplicates(scored: list[_Candidate], pairs: list[tuple[int, i
 def _pair_bonus_bounds(held: list[tuple[float, set[int]]], count: int) -> list[float]:
     """For each of ``count`` candidates, the most the adjacent-word bonus can give it: ``PAIR_WEIGHT`` × the weight
     of each question pair it may hold (``held``: ``SearchService._pairs_held``)."""
-    if not any(present for _, present in held):
-        return [0.0] * count
-    return [PAIR_WEIGHT * math.fsum(weight for weight, present in held if i in present) for i in range(count)]
+    bounds = [0.0] * count
+    weights_at: dict[int, list[float]] = {}  # (most candidates may hold no pair: they keep 0.0)
+    for weight, present in held:
+        for at in present:
+            weights_at.setdefault(at, []).append(weight)
+    for at, weights in weights_at.items():
+        bounds[at] = PAIR_WEIGHT * math.fsum(weights)
+    return bounds
 
 
 def _needing_terms(ids: np.ndarray, near: list[tuple[int, int]], held: list[tuple[float, set[int]]]) -> set[int]:
@@ -820,11 +825,11 @@ class SearchService:
         near = None if parsed.phrases else self._maybe_near_pairs(ids)
         read = None if near is None else _needing_terms(ids, near, self._pairs_held(parsed, ranking, ids))
         adjacent = _adjacent_pairs(parsed)
-        asked = _asked_weights(ranking)
+        finder = self._answer_finder(parsed, ranking)
         scored = []
         for pid, score in head:
             candidate = self._second_stage(
-                parsed, ranking, pid, score, articles.get(pid, 0.0), adjacent, asked, read is None or pid in read
+                parsed, ranking, pid, score, articles.get(pid, 0.0), adjacent, finder, read is None or pid in read
             )
             if candidate is not None:
                 scored.append(candidate)
@@ -850,7 +855,7 @@ class SearchService:
         score: float,
         article: float,
         pairs: set[tuple[str, str]],
-        asked: dict[str, float],
+        finder: AnswerFinder | None,
         tokenize: bool = True,
     ) -> _Candidate | None:
         """One candidate's final score from its passage's text: BM25 ``score`` plus ``article`` (its article's
@@ -874,9 +879,7 @@ class SearchService:
             if found_pairs:
                 # fsum: the same in any order (a set's order, and so a plain sum's last bit, varies between processes)
                 proximity = PAIR_WEIGHT * math.fsum(min(weights[a], weights[b]) for a, b in found_pairs)
-        found = (
-            find_answer(parsed.answer_type, text, asked, self.tokenizer, parsed.text) if parsed.answer_type else None
-        )
+        found = finder(text) if finder is not None else None
         final = (score + article + proximity) * (1.0 + ANSWER_TYPE_BOOST if found is not None else 1.0)
         return _Candidate(
             pid,
@@ -888,6 +891,12 @@ class SearchService:
             article=article,
             proximity=proximity,
         )
+
+    def _answer_finder(self, parsed: ParsedQuery, ranking: _Ranking) -> AnswerFinder | None:
+        """The candidates' answer search for a who/when/where/how-many question, by the question's words' weights."""
+        if not parsed.answer_type:
+            return None
+        return AnswerFinder(parsed.answer_type, _asked_weights(ranking), self.tokenizer, parsed.text)
 
     def _maybe_near_pairs(self, passage_ids: list[int] | np.ndarray) -> list[tuple[int, int]] | None:
         """The pairs ``(i, j)``, ``i > j``, of positions in ``passage_ids`` that may be near-duplicates, by the stored
@@ -937,12 +946,12 @@ class SearchService:
         ranking.window = self._passages(db, [head[i][0] for i in chosen])
         read = _needing_terms(ids, pairs, held)
         adjacent = _adjacent_pairs(parsed)
-        asked = _asked_weights(ranking)
+        finder = self._answer_finder(parsed, ranking)
         scored = []
         for i in chosen:
             pid, score = head[i]
             candidate = self._second_stage(
-                parsed, ranking, pid, score, articles.get(pid, 0.0), adjacent, asked, pid in read
+                parsed, ranking, pid, score, articles.get(pid, 0.0), adjacent, finder, pid in read
             )
             if candidate is not None:
                 scored.append(candidate)
