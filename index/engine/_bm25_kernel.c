@@ -18,7 +18,11 @@
  * Sizes, lengths, tables and ids (ascending, below the number of passages) are
  * still checked here, so a damaged index cannot make it read or write out of
  * bounds: the ids of a term at every call, or once for all calls when it comes
- * as a CheckedPostings (check_postings), which only this file can make.
+ * as a CheckedPostings (check_postings), which only this file can make. A
+ * CheckedPostings may also carry each posting's passage length, copied from
+ * the lengths array at the check: read beside the gaps, they spare the loop a
+ * random read in that array a posting (a megabyte at a million passages, whose
+ * reads left the CPU cache cold for the Python that follows a query).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -109,6 +113,8 @@ typedef struct {
     uint64_t next;        /* the id of posting `at` (when at < count) */
     Py_ssize_t from, to;  /* the postings in the current block */
     const uint32_t *block; /* their ids, when the term is optional in the block */
+    const void *own_lengths; /* each posting's passage length (own_width bytes), or NULL: looked up by id */
+    int own_width;
     Py_buffer ids_view, tfs_view;
 } Term;
 
@@ -167,14 +173,16 @@ typedef struct {
     PyObject_HEAD
     PyObject *blob; /* the bytes holding the gaps */
     void *tfs;      /* our copy, NULL when every tf is 1 */
+    void *lengths;  /* each posting's passage length (lengths_width bytes), NULL when not given */
     const void *gaps;
-    int gap_width, tf_width;
+    int gap_width, tf_width, lengths_width;
     uint64_t first;
     Py_ssize_t count, passages;
 } Checked;
 
 static void checked_dealloc(Checked *self) {
     PyMem_Free(self->tfs);
+    PyMem_Free(self->lengths);
     Py_XDECREF(self->blob);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -194,19 +202,53 @@ static PyTypeObject CheckedType = {
     .tp_members = checked_members,
 };
 
+/* Each posting's passage length from `lengths_obj` (uint8 or uint16, one per passage) into checked->lengths, in
+ * posting order: the scoring loop then reads them beside the gaps instead of one random byte a posting in the
+ * whole array. `term` holds the checked ids (from its first one). 0, or -1 with an exception set. */
+static int copy_lengths(Checked *checked, const Term *term, PyObject *lengths_obj) {
+    Py_buffer lengths;
+    if (PyObject_GetBuffer(lengths_obj, &lengths, PyBUF_C_CONTIGUOUS) < 0) return -1;
+    int lw = (int)lengths.itemsize, result = -1;
+    if ((lw != 1 && lw != 2) || lengths.len % lw != 0 || lengths.len / lw != checked->passages) {
+        PyErr_SetString(PyExc_ValueError, "lengths must be uint8 or uint16, one per passage");
+        goto done;
+    }
+    checked->lengths = PyMem_Malloc((size_t)(term->count * lw));
+    if (checked->lengths == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    checked->lengths_width = lw;
+    uint64_t id = term->next;
+    for (Py_ssize_t i = 0; i < term->count; i++) {
+        if (i > 0) id += unsigned_at(term->gaps, term->gap_width, i - 1);
+        if (lw == 1)
+            ((uint8_t *)checked->lengths)[i] = ((const uint8_t *)lengths.buf)[id];
+        else
+            ((uint16_t *)checked->lengths)[i] = ((const uint16_t *)lengths.buf)[id];
+    }
+    result = 0;
+done:
+    PyBuffer_Release(&lengths);
+    return result;
+}
+
 PyDoc_STRVAR(check_postings_doc,
-             "check_postings(blob, offset, gap_width, count, first, tfs, tf_width, passages) -> CheckedPostings\n\n"
+             "check_postings(blob, offset, gap_width, count, first, tfs, tf_width, passages, lengths=None)\n"
+             "-> CheckedPostings\n\n"
              "A term's postings for top_positive, checked once: the count - 1 gaps of gap_width (1, 2 or 4) bytes\n"
              "at offset of blob (bytes; little-endian on a little-endian machine) after the first id, and tfs (one\n"
-             "of tf_width bytes per posting) or None when all are 1. Raises ValueError unless the gaps lie within\n"
-             "the blob and the ids ascend strictly below passages.");
+             "of tf_width bytes per posting) or None when all are 1. lengths (uint8 or uint16, one per passage, as\n"
+             "top_positive takes them): each posting's is copied beside it, and top_positive then reads it there\n"
+             "instead of looking it up by id (top_positive must get the same lengths). Raises ValueError unless the\n"
+             "gaps lie within the blob and the ids ascend strictly below passages (and lengths has passages items).");
 
 static PyObject *check_postings(PyObject *self, PyObject *args) {
-    PyObject *blob, *tfs_obj, *first_obj;
+    PyObject *blob, *tfs_obj, *first_obj, *lengths_obj = Py_None;
     Py_ssize_t offset, count, passages;
     int gap_width, tf_width;
-    if (!PyArg_ParseTuple(args, "O!ninOOin", &PyBytes_Type, &blob, &offset, &gap_width, &count, &first_obj, &tfs_obj,
-                          &tf_width, &passages))
+    if (!PyArg_ParseTuple(args, "O!ninOOin|O", &PyBytes_Type, &blob, &offset, &gap_width, &count, &first_obj, &tfs_obj,
+                          &tf_width, &passages, &lengths_obj))
         return NULL;
     if (!PyBytes_CheckExact(blob)) { /* a subclass could export other memory than its bytes */
         PyErr_SetString(PyExc_TypeError, "blob must be bytes");
@@ -243,7 +285,11 @@ static PyObject *check_postings(PyObject *self, PyObject *args) {
     Checked *checked = PyObject_New(Checked, &CheckedType);
     if (checked == NULL) return NULL;
     checked->tfs = NULL;
+    checked->lengths = NULL;
+    checked->lengths_width = 0;
+    checked->passages = passages;
     checked->blob = Py_NewRef(blob);
+    if (lengths_obj != Py_None && copy_lengths(checked, &term, lengths_obj) < 0) goto fail;
     if (tfs_obj != Py_None) {
         Py_buffer tfs;
         if (get_buffer(tfs_obj, &tfs, 0, tf_width, "tfs") < 0) goto fail;
@@ -293,6 +339,8 @@ static int read_checked_term(PyObject *item, Term *term, Py_ssize_t n) {
     term->next = checked->first;
     term->tfs = checked->tfs;
     term->width = checked->tf_width;
+    term->own_lengths = checked->lengths;
+    term->own_width = checked->lengths_width;
     return 0;
 }
 
@@ -386,7 +434,7 @@ static inline __attribute__((always_inline)) double tf_factor(uint32_t tf, uint3
 static inline double contribution(const Term *term, Py_ssize_t i, uint32_t id, const void *lengths, int lw,
                                   const double *unit, const double *norm, uint16_t longest, double k1_plus_1) {
     uint32_t tf = term->tfs ? unsigned_at(term->tfs, term->width, i) : 1;
-    uint32_t length = unsigned_at(lengths, lw, id);
+    uint32_t length = term->own_lengths ? unsigned_at(term->own_lengths, lw, i) : unsigned_at(lengths, lw, id);
     length = length > longest ? longest : length;
     return tf_factor(tf, length, unit, norm, k1_plus_1) * term->weight;
 }
@@ -444,13 +492,13 @@ static inline void offer(Entry *heap, Py_ssize_t *size, Py_ssize_t k, Entry entr
 static inline __attribute__((always_inline)) Py_ssize_t
 score_postings(Term *term, uint32_t start, uint32_t end, double *scores, const void *lengths, const double *unit,
                const double *norm, uint16_t longest, double k1_plus_1, uint32_t *touched, Py_ssize_t n_touched,
-               uint32_t *bad, const int gw, const int tw, const int lw) {
+               uint32_t *bad, const int gw, const int tw, const int lw, const int own) {
     const Py_ssize_t count = term->count;
     const double weight = term->weight;
     Py_ssize_t i = term->at;
     uint64_t id = term->next;
     while (i < count && id < end) {
-        uint32_t length = unsigned_at(lengths, lw, id);
+        uint32_t length = own ? unsigned_at(term->own_lengths, lw, i) : unsigned_at(lengths, lw, id);
         if (length > longest) {
             *bad = (uint32_t)id;
             return -1;
@@ -471,9 +519,15 @@ score_postings(Term *term, uint32_t start, uint32_t end, double *scores, const v
     return n_touched;
 }
 
-#define SCORE_WITH_LENGTHS(gw, tw)                                                                                     \
-    return lw == 1 ? score_postings(term, start, end, scores, lengths, unit, norm, longest, k1p1, touched, nt, bad, gw, tw, 1) \
-                   : score_postings(term, start, end, scores, lengths, unit, norm, longest, k1p1, touched, nt, bad, gw, tw, 2);
+#define SCORE_OWN(gw, tw, lw)                                                                                         \
+    return own ? score_postings(term, start, end, scores, lengths, unit, norm, longest, k1p1, touched, nt, bad, gw, tw, lw, 1) \
+               : score_postings(term, start, end, scores, lengths, unit, norm, longest, k1p1, touched, nt, bad, gw, tw, lw, 0);
+#define SCORE_WITH_LENGTHS(gw, tw) \
+    if (lw == 1) {                 \
+        SCORE_OWN(gw, tw, 1)       \
+    } else {                       \
+        SCORE_OWN(gw, tw, 2)       \
+    }
 #define SCORE_WITH_TFS(gw)                  \
     switch (tw) {                           \
         case 0: SCORE_WITH_LENGTHS(gw, 0)   \
@@ -485,7 +539,7 @@ score_postings(Term *term, uint32_t start, uint32_t end, double *scores, const v
 static Py_ssize_t score_term(Term *term, uint32_t start, uint32_t end, double *scores, const void *lengths, int lw, const double *unit,
                              const double *norm, uint16_t longest, double k1p1, uint32_t *touched, Py_ssize_t nt,
                              uint32_t *bad) {
-    int tw = term->tfs ? term->width : 0;
+    int tw = term->tfs ? term->width : 0, own = term->own_lengths != NULL;
     switch (term->gap_width) {
         case 0: SCORE_WITH_TFS(0)
         case 1: SCORE_WITH_TFS(1)
@@ -502,7 +556,8 @@ static Py_ssize_t score_term(Term *term, uint32_t start, uint32_t end, double *s
  */
 static inline __attribute__((always_inline)) void
 add_to_scored(Term *term, uint32_t start, uint32_t end, double *scores, const void *lengths, const double *unit,
-              const double *norm, uint16_t longest, double k1_plus_1, const int gw, const int tw, const int lw) {
+              const double *norm, uint16_t longest, double k1_plus_1, const int gw, const int tw, const int lw,
+              const int own) {
     const Py_ssize_t count = term->count;
     const double weight = term->weight;
     Py_ssize_t i = term->at;
@@ -510,7 +565,7 @@ add_to_scored(Term *term, uint32_t start, uint32_t end, double *scores, const vo
     while (i < count && id < end) {
         double old = scores[id - start];
         if (old != 0.0) {
-            uint32_t length = unsigned_at(lengths, lw, id);
+            uint32_t length = own ? unsigned_at(term->own_lengths, lw, i) : unsigned_at(lengths, lw, id);
             length = length > longest ? longest : length;
             uint32_t tf = tw == 0 ? 1 : unsigned_at(term->tfs, tw, i);
             scores[id - start] = old + tf_factor(tf, length, unit, norm, k1_plus_1) * weight;
@@ -525,8 +580,10 @@ add_to_scored(Term *term, uint32_t start, uint32_t end, double *scores, const vo
 }
 
 #define ADD_WITH_LENGTHS(gw, tw)                                                                                      \
-    if (lw == 1) add_to_scored(term, start, end, scores, lengths, unit, norm, longest, k1p1, gw, tw, 1);              \
-    else add_to_scored(term, start, end, scores, lengths, unit, norm, longest, k1p1, gw, tw, 2);                      \
+    if (lw == 1 && own) add_to_scored(term, start, end, scores, lengths, unit, norm, longest, k1p1, gw, tw, 1, 1);    \
+    else if (lw == 1) add_to_scored(term, start, end, scores, lengths, unit, norm, longest, k1p1, gw, tw, 1, 0);      \
+    else if (own) add_to_scored(term, start, end, scores, lengths, unit, norm, longest, k1p1, gw, tw, 2, 1);          \
+    else add_to_scored(term, start, end, scores, lengths, unit, norm, longest, k1p1, gw, tw, 2, 0);                   \
     return;
 #define ADD_WITH_TFS(gw)                  \
     switch (tw) {                         \
@@ -538,7 +595,7 @@ add_to_scored(Term *term, uint32_t start, uint32_t end, double *scores, const vo
 
 static void add_term(Term *term, uint32_t start, uint32_t end, double *scores, const void *lengths, int lw,
                      const double *unit, const double *norm, uint16_t longest, double k1p1) {
-    int tw = term->tfs ? term->width : 0;
+    int tw = term->tfs ? term->width : 0, own = term->own_lengths != NULL;
     switch (term->gap_width) {
         case 0: ADD_WITH_TFS(0)
         case 1: ADD_WITH_TFS(1)
@@ -556,7 +613,7 @@ static void add_term(Term *term, uint32_t start, uint32_t end, double *scores, c
 static inline __attribute__((always_inline)) Py_ssize_t
 score_alone(Term *term, const void *lengths, const double *unit, const double *norm, uint16_t longest,
             double k1_plus_1, const Py_ssize_t *excluded, Py_ssize_t n_excluded, Entry *heap, Py_ssize_t k,
-            uint32_t *bad, const int gw, const int tw, const int lw) {
+            uint32_t *bad, const int gw, const int tw, const int lw, const int own) {
     const Py_ssize_t count = term->count;
     const double weight = term->weight;
     Py_ssize_t size = 0, next_excluded = 0;
@@ -564,7 +621,7 @@ score_alone(Term *term, const void *lengths, const double *unit, const double *n
     uint64_t id = term->next;
     for (Py_ssize_t i = 0; i < count; i++) {
         if (i > 0) id = gw == 0 ? term->ids[i] : id + unsigned_at(term->gaps, gw, i - 1);
-        uint32_t length = unsigned_at(lengths, lw, id);
+        uint32_t length = own ? unsigned_at(term->own_lengths, lw, i) : unsigned_at(lengths, lw, id);
         if (length > longest) {
             *bad = (uint32_t)id;
             return -1;
@@ -581,9 +638,15 @@ score_alone(Term *term, const void *lengths, const double *unit, const double *n
     return size;
 }
 
-#define ALONE_WITH_LENGTHS(gw, tw)                                                                                    \
-    return lw == 1 ? score_alone(term, lengths, unit, norm, longest, k1p1, excluded, n_excluded, heap, k, bad, gw, tw, 1) \
-                   : score_alone(term, lengths, unit, norm, longest, k1p1, excluded, n_excluded, heap, k, bad, gw, tw, 2);
+#define ALONE_OWN(gw, tw, lw)                                                                                          \
+    return own ? score_alone(term, lengths, unit, norm, longest, k1p1, excluded, n_excluded, heap, k, bad, gw, tw, lw, 1) \
+               : score_alone(term, lengths, unit, norm, longest, k1p1, excluded, n_excluded, heap, k, bad, gw, tw, lw, 0);
+#define ALONE_WITH_LENGTHS(gw, tw) \
+    if (lw == 1) {                 \
+        ALONE_OWN(gw, tw, 1)       \
+    } else {                       \
+        ALONE_OWN(gw, tw, 2)       \
+    }
 #define ALONE_WITH_TFS(gw)                  \
     switch (tw) {                           \
         case 0: ALONE_WITH_LENGTHS(gw, 0)   \
@@ -595,7 +658,7 @@ score_alone(Term *term, const void *lengths, const double *unit, const double *n
 static Py_ssize_t score_one_term(Term *term, const void *lengths, int lw, const double *unit, const double *norm,
                                  uint16_t longest, double k1p1, const Py_ssize_t *excluded, Py_ssize_t n_excluded,
                                  Entry *heap, Py_ssize_t k, uint32_t *bad) {
-    int tw = term->tfs ? term->width : 0;
+    int tw = term->tfs ? term->width : 0, own = term->own_lengths != NULL;
     switch (term->gap_width) {
         case 0: ALONE_WITH_TFS(0)
         case 1: ALONE_WITH_TFS(1)
@@ -811,6 +874,12 @@ static PyObject *top_positive(PyObject *self, PyObject *args) {
     for (; n_terms < wanted; n_terms++) {
         if (read_term(PyTuple_GET_ITEM(sequence, n_terms), &terms[n_terms], n) < 0) {
             n_terms++;
+            goto done;
+        }
+    }
+    for (Py_ssize_t t = 0; t < n_terms; t++) {
+        if (terms[t].own_lengths != NULL && terms[t].own_width != lw) {
+            PyErr_SetString(PyExc_ValueError, "postings checked with lengths of another width than these");
             goto done;
         }
     }

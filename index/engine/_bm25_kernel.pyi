@@ -43,15 +43,18 @@ def check_postings(
     tfs: _Array | None,
     tf_width: int,
     passages: int,
+    lengths: _Array | None = None,
     /,
 ) -> CheckedPostings:
     """A term's postings for :func:`top_positive`, their ids checked once for all its calls.
 
     ``count - 1`` gaps of ``gap_width`` (1, 2 or 4) bytes at ``offset`` of ``blob`` (bytes itself: nothing can
     change them after the check; little-endian on a little-endian machine) follow the ``first`` id; ``tfs``: one
-    of ``tf_width`` bytes per posting, or None when all are 1 (copied, not checked: any value is safe). Raises
-    TypeError unless ``blob`` is bytes, ValueError unless the gaps lie within it and the ids ascend strictly below
-    ``passages``.
+    of ``tf_width`` bytes per posting, or None when all are 1 (copied, not checked: any value is safe).
+    ``lengths`` (uint8 or uint16, one per passage): each posting's passage length is copied beside it, and
+    :func:`top_positive` reads it there instead of looking it up by id (it must be given lengths of the same
+    width, and should be given the same lengths). Raises TypeError unless ``blob`` is bytes, ValueError unless
+    the gaps lie within it, the ids ascend strictly below ``passages`` and ``lengths`` has ``passages`` items.
     """
 
 def top_positive(

@@ -30,6 +30,7 @@ operations, so they return the same scores to the bit.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import struct
@@ -90,6 +91,7 @@ class Postings:
         "blob",
         "bounds",
         "checked",
+        "checked_for",
         "count",
         "first",
         "gaps",
@@ -122,6 +124,7 @@ class Postings:
         self.gaps_at = gaps_at
         # Worked out by scorers on first use, for the queries after (cached postings come back in many):
         self.checked: CheckedPostings | None = None  # the compiled loop's check (Scorer._checked)
+        self.checked_for: object = None  # which passage lengths ``checked`` holds a copy of (Scorer._lengths_key)
         self.largest_factor: tuple[_BoundFor, float] | None = None  # (what it depends on, the factor)
 
     @property
@@ -146,10 +149,11 @@ class Postings:
 
     @property
     def nbytes(self) -> int:
-        """Memory held, counting the ids as decoded and the tfs twice (the compiled loop's check copies them)."""
+        """Memory held, counting the ids as decoded, the tfs twice and the passage lengths (up to 2 bytes a
+        posting) that the compiled loop's check copies."""
         gaps = 0 if self.gaps is None else self.gaps.nbytes
         tfs = 0 if self.tfs is None else 2 * self.tfs.nbytes
-        return 4 * self.count + gaps + tfs + self.bounds.nbytes
+        return 6 * self.count + gaps + tfs + self.bounds.nbytes
 
 
 class QueryTerm(NamedTuple):
@@ -375,6 +379,15 @@ _BoundFor: TypeAlias = tuple[float, float, float, int]  # what a term's largest 
 _LITTLE_ENDIAN = sys.byteorder == "little"  # the blobs' byte order, which the compiled loop reads them in
 
 
+def _lengths_key(lengths: np.ndarray) -> tuple[int, int, bytes]:
+    """What tells one array of passage lengths from another (a digest: one pass, once per scorer)."""
+    return (
+        len(lengths),
+        lengths.dtype.itemsize,
+        hashlib.blake2b(np.ascontiguousarray(lengths).data, digest_size=16).digest(),
+    )
+
+
 class Scorer:
     """Exact BM25Okapi top-k over query terms' postings; not thread-safe (callers lock)."""
 
@@ -390,6 +403,8 @@ class Scorer:
         self._tables = self._length_tables() if self.compiled else None
         self.skipped_postings = 0
         self.compiled = self._tables is not None
+        # What cached postings' checks were made for: their copy of these passage lengths (any scorer of the index).
+        self._lengths_key = _lengths_key(self._tables.lengths) if self._tables is not None else None
         # Bounds need the factor to grow with tf and shrink with the length.
         self._prunable = p.k1 >= 0 and 0 <= p.b <= 1  # with b > 1 the length norm can go negative
 
@@ -478,12 +493,17 @@ class Scorer:
         reads their gaps there, where nothing can change them after the check.
         Only the loop's module can make a CheckedPostings, so nothing else can
         pass for checked. Raises ValueError on postings the loop refuses.
+
+        The check also copies each posting's passage length beside it: looking
+        each one up in the array of every passage's length is a random read in
+        a megabyte a posting, which leaves the CPU cache cold for the second
+        stage; this scorer's lengths, so made again for another scorer.
         """
         if not self.compiled or postings.blob is None or postings.gaps is None or not _LITTLE_ENDIAN:
             return None
         assert kernel is not None and self._tables is not None
-        passages = len(self._tables.lengths)
-        if postings.checked is None or postings.checked.passages != passages:
+        lengths = self._tables.lengths
+        if postings.checked is None or postings.checked_for != self._lengths_key:
             tfs = _native_unsigned(postings.tfs)
             postings.checked = kernel.check_postings(
                 postings.blob,
@@ -493,8 +513,10 @@ class Scorer:
                 int(postings.first),
                 tfs,
                 1 if tfs is None else tfs.dtype.itemsize,
-                passages,
+                len(lengths),
+                lengths,
             )
+            postings.checked_for = self._lengths_key
         return postings.checked
 
     def top(

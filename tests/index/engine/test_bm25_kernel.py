@@ -114,6 +114,20 @@ def test_stored_postings_are_checked_once_for_all_queries(monkeypatch: pytest.Mo
     assert len(checks) == len(terms)
 
 
+def test_a_scorer_of_other_passage_lengths_checks_shared_postings_again() -> None:
+    # The check copies each posting's passage length; a scorer whose lengths differ (same number of passages)
+    # must not read another scorer's copy.
+    collection, postings = random_index(6, 40_000)
+    terms = [QueryTerm(1.0 + i, stored(p, collection.doc_len)) for i, p in enumerate(postings)]
+    assert Scorer(collection).top(terms, 10) == Scorer(collection, compiled=False).top(terms, 10)
+    rng = np.random.default_rng(7)
+    other_len = np.where(collection.doc_len > 0, rng.integers(1, 300, size=len(collection.doc_len)), 0)
+    other = Collection(collection.n_docs, float(other_len.mean()), 1.3, other_len.astype("<u4"), BM25Params())
+    checked = [t.postings.checked for t in terms]
+    assert Scorer(other).top(terms, 10) == Scorer(other, compiled=False).top(terms, 10)
+    assert all(t.postings.checked is not before for t, before in zip(terms, checked, strict=True) if before)
+
+
 def damaged_blob(blob: bytes, gaps_at: int, gap: int) -> bytes:
     """``blob`` with its first gap (1 byte wide) replaced."""
     return blob[:gaps_at] + bytes([gap]) + blob[gaps_at + 1 :]

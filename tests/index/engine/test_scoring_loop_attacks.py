@@ -33,8 +33,9 @@ def _check(
     tfs: object = None,
     tf_width: object = 1,
     passages: object = PASSAGES,
+    *lengths: object,
 ) -> kernel.CheckedPostings:
-    return kernel.check_postings(blob, offset, gap_width, count, first, tfs, tf_width, passages)  # type: ignore[arg-type]
+    return kernel.check_postings(blob, offset, gap_width, count, first, tfs, tf_width, passages, *lengths)  # type: ignore[arg-type]
 
 
 def _top(terms: list[object], lengths: np.ndarray | None = None, unit: object = None, k1_plus_1: float = 2.5) -> list:
@@ -139,6 +140,52 @@ def test_postings_checked_against_more_passages_than_the_lengths_are_refused() -
 def test_lengths_of_another_item_size_are_refused(dtype: type) -> None:
     with pytest.raises(ValueError, match="uint8 or uint16"):
         _top([(1.0, _check(), 3.0)], lengths=np.full(PASSAGES, 2, dtype=dtype))
+
+
+def _with_lengths(lengths: object) -> kernel.CheckedPostings:
+    return _check(GAPS, 0, 1, 6, 2, None, 1, PASSAGES, lengths)
+
+
+def test_checked_lengths_are_read_beside_the_postings_not_by_id() -> None:
+    lengths = np.array([i % 4 for i in range(PASSAGES)], dtype=np.uint8)
+    plain = (1.0, np.frombuffer(GAPS, dtype=np.uint8), 1, 2, None, 1, 3.0)
+    copied = _with_lengths(lengths)
+    assert _top([(1.0, copied, 3.0)], lengths=lengths) == _top([plain], lengths=lengths)
+    # The copy is what the loop reads: other lengths handed to it later (a caller's mistake) change nothing.
+    assert _top([(1.0, copied, 3.0)], lengths=np.full(PASSAGES, 3, dtype=np.uint8)) == _top([plain], lengths=lengths)
+    lengths[:] = 0  # nor does the array the copy was made from
+    assert _top([(1.0, copied, 3.0)], lengths=np.full(PASSAGES, 3, dtype=np.uint8)) == _top(
+        [plain], lengths=np.array([i % 4 for i in range(PASSAGES)], dtype=np.uint8)
+    )
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [
+        np.full(PASSAGES - 1, 2, dtype=np.uint8),  # not one per passage
+        np.full(PASSAGES + 1, 2, dtype=np.uint8),
+        np.full(PASSAGES, 2, dtype=np.uint32),
+        np.full(PASSAGES, 2.0),
+        np.full(2 * PASSAGES, 2, dtype=np.uint8)[::2],  # not contiguous
+        "twenty",
+    ],
+)
+def test_lengths_the_check_could_not_copy_safely_are_refused(lengths: object) -> None:
+    with pytest.raises((TypeError, ValueError, BufferError)):
+        _with_lengths(lengths)
+
+
+def test_copied_lengths_of_another_width_than_the_loops_are_refused() -> None:
+    copied = _with_lengths(np.full(PASSAGES, 2, dtype=np.uint16))
+    with pytest.raises(ValueError, match="another width"):
+        _top([(1.0, copied, 3.0)], lengths=np.full(PASSAGES, 2, dtype=np.uint8))
+    assert _top([(1.0, copied, 3.0)], lengths=np.full(PASSAGES, 2, dtype=np.uint16))
+
+
+def test_copied_lengths_beyond_the_factor_tables_are_refused_not_read() -> None:
+    copied = _with_lengths(np.full(PASSAGES, 60_000, dtype=np.uint16))  # tables of 4 lengths
+    with pytest.raises(ValueError, match="longer than the factor tables"):
+        _top([(1.0, copied, 3.0)], lengths=np.full(PASSAGES, 2, dtype=np.uint16))
 
 
 def test_a_checked_term_with_a_negative_weight_is_refused() -> None:
