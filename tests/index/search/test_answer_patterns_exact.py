@@ -263,6 +263,15 @@ def _same_spans(sentence: str) -> None:
 @example("the adviser\tPeter\xa0Navarro came in\nPine\u2003Hollow")
 @example("2025-06-05 6/5/25 3.5/4 1,200.5 twenty-five hundred km two-thirds 10-4 ٣ ½")
 @example("on ٣/٤/٢٥ and ٢٠٢٥-٠٦-٠٥, ٣ people")
+@example("the adviser peter navarro met mayor jones in pine hollow")  # no capital: done after str.lower
+@example("President smith met mayor jones in pine hollow")  # a capital only first
+@example("met\u2003Peter Navarro in\u2003Pine Hollow")  # after another space than " "
+@example("in Émile Zola street, ÉMILE ZOLA met Ölaf Berg")  # capitals str.lower changes that [A-Z] is not
+@example("June came, and the talks were held then")  # a date cue only first
+@example("Monday morning they met again")
+@example("they met on the 9th and left next week")  # a digit, no capital
+@example("they met in 1998 and again on 6/5/25")
+@example("Saturday")
 def test_answer_and_name_spans_are_what_they_were(text: str) -> None:
     _same_spans(text)
 
