@@ -117,21 +117,45 @@ static PyObject *wanted_words(PyObject *token, PyObject *token_terms, PyObject *
     return words;
 }
 
+/* Whether an ASCII token [start, end) of 1-byte text may hold a wanted term: one of its characters that can start
+ * a word (a letter or digit after a character of another kind) has `starts` set. -1 when the token is not ASCII
+ * (it is then looked up). */
+static int may_start_wanted(const Py_UCS1 *chars, Py_ssize_t start, Py_ssize_t end, const unsigned char *starts) {
+    int previous = 0, may = 0; /* 0: neither, 1: a letter, 2: a digit */
+    for (Py_ssize_t i = start; i < end; i++) {
+        Py_UCS1 c = chars[i];
+        if (c >= 128) return -1;
+        int kind = ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ? 1 : (c >= '0' && c <= '9') ? 2 : 0;
+        may |= kind != 0 && kind != previous && starts[c];
+        previous = kind;
+    }
+    return may;
+}
+
 PyDoc_STRVAR(tokens_of_doc,
-             "tokens_of(text, token_terms, token_words, wanted, make, /)\n--\n\n"
+             "tokens_of(text, token_terms, token_words, wanted, make, starts=None, /)\n--\n\n"
              "For each whitespace-separated token of text (str.split()'s) with a term in wanted (token_terms: token "
              "-> tuple of terms), make(term, start, end) for each of its words (token_words: token -> tuple of "
              "(term, start, end) in the token) whose term is in wanted, start and end in text. Returns the list of "
              "those, in text order, and the list of the tokens a cache does not hold, as (start, token) in text "
-             "order.");
+             "order. starts (128 bytes): an ASCII token none of whose possible word starts c has starts[c] set is "
+             "left without a look-up (the caller knows such a token has no wanted term, whether cached or not).");
 
 static PyObject *tokens_of(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 5) {
-        PyErr_Format(PyExc_TypeError, "tokens_of() takes 5 arguments (%zd given)", nargs);
+    if (nargs != 5 && nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "tokens_of() takes 5 or 6 arguments (%zd given)", nargs);
         return NULL;
     }
     PyObject *text = args[0], *token_terms = args[1], *token_words = args[2], *wanted = args[3], *make = args[4];
+    const unsigned char *starts = NULL;
+    if (nargs == 6 && args[5] != Py_None) {
+        if (!PyBytes_CheckExact(args[5]) || PyBytes_GET_SIZE(args[5]) != 128) {
+            PyErr_SetString(PyExc_TypeError, "starts must be 128 bytes or None");
+            return NULL;
+        }
+        starts = (const unsigned char *)PyBytes_AS_STRING(args[5]);
+    }
     if (!PyUnicode_Check(text)) {
         PyErr_Format(PyExc_TypeError, "text must be str, not %.100s", Py_TYPE(text)->tp_name);
         return NULL;
@@ -153,6 +177,7 @@ static PyObject *tokens_of(PyObject *module, PyObject *const *args, Py_ssize_t n
             default: start = next_token(PyUnicode_4BYTE_KIND, data, length, &at); break;
         }
         if (start < 0) break;
+        if (starts != NULL && kind == PyUnicode_1BYTE_KIND && may_start_wanted(data, start, at, starts) == 0) continue;
         PyObject *token = PyUnicode_Substring(text, start, at);
         if (token == NULL) goto done;
         int is_missing = 0;

@@ -91,6 +91,13 @@ _PATTERN = re.compile(
 )
 
 
+# The American spellings whose first letter differs from the British one's: that letter -> the British first letters.
+FIRST_LETTERS_CHANGED: dict[str, tuple[str, ...]] = {}
+for _british, _american in _STEMS.items():
+    if _british[0] not in (_american[0], *FIRST_LETTERS_CHANGED.get(_american[0], ())):
+        FIRST_LETTERS_CHANGED[_american[0]] = (*FIRST_LETTERS_CHANGED.get(_american[0], ()), _british[0])
+
+
 def americanise(word: str) -> str:
     """The American spelling of a lowercase word (unchanged if not a listed family)."""
     if word in _NOUN_CLASHES:

@@ -20,7 +20,7 @@ from typing import cast
 import Stemmer
 
 from corpusbot.index.models import Token
-from corpusbot.index.text.spelling import americanise
+from corpusbot.index.text.spelling import FIRST_LETTERS_CHANGED, americanise
 
 try:  # the compiled per-token loop of ``tokens_of`` (setup.py builds it when a C compiler is there)
     from corpusbot.index.text import _token_scan
@@ -144,12 +144,15 @@ class Tokenizer:
         By whitespace-separated token, as ``terms`` reads a text: each token's terms come from the token cache,
         and only the tokens with a wanted term have their words (from the words cache) looked at. The compiled
         loop (``_token_scan.c``) does that for the cached tokens and hands back the others; without it,
-        ``_tokens_of_python`` does the same.
+        ``_tokens_of_python`` does the same. The compiled loop does not even look up an ASCII token none of whose
+        words starts with a letter a wanted term can start with (``_word_starts_of``): most tokens of a passage.
         """
         if _token_scan is None:
             return self._tokens_of_python(text, wanted)
         wanted_has = wanted.__contains__  # (first: a `wanted` without it fails as in the Python loop)
-        found, missing = _token_scan.tokens_of(text, self._token_cache, self._token_words_cache, wanted, Token)
+        found, missing = _token_scan.tokens_of(
+            text, self._token_cache, self._token_words_cache, wanted, Token, _word_starts_of(wanted)
+        )
         if missing:
             for at, token in missing:
                 terms = self._token_cache.get(token)
@@ -272,6 +275,33 @@ def _normalise(raw: str) -> str:
     if word in STOPWORDS or not word:
         return ""
     return americanise(word)
+
+
+def _word_starts_of(wanted: object) -> bytes | None:
+    """For ``tokens_of``'s compiled loop: by ASCII character, whether a word starting with it can have a term in
+    ``wanted`` (None when ``wanted`` cannot be listed).
+
+    An ASCII word's term, when it has one, starts with the word's first letter in lower case: NFKC, the country
+    ("U.S." is ``u_s``), acronym plurals, case folding, possessives and Snowball's English stemmer all leave a
+    word's first letter as it is (tested on every short word and the corpora's vocabularies); only a few British
+    spellings change it (oestrogen is estrogen), and those letters count too.
+    """
+    try:
+        key = frozenset(wanted)  # type: ignore[call-overload]
+    except TypeError:
+        return None
+    return _word_starts(key)
+
+
+@lru_cache(maxsize=256)
+def _word_starts(wanted: frozenset[object]) -> bytes:
+    table = bytearray(128)
+    for term in wanted:
+        first = term[:1] if isinstance(term, str) else ""
+        for letter in (first, *FIRST_LETTERS_CHANGED.get(first, ())):
+            if letter.isascii() and letter:
+                table[ord(letter.lower())] = table[ord(letter.upper())] = 1
+    return bytes(table)
 
 
 _default: Tokenizer | None = None

@@ -5,7 +5,9 @@ refuses damaged caches with an error (TypeError, ValueError) instead of crashing
 from __future__ import annotations
 
 import gc
+import itertools
 import random
+import string
 import sys
 import tracemalloc
 from collections.abc import Container
@@ -19,14 +21,16 @@ from corpusbot.index.corpus.discover import bundled_corpus_dir
 from corpusbot.index.models import Token
 from corpusbot.index.text import tokenizer as tokenizer_module
 from corpusbot.index.text.passages import split_passages
-from corpusbot.index.text.tokenizer import COUNTRY_US, Tokenizer
+from corpusbot.index.text.spelling import _STEMS, FIRST_LETTERS_CHANGED
+from corpusbot.index.text.tokenizer import _ASCII_WORD, COUNTRY_US, Tokenizer
 
 scan = tokenizer_module._token_scan
 
 PIECES = ["US", "U.S.", "U.S.A.", "us", "ＵＳ", "CEOs", "China's", "China’s", "O'Neil's", "don't", "rock/paper",
           "IL-6", "CO₂", "x²", "3.5%", "1,000.25", "2025.06.01", "ﬁne", "ﷺ", "licences", "हिन्दी", "\u0301abc",
           "e\u0301te\u0301", "日本語", "🙂", "—", "...", "the", "said", "said,", "a_b", "\u00ad", "Mr.", "e.g.", "U.S.-made",
-          "\u200b", "\ufeff", "\ud800"]  # fmt: skip
+          "\u200b", "\ufeff", "\ud800", "oestrogen", "Oesophagus", "estrogen", "dying", "Lying", "yes", "Yacht",
+          "6th", "IL6", "x2y", "(China", "don't-stop", "café"]  # fmt: skip
 # Every kind of whitespace str.split() cuts at (the information separators \x1c-\x1f, NEL, NBSP, the Unicode
 # spaces and line/paragraph separators) and none (glued pieces); PIECES has look-alikes it does not cut at (zero-width
 # space, BOM).
@@ -222,3 +226,62 @@ def test_the_scan_keeps_no_references_and_no_memory() -> None:
         tracemalloc.stop()
     assert [sys.getrefcount(item) for item in watched] == counts
     assert grown < 20_000, f"{grown} bytes more after 6,000 calls"
+
+
+# -- the look-ups the compiled scan leaves out ------------------------------------------------------------------------
+
+
+def _starts_hold(word: str, term: str) -> bool:
+    """What ``tokenizer._word_starts_of`` relies on: an ASCII word's term starts with its first letter (lower
+    case), or with a letter a listed British spelling changes it to; the country is ``u_s``."""
+    first = word[0].lower()
+    return not term or term[0] == first or first in FIRST_LETTERS_CHANGED.get(term[0], ())
+
+
+def test_every_short_ascii_word_and_the_corpora_words_keep_their_first_letter() -> None:
+    tokenizer = Tokenizer()
+    short = [
+        "".join(letters) for size in (1, 2, 3) for letters in itertools.product(string.ascii_lowercase, repeat=size)
+    ]
+    spelled = [british + ending for british in _STEMS for ending in ("", "e", "es", "ed", "ing", "s", "ation", "ally")]
+    corpus = [
+        word
+        for path in sorted(bundled_corpus_dir().glob("*.txt"))
+        for word in _ASCII_WORD.findall(path.read_text(encoding="utf-8"))
+    ]
+    words = {*short, *spelled, *corpus, "dying", "lying", "tying", "skis", "skies", "idly", "gently", "early", "only"}
+    words |= {case(word) for word in list(words) for case in (str.capitalize, str.upper)}
+    broken = [(word, term) for word in sorted(words) if not _starts_hold(word, term := tokenizer._term_of(word))]
+    assert broken == []
+    assert tokenizer._term_of("oestrogen") == "estrogen" and "o" in FIRST_LETTERS_CHANGED["e"]
+
+
+def test_a_word_whose_term_starts_with_another_letter_is_still_found() -> None:
+    tokenizer = Tokenizer()
+    text = "Oestrogen and oestrogens, U.S. estrogen"
+    for _ in range(2):  # cold caches, then warm ones
+        assert [token.start for token in tokenizer.tokens_of(text, {"estrogen"})] == [0, 14, 31]
+        assert [token.term for token in tokenizer.tokens_of(text, {COUNTRY_US})] == [COUNTRY_US]
+
+
+def test_tokens_that_cannot_hold_a_wanted_term_are_not_looked_up() -> None:
+    tokenizer = Tokenizer()
+    text = "the delegation met the traders in london"
+    tokenizer.terms(text)  # every token cached
+    looked_up: list[str] = []
+
+    class Counting(dict):  # type: ignore[type-arg]
+        def __contains__(self, term: object) -> bool:
+            looked_up.append(str(term))
+            return super().__contains__(term)
+
+    found = tokenizer.tokens_of(text, Counting.fromkeys(["deleg", "london"]))
+    assert [token.term for token in found] == ["deleg", "london"]
+    assert sorted(set(looked_up)) == ["deleg", "london"]  # not "met", "trader": no wanted term starts with m or t
+
+
+@pytest.mark.parametrize("starts", [b"\x01" * 127, b"\x01" * 129, bytearray(128), "x" * 128, 7])
+def test_starts_that_are_not_128_bytes_are_a_type_error(starts: object) -> None:
+    assert scan is not None
+    with pytest.raises(TypeError, match="starts"):
+        scan.tokens_of("a delegation", {}, {}, {"deleg"}, Token, starts)  # type: ignore[arg-type]
