@@ -42,10 +42,12 @@ from corpusbot.index.search.service import SearchService
 from corpusbot.index.text.tokenizer import default_tokenizer
 
 STAGES = ("core", "fetch", "rerank", "answers", "highlight/near-dups", "other", "total")
-# (stage, where, attribute): the service's steps wrapped on the instance ("service"), its scorer ("scorer") or the
-# service module ("module"). A step renamed or removed is reported (``StageClock.install`` raises), not skipped;
-# OLD_HOOKS are steps of earlier versions, timed when present (to compare a tree from before a change).
+# (stage, where, attribute): the service's steps wrapped on the instance ("service"), its scorer ("scorer"), the
+# service module ("module") or the answer search's class ("finder", its __call__ for each candidate). A step renamed
+# or removed is reported (``StageClock.install`` raises), not skipped; OLD_HOOKS are steps of earlier versions, timed
+# when present (to compare a tree from before a change).
 OLD_HOOKS = (
+    ("answers", "module", "find_answer"),
     ("fetch", "service", "_passage_texts"),
     ("highlight/near-dups", "service", "_matches"),
     ("highlight/near-dups", "service", "_best_sentence"),
@@ -63,7 +65,7 @@ HOOKS = (
     ("rerank", "service", "_pairs_held"),
     ("rerank", "service", "_article_evidence"),
     ("rerank", "service", "_is_confident"),
-    ("answers", "module", "find_answer"),
+    ("answers", "finder", "__call__"),
     ("answers", "module", "_answer_line"),
     ("answers", "module", "_answers_first"),
     ("answers", "service", "_about_articles"),
@@ -102,15 +104,18 @@ class StageClock:
 
     def install(self, service: SearchService) -> None:
         """Wrap the steps of ``service`` (its scorer must be loaded: ask one question first)."""
-        owners = {"service": service, "scorer": service._scorer, "module": service_module}
+        finder = getattr(service_module, "AnswerFinder", None)
+        owners = {"service": service, "scorer": service._scorer, "module": service_module, "finder": finder}
+        # (a tree from before AnswerFinder: find_answer is timed instead, by OLD_HOOKS)
+        hooks = [hook for hook in HOOKS if hook[1] != "finder"] if finder is None else list(HOOKS)
         old = [(stage, where, name) for stage, where, name in OLD_HOOKS if hasattr(owners[where], name)]
-        for stage, where, name in [*HOOKS, *old]:
+        for stage, where, name in [*hooks, *old]:
             owner = owners[where]
             if owner is None or not callable(getattr(owner, name, None)):
                 raise RuntimeError(f"no step {where}.{name} to time: update benchmarks/answer_latency.HOOKS")
             original = getattr(owner, name)
             setattr(owner, name, self.wrap(stage, original))
-            if where == "module":
+            if where in ("module", "finder"):
                 self._undo.append(partial(setattr, owner, name, original))
             else:  # the wrapper shadows the class's method on the instance
                 self._undo.append(partial(delattr, owner, name))

@@ -39,8 +39,10 @@ def test_every_stage_is_timed_and_the_stages_add_up_to_the_total(sample_db: Path
 
 def test_the_wrappers_are_taken_off_afterwards(sample_db: Path, questions_file: Path) -> None:
     before = {name: getattr(service_module, name) for _, where, name in answer_latency.HOOKS if where == "module"}
+    call = service_module.AnswerFinder.__call__
     answer_latency.measure(sample_db, questions_file.read_text(encoding="utf-8").splitlines()[:2])
     assert {name: getattr(service_module, name) for name in before} == before
+    assert service_module.AnswerFinder.__call__ is call
 
 
 def test_the_command_refuses_a_missing_index_with_the_fix(tmp_path: Path, questions_file: Path, capsys) -> None:
