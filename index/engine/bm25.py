@@ -503,9 +503,10 @@ class Scorer:
             return None
         assert kernel is not None and self._tables is not None
         lengths = self._tables.lengths
-        if postings.checked is None or postings.checked_for != self._lengths_key:
+        checked = postings.checked
+        if checked is None or postings.checked_for != self._lengths_key:
             tfs = _native_unsigned(postings.tfs)
-            postings.checked = kernel.check_postings(
+            checked = kernel.check_postings(
                 postings.blob,
                 postings.gaps_at,
                 postings.gaps.dtype.itemsize,
@@ -516,8 +517,8 @@ class Scorer:
                 len(lengths),
                 lengths,
             )
-            postings.checked_for = self._lengths_key
-        return postings.checked
+            postings.checked, postings.checked_for = checked, self._lengths_key
+        return checked  # (this scorer's, whatever another scorer sharing the postings stores meanwhile)
 
     def top(
         self,

@@ -279,18 +279,16 @@ def _normalise(raw: str) -> str:
 
 def _word_starts_of(wanted: object) -> bytes | None:
     """For ``tokens_of``'s compiled loop: by ASCII character, whether a word starting with it can have a term in
-    ``wanted`` (None when ``wanted`` cannot be listed).
+    ``wanted`` (None unless ``wanted`` is a plain dict or set, whose terms are exactly those it lists).
 
     An ASCII word's term, when it has one, starts with the word's first letter in lower case: NFKC, the country
     ("U.S." is ``u_s``), acronym plurals, case folding, possessives and Snowball's English stemmer all leave a
     word's first letter as it is (tested on every short word and the corpora's vocabularies); only a few British
     spellings change it (oestrogen is estrogen), and those letters count too.
     """
-    try:
-        key = frozenset(wanted)  # type: ignore[call-overload]
-    except TypeError:
+    if type(wanted) not in (dict, set, frozenset):  # (a subclass's `in` may accept more than it lists)
         return None
-    return _word_starts(key)
+    return _word_starts(frozenset(cast("Iterable[object]", wanted)))
 
 
 @lru_cache(maxsize=256)
