@@ -427,10 +427,20 @@ def asks_ok(exposition: str) -> float:
 
 
 def metrics_by_worker(served: Served, count: int) -> dict[int, str]:
-    """``/metrics`` as each of ``count`` workers answers it, on fresh connections."""
+    """``/metrics`` as each of ``count`` workers answers it, on fresh connections.
+
+    Which worker takes a new connection is the kernel's choice, and it can pick the same one hundreds of times in a
+    row (a busy machine, one worker always awake first): every other attempt holds an idle connection open first,
+    which keeps the worker that accepts it (a ``sync`` one) busy reading, so that another one answers.
+    """
     seen: dict[int, str] = {}
-    for _ in range(ATTEMPTS):
-        status, text, pid = served.request("GET", "/metrics")
+    for attempt in range(ATTEMPTS):
+        idle = socket.create_connection(("127.0.0.1", served.port), timeout=10) if attempt % 2 else None
+        try:
+            status, text, pid = served.request("GET", "/metrics")
+        finally:
+            if idle is not None:
+                idle.close()
         assert status == 200
         seen[pid] = text
         if len(seen) == count:
