@@ -519,33 +519,41 @@ score_postings(Term *term, uint32_t start, uint32_t end, double *scores, const v
     return n_touched;
 }
 
-#define SCORE_OWN(gw, tw, lw)                                                                                         \
-    return own ? score_postings(term, start, end, scores, lengths, unit, norm, longest, k1p1, touched, nt, bad, gw, tw, lw, 1) \
-               : score_postings(term, start, end, scores, lengths, unit, norm, longest, k1p1, touched, nt, bad, gw, tw, lw, 0);
-#define SCORE_WITH_LENGTHS(gw, tw) \
-    if (lw == 1) {                 \
-        SCORE_OWN(gw, tw, 1)       \
-    } else {                       \
-        SCORE_OWN(gw, tw, 2)       \
+/*
+ * Runs CALL(gw, tw, lw, own) with the term's encoding as constants (gap width, tf width, lengths width, whether
+ * its lengths are its own), so that each combination is compiled on its own and the loops test none of them.
+ * Needs `term`, `lw` and CALL returning from the function.
+ */
+#define BY_OWN(CALL, gw, tw, lw)                                   \
+    if (term->own_lengths != NULL) CALL(gw, tw, lw, 1) else CALL(gw, tw, lw, 0)
+#define BY_LENGTHS(CALL, gw, tw)                                   \
+    if (lw == 1) {                                                 \
+        BY_OWN(CALL, gw, tw, 1)                                    \
+    } else {                                                       \
+        BY_OWN(CALL, gw, tw, 2)                                    \
     }
-#define SCORE_WITH_TFS(gw)                  \
-    switch (tw) {                           \
-        case 0: SCORE_WITH_LENGTHS(gw, 0)   \
-        case 1: SCORE_WITH_LENGTHS(gw, 1)   \
-        case 2: SCORE_WITH_LENGTHS(gw, 2)   \
-        default: SCORE_WITH_LENGTHS(gw, 4)  \
+#define BY_TFS(CALL, gw)                                           \
+    switch (term->tfs ? term->width : 0) {                         \
+        case 0: BY_LENGTHS(CALL, gw, 0)                            \
+        case 1: BY_LENGTHS(CALL, gw, 1)                            \
+        case 2: BY_LENGTHS(CALL, gw, 2)                            \
+        default: BY_LENGTHS(CALL, gw, 4)                           \
     }
+#define BY_ENCODING(CALL)                                          \
+    switch (term->gap_width) {                                     \
+        case 0: BY_TFS(CALL, 0)                                    \
+        case 1: BY_TFS(CALL, 1)                                    \
+        case 2: BY_TFS(CALL, 2)                                    \
+        default: BY_TFS(CALL, 4)                                   \
+    }
+
+#define SCORE(gw, tw, lw, own) \
+    { return score_postings(term, start, end, scores, lengths, unit, norm, longest, k1p1, touched, nt, bad, gw, tw, lw, own); }
 
 static Py_ssize_t score_term(Term *term, uint32_t start, uint32_t end, double *scores, const void *lengths, int lw, const double *unit,
                              const double *norm, uint16_t longest, double k1p1, uint32_t *touched, Py_ssize_t nt,
                              uint32_t *bad) {
-    int tw = term->tfs ? term->width : 0, own = term->own_lengths != NULL;
-    switch (term->gap_width) {
-        case 0: SCORE_WITH_TFS(0)
-        case 1: SCORE_WITH_TFS(1)
-        case 2: SCORE_WITH_TFS(2)
-        default: SCORE_WITH_TFS(4)
-    }
+    BY_ENCODING(SCORE)
 }
 
 /*
@@ -579,29 +587,15 @@ add_to_scored(Term *term, uint32_t start, uint32_t end, double *scores, const vo
     term->next = id;
 }
 
-#define ADD_WITH_LENGTHS(gw, tw)                                                                                      \
-    if (lw == 1 && own) add_to_scored(term, start, end, scores, lengths, unit, norm, longest, k1p1, gw, tw, 1, 1);    \
-    else if (lw == 1) add_to_scored(term, start, end, scores, lengths, unit, norm, longest, k1p1, gw, tw, 1, 0);      \
-    else if (own) add_to_scored(term, start, end, scores, lengths, unit, norm, longest, k1p1, gw, tw, 2, 1);          \
-    else add_to_scored(term, start, end, scores, lengths, unit, norm, longest, k1p1, gw, tw, 2, 0);                   \
-    return;
-#define ADD_WITH_TFS(gw)                  \
-    switch (tw) {                         \
-        case 0: ADD_WITH_LENGTHS(gw, 0)   \
-        case 1: ADD_WITH_LENGTHS(gw, 1)   \
-        case 2: ADD_WITH_LENGTHS(gw, 2)   \
-        default: ADD_WITH_LENGTHS(gw, 4)  \
+#define ADD(gw, tw, lw, own)                                                                              \
+    {                                                                                                         \
+        add_to_scored(term, start, end, scores, lengths, unit, norm, longest, k1p1, gw, tw, lw, own);        \
+        return;                                                                                               \
     }
 
 static void add_term(Term *term, uint32_t start, uint32_t end, double *scores, const void *lengths, int lw,
                      const double *unit, const double *norm, uint16_t longest, double k1p1) {
-    int tw = term->tfs ? term->width : 0, own = term->own_lengths != NULL;
-    switch (term->gap_width) {
-        case 0: ADD_WITH_TFS(0)
-        case 1: ADD_WITH_TFS(1)
-        case 2: ADD_WITH_TFS(2)
-        default: ADD_WITH_TFS(4)
-    }
+    BY_ENCODING(ADD)
 }
 
 /*
@@ -638,33 +632,13 @@ score_alone(Term *term, const void *lengths, const double *unit, const double *n
     return size;
 }
 
-#define ALONE_OWN(gw, tw, lw)                                                                                          \
-    return own ? score_alone(term, lengths, unit, norm, longest, k1p1, excluded, n_excluded, heap, k, bad, gw, tw, lw, 1) \
-               : score_alone(term, lengths, unit, norm, longest, k1p1, excluded, n_excluded, heap, k, bad, gw, tw, lw, 0);
-#define ALONE_WITH_LENGTHS(gw, tw) \
-    if (lw == 1) {                 \
-        ALONE_OWN(gw, tw, 1)       \
-    } else {                       \
-        ALONE_OWN(gw, tw, 2)       \
-    }
-#define ALONE_WITH_TFS(gw)                  \
-    switch (tw) {                           \
-        case 0: ALONE_WITH_LENGTHS(gw, 0)   \
-        case 1: ALONE_WITH_LENGTHS(gw, 1)   \
-        case 2: ALONE_WITH_LENGTHS(gw, 2)   \
-        default: ALONE_WITH_LENGTHS(gw, 4)  \
-    }
+#define ALONE(gw, tw, lw, own) \
+    { return score_alone(term, lengths, unit, norm, longest, k1p1, excluded, n_excluded, heap, k, bad, gw, tw, lw, own); }
 
 static Py_ssize_t score_one_term(Term *term, const void *lengths, int lw, const double *unit, const double *norm,
                                  uint16_t longest, double k1p1, const Py_ssize_t *excluded, Py_ssize_t n_excluded,
                                  Entry *heap, Py_ssize_t k, uint32_t *bad) {
-    int tw = term->tfs ? term->width : 0, own = term->own_lengths != NULL;
-    switch (term->gap_width) {
-        case 0: ALONE_WITH_TFS(0)
-        case 1: ALONE_WITH_TFS(1)
-        case 2: ALONE_WITH_TFS(2)
-        default: ALONE_WITH_TFS(4)
-    }
+    BY_ENCODING(ALONE)
 }
 
 /* Decodes the ids below `end` into `out` (gaps of `gw` bytes); returns how many. */
