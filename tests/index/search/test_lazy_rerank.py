@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -124,17 +125,34 @@ def test_an_index_without_sketches_answers_the_same_from_the_texts(duplicated_co
     assert _answers(older, questions) == expected
 
 
-def test_an_incremental_run_on_an_index_without_sketches_marks_the_old_passages_unknown(tmp_path: Path) -> None:
+def _older_index(tmp_path: Path, seed: int, *downgrade: tuple[str, tuple[str, ...]]) -> tuple[Path, Callable[[], None]]:
+    """An index of 30 articles (ids a00–a29) made to look older by the ``downgrade`` statements, and a function that
+    adds 30 more (a30–a59) to its corpus and indexes them incrementally."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    articles = _articles(seed=8)
+    articles = _articles(seed=seed)
     _write_articles(corpus, "old", articles[:30])
     db = tmp_path / "index.db"
     index_corpus(db, [str(corpus)])
     with sqlite3.connect(db) as conn:
-        conn.execute("DELETE FROM blobs WHERE name IN (?, ?)", (sketches.SKETCH_BLOB, sketches.DISTINCT_BLOB))
-    _write_articles(corpus, "new", articles[30:])
-    index_corpus(db, [str(corpus)])
+        for statement, parameters in downgrade:
+            conn.execute(statement, parameters)
+    conn.close()
+
+    def add_new() -> None:
+        _write_articles(corpus, "new", articles[30:])
+        index_corpus(db, [str(corpus)])
+
+    return db, add_new
+
+
+def test_an_incremental_run_on_an_index_without_sketches_marks_the_old_passages_unknown(tmp_path: Path) -> None:
+    db, add_new = _older_index(
+        tmp_path,
+        8,
+        ("DELETE FROM blobs WHERE name IN (?, ?)", (sketches.SKETCH_BLOB, sketches.DISTINCT_BLOB)),
+    )
+    add_new()
     conn = sqlite3.connect(db)
     counts = np.frombuffer(dict(conn.execute("SELECT name, data FROM blobs"))[sketches.DISTINCT_BLOB], dtype="<u4")
     new_ids = {row[0] for row in conn.execute("SELECT p.id FROM passages p WHERE p.article_id >= 'a30'")}
@@ -266,19 +284,14 @@ def test_pair_sketches_spare_tokenizing_and_change_no_answer(duplicated_corpus_d
 
 
 def test_an_incremental_run_on_an_index_without_pair_sketches_marks_the_old_passages_unknown(tmp_path: Path) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    articles = _articles(seed=9)
-    _write_articles(corpus, "old", articles[:30])
-    db = tmp_path / "index.db"
-    index_corpus(db, [str(corpus)])
-    with sqlite3.connect(db) as conn:  # as an index written before the pair sketches were stored
-        conn.execute("DELETE FROM blobs WHERE name = ?", (pair_sketches.PAIR_SKETCH_BLOB,))
-        conn.execute("DELETE FROM meta WHERE key = ?", (pair_sketches.GENERATION_KEY,))
-    conn.close()
+    db, add_new = _older_index(  # as an index written before the pair sketches were stored
+        tmp_path,
+        9,
+        ("DELETE FROM blobs WHERE name = ?", (pair_sketches.PAIR_SKETCH_BLOB,)),
+        ("DELETE FROM meta WHERE key = ?", (pair_sketches.GENERATION_KEY,)),
+    )
     assert SearchService(db)._pair_sketches is None
-    _write_articles(corpus, "new", articles[30:])
-    index_corpus(db, [str(corpus)])
+    add_new()
     conn = sqlite3.connect(db)
     stored = dict(conn.execute("SELECT name, data FROM blobs"))[pair_sketches.PAIR_SKETCH_BLOB]
     passages = conn.execute("SELECT id, article_id, text FROM passages").fetchall()
